@@ -1,0 +1,301 @@
+"""DQN on a Gymnasium environment with discrete actions, with TF-Agents (double, dueling, n-step).
+
+Reads top to bottom: the `Config` (one line per hyperparameter), then the workload:
+`setup` builds the environments, the Q-network, the agent, the replay buffer and three
+tf.functions (collect, train, evaluate), traced once, in `setup`; `step` runs collect/train
+rounds for `env_steps_per_step` environment steps, then a greedy evaluation.
+
+One collect/train round:
+  collect  `collect_steps_per_iteration` env steps (summed over the `num_envs` batched envs)
+           with the epsilon-greedy policy (purely random until `initial_collect_steps`);
+  train    `train_steps_per_iteration` gradient steps, each on `batch_size` n-step transitions
+           sampled uniformly from the replay buffer; the target network is copied every
+           `target_update_period` gradient steps.
+
+Evaluation plays `eval_episodes` greedy episodes at once, one per member of a batch of
+`eval_episodes` environments (seeded apart from the training ones), in one tf.function.
+
+TensorFlow, TF-Agents and Gymnasium are imported inside the methods (see lab/workload.py).
+"""
+from __future__ import annotations
+
+import math
+import os
+import time
+from dataclasses import dataclass
+
+import numpy as np
+
+from lab.errors import SpecError
+from lab.workload import Workload, register
+
+EVAL_SEED_OFFSET = 10_000  # evaluation env i is seeded with seed + EVAL_SEED_OFFSET + i
+EVAL_MAX_STEPS = 100_000  # safety cap on one evaluation, for environments without a time limit
+CHECKPOINT_NAME = "dqn"  # files: <dir>/dqn.index, <dir>/dqn.data-*
+
+
+@register
+class DQN(Workload):
+    name = "dqn"
+
+    @dataclass
+    class Config:
+        env_id: str = "CartPole-v1"
+        """Gymnasium id; discrete actions and vector observations (the Q-network is an MLP)."""
+        num_envs: int = 8
+        """Training environments stepped together in one BatchedPyEnvironment."""
+        fc_layers: tuple[int, ...] = (64, 64)
+        """Hidden layer sizes of the Q-network."""
+        learning_rate: float = 1e-3
+        """Adam learning rate."""
+        gamma: float = 0.99
+        """Discount factor."""
+        n_step_update: int = 3
+        """Length of the n-step return in the TD target."""
+        double_dqn: bool = True
+        """Double DQN: the online network picks the next action, the target network values it."""
+        dueling: bool = False
+        """Dueling head (TF-Agents' DuelingQNetwork): Q = V + A - mean(A)."""
+        replay_capacity: int = 50_000
+        """Transitions the replay buffer holds (split evenly over the envs)."""
+        batch_size: int = 64
+        """Transitions per gradient step."""
+        initial_collect_steps: int = 1_000
+        """Env steps of uniformly random actions before training starts."""
+        collect_steps_per_iteration: int = 8
+        """Env steps per collect/train round, summed over the envs (at least num_envs)."""
+        train_steps_per_iteration: int = 1
+        """Gradient steps per collect/train round."""
+        target_update_period: int = 1
+        """Gradient steps between hard copies of the online network into the target network."""
+        epsilon_start: float = 1.0
+        """Exploration rate after the initial random steps ..."""
+        epsilon_end: float = 0.05
+        """... decaying linearly to this rate ..."""
+        epsilon_decay_steps: int = 5_000
+        """... at this env step (counted from the start of training)."""
+        env_steps_per_step: int = 1_000
+        """Env steps trained by one `step()` call (one Tune iteration), before its evaluation."""
+        eval_episodes: int = 10
+        """Greedy episodes per evaluation (played together in a batch of envs)."""
+        max_env_steps: int = 100_000
+        """Env step budget: `step()` returns done=True once it is spent."""
+        grad_clip: float = 10.0
+        """Clip gradients to this global norm (0: no clipping)."""
+        save_replay_buffer: bool = True
+        """Put the replay buffer in checkpoints, so a restored run resumes exactly."""
+        seed: int = 0
+        """Seeds TensorFlow, NumPy and the environments."""
+
+        def check(self) -> None:
+            positive = ("num_envs", "learning_rate", "n_step_update", "replay_capacity", "batch_size",
+                        "collect_steps_per_iteration", "train_steps_per_iteration", "target_update_period",
+                        "epsilon_decay_steps", "env_steps_per_step", "eval_episodes", "max_env_steps")
+            for name in positive:
+                if getattr(self, name) <= 0:
+                    raise ValueError(f"{name} must be positive, got {getattr(self, name)}")
+            if not self.fc_layers or any(units <= 0 for units in self.fc_layers):
+                raise ValueError(f"fc_layers must be a non-empty list of positive sizes, got {list(self.fc_layers)}")
+            if not 0.0 < self.gamma <= 1.0:
+                raise ValueError(f"gamma must be in (0, 1], got {self.gamma}")
+            for name in ("epsilon_start", "epsilon_end"):
+                if not 0.0 <= getattr(self, name) <= 1.0:
+                    raise ValueError(f"{name} must be in [0, 1], got {getattr(self, name)}")
+            if self.initial_collect_steps < 0 or self.grad_clip < 0:
+                raise ValueError("initial_collect_steps and grad_clip cannot be negative")
+            if self.collect_steps_per_iteration < self.num_envs:
+                raise ValueError(f"collect_steps_per_iteration ({self.collect_steps_per_iteration}) must be at "
+                                 f"least num_envs ({self.num_envs}): one round steps every env at least once")
+            if self.replay_capacity // self.num_envs < self.n_step_update + 1:
+                raise ValueError(f"replay_capacity ({self.replay_capacity}) must hold at least "
+                                 f"n_step_update + 1 = {self.n_step_update + 1} steps per env")
+
+    # ------------------------------------------------------------------ setup
+    def setup(self) -> None:
+        os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")  # TF-Agents needs tf_keras (shared/STACK.md)
+        import tensorflow as tf
+        from tf_agents.agents.dqn import dqn_agent
+        from tf_agents.drivers import dynamic_step_driver
+        from tf_agents.networks import dueling_q_network, q_network
+        from tf_agents.replay_buffers import tf_uniform_replay_buffer
+        from tf_agents.utils import common
+
+        from envs.tf_env import check_env_id, make_tf_env
+
+        cfg = self.config
+        tf.keras.utils.set_random_seed(cfg.seed)  # Python, NumPy and TensorFlow
+
+        # Environments: check the id and the spaces before building the batches.
+        check_env_id(cfg.env_id)
+        self.train_env = make_tf_env(cfg.env_id, cfg.num_envs, seed=cfg.seed)
+        self.eval_env = make_tf_env(cfg.env_id, cfg.eval_episodes, seed=cfg.seed + EVAL_SEED_OFFSET)
+        check_spaces(cfg.env_id, self.train_env.observation_spec(), self.train_env.action_spec())
+
+        # Q-network and agent.
+        network_cls = dueling_q_network.DuelingQNetwork if cfg.dueling else q_network.QNetwork
+        self.q_network = network_cls(
+            self.train_env.observation_spec(), self.train_env.action_spec(), fc_layer_params=tuple(cfg.fc_layers)
+        )
+        self.optimizer = tf.keras.optimizers.Adam(learning_rate=cfg.learning_rate)
+        self.train_step = tf.Variable(0, dtype=tf.int64, trainable=False, name="train_step")
+        self.env_steps = tf.Variable(0, dtype=tf.int64, trainable=False, name="env_steps")
+        self.learning_starts = max(cfg.initial_collect_steps, cfg.num_envs * (cfg.n_step_update + 1))
+
+        def epsilon():
+            """Exploration rate, a function of the env step counter (evaluated inside the graph)."""
+            steps = tf.cast(self.env_steps, tf.float32)
+            fraction = tf.minimum(steps / float(cfg.epsilon_decay_steps), 1.0)
+            decayed = cfg.epsilon_start + fraction * (cfg.epsilon_end - cfg.epsilon_start)
+            return tf.where(self.env_steps < self.learning_starts, 1.0, decayed)
+
+        self.epsilon = epsilon
+        agent_cls = dqn_agent.DdqnAgent if cfg.double_dqn else dqn_agent.DqnAgent
+        self.agent = agent_cls(
+            self.train_env.time_step_spec(),
+            self.train_env.action_spec(),
+            q_network=self.q_network,
+            optimizer=self.optimizer,
+            epsilon_greedy=epsilon,
+            n_step_update=cfg.n_step_update,
+            target_update_tau=1.0,
+            target_update_period=cfg.target_update_period,
+            td_errors_loss_fn=common.element_wise_huber_loss,
+            gamma=cfg.gamma,
+            gradient_clipping=cfg.grad_clip or None,
+            train_step_counter=self.train_step,
+        )
+        self.agent.initialize()  # copies the online network into the target network
+        self.optimizer.build(self.q_network.trainable_variables)  # no variable creation inside the train loop
+
+        # Replay buffer: one row per env.
+        self.replay_buffer = tf_uniform_replay_buffer.TFUniformReplayBuffer(
+            data_spec=self.agent.collect_data_spec,
+            batch_size=cfg.num_envs,
+            max_length=cfg.replay_capacity // cfg.num_envs,
+        )
+
+        # Collect: one driver run = one round of collect_steps_per_iteration env steps.
+        def count_env_steps(traj):
+            """Observer: env steps taken (boundary LAST -> FIRST transitions are resets, not steps)."""
+            self.env_steps.assign_add(tf.reduce_sum(tf.cast(~traj.is_boundary(), tf.int64)))
+
+        driver = dynamic_step_driver.DynamicStepDriver(
+            self.train_env,
+            self.agent.collect_policy,
+            observers=[self.replay_buffer.add_batch, count_env_steps],
+            num_steps=cfg.collect_steps_per_iteration,
+        )
+
+        @tf.function
+        def collect():
+            driver.run()
+            return self.env_steps.value()
+
+        # Train: train_steps_per_iteration gradient steps in one graph loop; returns the mean loss.
+        @tf.function
+        def train():
+            total = tf.constant(0.0)
+            for _ in tf.range(cfg.train_steps_per_iteration):
+                experience, _ = self.replay_buffer.get_next(
+                    sample_batch_size=cfg.batch_size, num_steps=cfg.n_step_update + 1
+                )
+                total += self.agent.train(experience).loss
+            return total / cfg.train_steps_per_iteration
+
+        # Evaluate: one greedy episode in each eval env, all at once.
+        greedy = self.agent.policy
+        eval_env = self.eval_env
+
+        @tf.function
+        def evaluate():
+            time_step = eval_env.reset()
+            returns = tf.zeros([cfg.eval_episodes], tf.float32)
+            lengths = tf.zeros([cfg.eval_episodes], tf.int64)
+            running = tf.ones([cfg.eval_episodes], tf.bool)
+            for _ in tf.range(EVAL_MAX_STEPS):
+                if not tf.reduce_any(running):
+                    break
+                time_step = eval_env.step(greedy.action(time_step).action)
+                returns += tf.where(running, time_step.reward, 0.0)
+                lengths += tf.cast(running, tf.int64)
+                running = tf.logical_and(running, ~time_step.is_last())
+            return returns, lengths
+
+        # Trace all three now (no env steps are taken), so that step() times training only.
+        self._collect = collect.get_concrete_function()
+        self._train = train.get_concrete_function()
+        self._evaluate = evaluate.get_concrete_function()
+        self.checkpoint = self._make_checkpoint(tf)
+
+    def _make_checkpoint(self, tf):
+        objects = dict(agent=self.agent, q_network=self.q_network, optimizer=self.optimizer,
+                       train_step=self.train_step, env_steps=self.env_steps)
+        if self.config.save_replay_buffer:
+            objects["replay_buffer"] = self.replay_buffer
+        return tf.train.Checkpoint(**objects)
+
+    # ------------------------------------------------------------------ training
+    def step(self) -> dict[str, float | bool]:
+        cfg = self.config
+        start_steps = int(self.env_steps.numpy())
+        target = min(start_steps + cfg.env_steps_per_step, cfg.max_env_steps)
+        losses = []
+        started = time.perf_counter()
+        steps = start_steps
+        while steps < target:
+            steps = int(self._collect())
+            if steps >= self.learning_starts:
+                losses.append(self._train())
+        train_seconds = time.perf_counter() - started
+
+        started = time.perf_counter()
+        returns, lengths = self._evaluate()
+        eval_seconds = time.perf_counter() - started
+        return {
+            "eval/average_return": float(np.mean(returns)),
+            "eval/episode_length": float(np.mean(lengths)),
+            "train/loss": float(np.mean(losses)) if losses else math.nan,  # nan: no gradient step yet
+            "train/epsilon": float(self.epsilon()),
+            "train/gradient_steps": int(self.train_step.numpy()),
+            "charts/env_steps": steps,
+            "charts/sps": (steps - start_steps) / max(train_seconds, 1e-9),
+            "charts/eval_seconds": eval_seconds,
+            "done": steps >= cfg.max_env_steps,
+        }
+
+    def greedy_actions(self, observations: np.ndarray) -> np.ndarray:
+        """Greedy actions of the current Q-network for a batch of observations (tests, demos)."""
+        import tensorflow as tf
+        from tf_agents.trajectories import time_step as ts
+
+        observations = tf.convert_to_tensor(observations, dtype=self.q_network.input_tensor_spec.dtype)
+        return self.agent.policy.action(ts.restart(observations, batch_size=len(observations))).action.numpy()
+
+    # ------------------------------------------------------------------ checkpoints
+    def save(self, checkpoint_dir: str) -> None:
+        self.checkpoint.write(os.path.join(checkpoint_dir, CHECKPOINT_NAME))
+
+    def restore(self, checkpoint_dir: str) -> None:
+        status = self.checkpoint.read(os.path.join(checkpoint_dir, CHECKPOINT_NAME))
+        status.assert_existing_objects_matched()
+
+    def close(self) -> None:
+        for env in (getattr(self, "train_env", None), getattr(self, "eval_env", None)):
+            if env is not None:
+                env.close()
+
+
+def check_spaces(env_id: str, observation_spec, action_spec) -> None:
+    """SpecError unless the env has one discrete action and vector observations (what an MLP DQN needs)."""
+    import tensorflow as tf
+
+    actions = tf.nest.flatten(action_spec)
+    if len(actions) != 1 or not actions[0].dtype.is_integer or actions[0].shape.rank != 0:
+        kind = "continuous" if actions[0].dtype.is_floating else "multi-dimensional"
+        raise SpecError(f"DQN needs one discrete action, but '{env_id}' has {kind} actions "
+                        f"{actions[0].shape.as_list()} ({actions[0].dtype.name}); use an actor-critic agent (SAC, PPO)")
+    observations = tf.nest.flatten(observation_spec)
+    if len(observations) != 1 or observations[0].shape.rank != 1:
+        shape = [o.shape.as_list() for o in observations]
+        raise SpecError(f"DQN's MLP Q-network needs flat vector observations, but '{env_id}' observes "
+                        f"{shape[0] if len(shape) == 1 else shape} (images need a conv network)")

@@ -1,0 +1,126 @@
+"""Tune callbacks, run on the driver: the registry record and the TensorBoard scalars of every trial."""
+from __future__ import annotations
+
+import math
+import os
+from typing import Any
+
+from ray.tune import Callback
+
+from lab.registry import Registry, clean_metrics
+from lab.tboard import SummaryWriter
+
+AUTO_METRICS = ("time_this_iter_s", "time_total_s", "training_iteration")
+
+
+class RegistryCallback(Callback):
+    """Mirrors every trial's status, config, metrics, checkpoint and error into the registry."""
+
+    def __init__(self, registry_url: str, experiment_id: int, metric: str, mode: str):
+        self.registry_url = registry_url
+        self.experiment_id = experiment_id
+        self.metric = metric
+        self.mode = mode
+        self._registry: Registry | None = None
+        self._best: dict[str, float] = {}
+
+    def __getstate__(self) -> dict:  # the Tuner pickles its callbacks: keep the connection out
+        return {**self.__dict__, "_registry": None}
+
+    @property
+    def registry(self) -> Registry:
+        if self._registry is None:
+            self._registry = Registry(self.registry_url)
+        return self._registry
+
+    def _upsert(self, trial, **fields: Any) -> None:
+        self.registry.upsert_trial(self.experiment_id, trial.trial_id, **fields)
+
+    def on_trial_start(self, iteration, trials, trial, **info):
+        self._upsert(trial, status="RUNNING", config=trial.config, logdir=trial.local_path)
+
+    def on_trial_restore(self, iteration, trials, trial, **info):
+        self._upsert(trial, status="RUNNING")
+
+    def on_trial_result(self, iteration, trials, trial, result, **info):
+        metrics = clean_metrics(result)
+        fields = {"status": "RUNNING", "iterations": int(result.get("training_iteration", 0)), "last_result": metrics}
+        value = metrics.get(self.metric)
+        if isinstance(value, (int, float)) and math.isfinite(value):
+            best = self._best.get(trial.trial_id)
+            if best is None or (value > best if self.mode == "max" else value < best):
+                self._best[trial.trial_id] = value
+                fields.update(best_metric=float(value), best_result=metrics)
+        self._upsert(trial, **fields)
+
+    def on_checkpoint(self, iteration, trials, trial, checkpoint, **info):
+        self._upsert(trial, checkpoint_path=getattr(checkpoint, "path", None))
+
+    def on_trial_complete(self, iteration, trials, trial, **info):
+        checkpoint = trial.checkpoint
+        self._upsert(trial, status="TERMINATED", checkpoint_path=checkpoint.path if checkpoint else None)
+
+    def on_trial_error(self, iteration, trials, trial, **info):
+        self._upsert(trial, status="ERROR", error=trial_error(trial))
+
+
+class TensorBoardCallback(Callback):
+    """Writes each trial's namespaced scalars and its HParams record into the trial's folder."""
+
+    def __init__(self):
+        self._writers: dict[str, SummaryWriter] = {}
+
+    def __getstate__(self) -> dict:
+        return {"_writers": {}}
+
+    def _writer(self, trial) -> SummaryWriter:
+        if trial.trial_id not in self._writers:
+            os.makedirs(trial.local_path, exist_ok=True)
+            writer = SummaryWriter(trial.local_path)
+            writer.hparams(hparams_of(trial.config), trial_id=trial.trial_id)
+            self._writers[trial.trial_id] = writer
+        return self._writers[trial.trial_id]
+
+    def on_trial_start(self, iteration, trials, trial, **info):
+        self._writer(trial).flush()
+
+    def on_trial_result(self, iteration, trials, trial, result, **info):
+        scalars = {k: v for k, v in result.items() if "/" in k}
+        scalars.update({f"tune/{k}": result[k] for k in AUTO_METRICS if k in result})
+        writer = self._writer(trial)
+        writer.scalars(scalars, step=int(result.get("training_iteration", 0)))
+        writer.flush()
+
+    def _close(self, trial) -> None:
+        writer = self._writers.pop(trial.trial_id, None)
+        if writer is not None:
+            writer.close()
+
+    def on_trial_complete(self, iteration, trials, trial, **info):
+        self._close(trial)
+
+    def on_trial_error(self, iteration, trials, trial, **info):
+        self._close(trial)
+
+
+def hparams_of(config: dict[str, Any]) -> dict[str, Any]:
+    """The trial's parameters as HParams values (lists become strings, nested keys are flattened)."""
+    flat = {}
+    for key, value in config.items():
+        if isinstance(value, dict):
+            flat.update({f"{key}.{k}": v for k, v in hparams_of(value).items()})
+        else:
+            flat[key] = value if isinstance(value, (bool, int, float, str)) else str(value)
+    return flat
+
+
+def trial_error(trial) -> str:
+    """The trial's error as 'Type: message' (the last line of its traceback), plus the file with the rest."""
+    path = getattr(trial, "error_file", None)
+    text = ""
+    if path and os.path.exists(path):
+        with open(path, errors="replace") as handle:
+            text = handle.read()
+    lines = [line for line in text.strip().splitlines() if line.strip()]
+    summary = lines[-1].strip() if lines else "the trial failed (no error file)"
+    return f"{summary}\n(traceback: {path})" if path else summary

@@ -1,0 +1,243 @@
+"""`lab`: run experiments, list and inspect them, open TensorBoard.
+
+Start-up stays light: TensorFlow and Ray are imported only by the commands that run experiments.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from typing import Any
+
+from lab.errors import LabError
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = make_parser()
+    args = parser.parse_args(argv)
+    try:
+        return args.handler(args)
+    except LabError as exc:
+        print(f"lab: error: {str(exc).splitlines()[0]}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("lab: interrupted", file=sys.stderr)
+        return 130
+
+
+def make_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="lab", description="Run tracked Ray Tune experiments of the Hands-On ML curriculum.")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    run = commands.add_parser("run", help="run a preset or a spec.yaml as a Ray Tune experiment")
+    run.add_argument("source", help="a preset name (see `lab presets`) or a path to a spec YAML")
+    run.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                     help="override a spec field (num_samples=4, params.learning_rate=1e-3, or just learning_rate=1e-3)")
+    run.add_argument("--address", help="Ray cluster address (default: start Ray locally; or $LAB_RAY_ADDRESS)")
+    run.add_argument("--dry-run", action="store_true", help="validate and print the resolved spec, run nothing")
+    run.set_defaults(handler=cmd_run)
+
+    resume = commands.add_parser("resume", help="continue an interrupted experiment")
+    resume.add_argument("id", type=int)
+    resume.add_argument("--address", help="Ray cluster address")
+    resume.set_defaults(handler=cmd_resume)
+
+    ls = commands.add_parser("ls", help="list experiments in the registry")
+    ls.add_argument("--limit", type=int, default=30)
+    ls.set_defaults(handler=cmd_ls)
+
+    show = commands.add_parser("show", help="an experiment and its trials")
+    show.add_argument("id", type=int)
+    show.set_defaults(handler=cmd_show)
+
+    best = commands.add_parser("best", help="the best trial of an experiment")
+    best.add_argument("id", type=int)
+    best.add_argument("--json", action="store_true", help="print it as JSON")
+    best.set_defaults(handler=cmd_best)
+
+    board = commands.add_parser("tensorboard", help="start TensorBoard over experiments (default: the last 10)")
+    board.add_argument("ids", type=int, nargs="*")
+    board.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
+    board.add_argument("--port", type=int, default=6006)
+    board.set_defaults(handler=cmd_tensorboard)
+
+    presets = commands.add_parser("presets", help="list the presets shipped with the lab")
+    presets.set_defaults(handler=cmd_presets)
+    return parser
+
+
+# ------------------------------------------------------------------ commands
+def cmd_run(args: argparse.Namespace) -> int:
+    from lab import spec as specs
+
+    experiment_specs = specs.load(args.source, args.overrides)
+    if args.dry_run:
+        import yaml
+
+        for spec in experiment_specs:
+            print(yaml.safe_dump(spec.to_dict(), sort_keys=False))
+        return 0
+    from lab import runner
+    from lab.registry import Registry
+
+    registry = Registry()
+    registry.check()
+    outcomes = []
+    for spec in experiment_specs:
+        outcomes.append(runner.run(spec, address=args.address, registry=registry))
+    print_outcomes(outcomes)
+    return 0 if all(o.status == "completed" for o in outcomes) else 1
+
+
+def cmd_resume(args: argparse.Namespace) -> int:
+    from lab import runner
+
+    outcome = runner.resume(args.id, address=args.address)
+    print_outcomes([outcome])
+    return 0 if outcome.status == "completed" else 1
+
+
+def cmd_ls(args: argparse.Namespace) -> int:
+    from lab.registry import Registry
+
+    rows = Registry().experiments(limit=args.limit)
+    if not rows:
+        print("no experiments yet: try `lab run quickstart`")
+        return 0
+    table = [
+        [r["id"], r["name"], r["workload"], r["status"], f"{r['num_trials'] or 0}", f"{r['num_errors'] or 0}",
+         _time(r["started_at"]), r["user"] or "", r["host"] or ""]
+        for r in rows
+    ]
+    print_table(["ID", "NAME", "WORKLOAD", "STATUS", "TRIALS", "ERRORS", "STARTED", "USER", "HOST"], table)
+    return 0
+
+
+def cmd_show(args: argparse.Namespace) -> int:
+    from lab.registry import Registry
+
+    registry = Registry()
+    exp = registry.experiment(args.id)
+    spec = exp["spec"]
+    print(f"experiment {exp['id']}: {exp['name']} ({exp['workload']}) - {exp['status']}")
+    print(f"  metric   {exp['metric']} ({exp['mode']})")
+    print(f"  started  {_time(exp['started_at'])}   ended {_time(exp['ended_at'])}")
+    print(f"  by       {exp['user']}@{exp['host']}   commit {exp['git_commit'] or '-'}")
+    print(f"  storage  {exp['storage_path']}")
+    if spec.get("search"):
+        print(f"  search   {json.dumps(spec['search'])}")
+    if exp["error"]:
+        print(f"  error    {exp['error']}")
+    searched = list(spec.get("search", {}))
+    rows = []
+    for t in registry.trials(args.id):
+        params = " ".join(f"{k}={_fmt(t['config'].get(k))}" for k in searched)
+        rows.append([t["trial_id"], t["status"], t["iterations"], _fmt(t["last_result"].get(exp["metric"])),
+                     _fmt(t["best_metric"]), params, (t["error"] or "").splitlines()[0] if t["error"] else ""])
+    print_table(["TRIAL", "STATUS", "ITER", "LAST", "BEST", "PARAMS", "ERROR"], rows)
+    return 0
+
+
+def cmd_best(args: argparse.Namespace) -> int:
+    from lab.registry import Registry
+
+    registry = Registry()
+    exp = registry.experiment(args.id)
+    best = registry.best_trial(args.id)
+    if best is None:
+        raise LabError(f"experiment {args.id} has no trial that reported '{exp['metric']}'")
+    if args.json:
+        print(json.dumps({k: _jsonable(v) for k, v in best.items()}, indent=2))
+        return 0
+    print_best(exp, best)
+    return 0
+
+
+def cmd_tensorboard(args: argparse.Namespace) -> int:
+    import os
+    import subprocess
+
+    from lab.registry import Registry
+
+    registry = Registry()
+    experiments = [registry.experiment(i) for i in args.ids] if args.ids else registry.experiments(limit=10)
+    folders = {f"{e['id']}-{e['name']}": e["storage_path"] for e in experiments if e["storage_path"]}
+    missing = [path for path in folders.values() if "://" not in path and not os.path.isdir(path)]
+    if not folders:
+        raise LabError("no experiments to show: run one first (`lab run quickstart`)")
+    if missing:
+        raise LabError(f"experiment folder not found: {missing[0]}")
+    logdir_spec = ",".join(f"{name}:{path}" for name, path in folders.items())
+    command = [sys.executable, "-m", "tensorboard.main", "--logdir_spec", logdir_spec,
+               "--host", args.host, "--port", str(args.port)]
+    print(f"TensorBoard on http://{args.host}:{args.port}/ over {', '.join(folders)} (Ctrl-C stops it)", flush=True)
+    return subprocess.call(command)
+
+
+def cmd_presets(args: argparse.Namespace) -> int:
+    from lab import spec as specs
+
+    rows = []
+    for name, resource in sorted(specs.presets().items()):
+        raw = specs.parse_yaml(resource.read_text(), name)
+        kind = "suite" if "suite" in raw else raw.get("workload", "?")
+        rows.append([name, kind, (raw.get("description") or "").strip().splitlines()[0] if raw.get("description") else ""])
+    print_table(["PRESET", "WORKLOAD", "DESCRIPTION"], rows)
+    return 0
+
+
+# ------------------------------------------------------------------ output
+def print_outcomes(outcomes) -> None:
+    from lab.registry import Registry
+
+    registry = Registry()
+    print()
+    for outcome in outcomes:
+        exp = registry.experiment(outcome.experiment_id)
+        print(f"experiment {outcome.experiment_id} ({outcome.name}): {outcome.status}, "
+              f"{outcome.num_trials} trials, {outcome.num_errors} errors")
+        if outcome.best:
+            print_best(exp, outcome.best, indent="  ")
+    ids = " ".join(str(o.experiment_id) for o in outcomes)
+    print(f"\nexperiment ids: {ids}")
+    print(f"TensorBoard:    lab tensorboard {ids}")
+
+
+def print_best(exp: dict[str, Any], best: dict[str, Any], indent: str = "") -> None:
+    metric = exp["metric"]
+    reference = exp["spec"].get("reference") or {}
+    line = f"{indent}best trial {best['trial_id']}: {metric} = {_fmt(best['best_metric'])}"
+    if reference.get("metric") == metric and reference.get("score"):
+        reached = best["best_metric"] >= reference["score"] if exp["mode"] == "max" else best["best_metric"] <= reference["score"]
+        line += f" (reference {reference['score']:g}: {'reached' if reached else 'NOT reached'})"
+    print(line)
+    searched = exp["spec"].get("search") or {}
+    shown = {k: best["config"].get(k) for k in searched} or best["config"]
+    print(f"{indent}  config: {' '.join(f'{k}={_fmt(v)}' for k, v in shown.items())}")
+    if best.get("checkpoint_path"):
+        print(f"{indent}  checkpoint: {best['checkpoint_path']}")
+
+
+def print_table(header: list[str], rows: list[list[Any]]) -> None:
+    cells = [[str(c) for c in row] for row in [header, *rows]]
+    widths = [max(len(row[i]) for row in cells) for i in range(len(header))]
+    for row in cells:
+        print("  ".join(c.ljust(w) for c, w in zip(row, widths)).rstrip())
+
+
+def _fmt(value: Any) -> str:
+    if isinstance(value, float):
+        return f"{value:.4g}"
+    return "-" if value is None else str(value)
+
+
+def _time(value: Any) -> str:
+    return value.strftime("%Y-%m-%d %H:%M:%S") if value else "-"
+
+
+def _jsonable(value: Any) -> Any:
+    return value.isoformat() if hasattr(value, "isoformat") else value
+
+
+if __name__ == "__main__":
+    sys.exit(main())

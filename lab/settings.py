@@ -1,0 +1,49 @@
+"""The lab's settings, all from the environment, with documented defaults.
+
+- LAB_HOME: the lab's folder (default ~/.agent-lab): registry.db, experiments/, keras/.
+- LAB_REGISTRY_URL: an SQLAlchemy URL for the registry (default sqlite:///$LAB_HOME/registry.db);
+  point it at PostgreSQL to share one registry in a team.
+- LAB_STORAGE: where Tune writes experiments (default $LAB_HOME/experiments); a path or a URI.
+- LAB_RAY_ADDRESS: a Ray cluster to use instead of starting Ray locally (same as --address).
+"""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+# Settings every process of the lab needs before TensorFlow is imported, Ray workers included.
+WORKER_ENV = {
+    "TF_USE_LEGACY_KERAS": "1",  # TF-Agents needs Keras 2 (tf_keras); see shared/STACK.md
+    "TF_CPP_MIN_LOG_LEVEL": "2",
+    "TUNE_DISABLE_AUTO_CALLBACK_LOGGERS": "1",  # the lab writes its own TensorBoard records
+    "RAY_AIR_NEW_OUTPUT": "1",
+}
+
+
+def lab_home() -> Path:
+    return Path(os.environ.get("LAB_HOME") or Path.home() / ".agent-lab").expanduser()
+
+
+def registry_url() -> str:
+    return os.environ.get("LAB_REGISTRY_URL") or f"sqlite:///{lab_home() / 'registry.db'}"
+
+
+def storage_path() -> str:
+    return os.environ.get("LAB_STORAGE") or str(lab_home() / "experiments")
+
+
+def worker_env() -> dict[str, str]:
+    """Environment variables shipped to every Ray worker (the lab's settings included)."""
+    env = dict(WORKER_ENV)
+    env["LAB_HOME"] = str(lab_home())
+    env["KERAS_HOME"] = os.environ.get("KERAS_HOME") or str(lab_home() / "keras")
+    for name in ("LAB_DATA_DIR",):
+        if os.environ.get(name):
+            env[name] = os.environ[name]
+    return env
+
+
+def apply_worker_env() -> None:
+    """Set the worker environment in this process (before TensorFlow is imported)."""
+    for key, value in worker_env().items():
+        os.environ.setdefault(key, value)

@@ -1,0 +1,127 @@
+"""TensorBoard event files without TensorFlow: scalars, images, text and the HParams records.
+
+Uses tensorboardX's pure-Python event writer with TensorBoard's protobufs, so a scikit-learn trial never
+imports TensorFlow just to log a curve.
+"""
+from __future__ import annotations
+
+import io
+import math
+import time
+from typing import Any
+
+import numpy as np
+from tensorboard.compat.proto import event_pb2, summary_pb2, tensor_pb2, tensor_shape_pb2, types_pb2
+from tensorboard.plugins.hparams import summary_v2 as hparams_summary
+from tensorboardX.event_file_writer import EventFileWriter  # pure Python (TensorBoard's own calls tf.io.gfile)
+from tensorboardX.proto import event_pb2 as tbx_event_pb2
+
+
+class SummaryWriter:
+    """Writes one TensorBoard run (one events file) under `logdir`."""
+
+    def __init__(self, logdir: str):
+        self.logdir = logdir
+        self._writer = EventFileWriter(logdir)
+
+    def _add(self, event: event_pb2.Event) -> None:
+        # the same wire format; tensorboardX's writer only accepts its own copy of the class
+        self._writer.add_event(tbx_event_pb2.Event.FromString(event.SerializeToString()))
+
+    def _write(self, summary: summary_pb2.Summary, step: int) -> None:
+        self._add(event_pb2.Event(wall_time=time.time(), step=int(step), summary=summary))
+
+    def scalars(self, metrics: dict[str, Any], step: int) -> None:
+        """Write every finite number of `metrics` as a scalar under its own (namespaced) tag."""
+        values = [
+            summary_pb2.Summary.Value(tag=tag, simple_value=float(value))
+            for tag, value in metrics.items()
+            if _is_number(value) and math.isfinite(float(value))
+        ]
+        if values:
+            self._write(summary_pb2.Summary(value=values), step)
+
+    def image(self, tag: str, array: np.ndarray, step: int) -> None:
+        """An image from an HxW or HxWxC array (uint8, or floats in [0, 1])."""
+        from PIL import Image
+
+        array = np.asarray(array)
+        if array.dtype != np.uint8:
+            array = (np.clip(array, 0.0, 1.0) * 255).round().astype(np.uint8)
+        if array.ndim == 3 and array.shape[-1] == 1:
+            array = array[..., 0]
+        buffer = io.BytesIO()
+        Image.fromarray(array).save(buffer, format="PNG")
+        self._png(tag, buffer.getvalue(), array.shape[0], array.shape[1], 1 if array.ndim == 2 else array.shape[2], step)
+
+    def figure(self, tag: str, figure: Any, step: int) -> None:
+        """A matplotlib figure, rendered to PNG and closed."""
+        import matplotlib.pyplot as plt
+
+        buffer = io.BytesIO()
+        figure.savefig(buffer, format="png", dpi=100, bbox_inches="tight")
+        plt.close(figure)
+        from PIL import Image
+
+        width, height = Image.open(io.BytesIO(buffer.getvalue())).size
+        self._png(tag, buffer.getvalue(), height, width, 4, step)
+
+    def _png(self, tag: str, png: bytes, height: int, width: int, channels: int, step: int) -> None:
+        image = summary_pb2.Summary.Image(
+            height=height, width=width, colorspace=channels, encoded_image_string=png
+        )
+        self._write(summary_pb2.Summary(value=[summary_pb2.Summary.Value(tag=tag, image=image)]), step)
+
+    def text(self, tag: str, text: str, step: int) -> None:
+        """Markdown text, shown in TensorBoard's Text dashboard."""
+        tensor = tensor_pb2.TensorProto(
+            dtype=types_pb2.DT_STRING,
+            string_val=[text.encode("utf-8")],
+            tensor_shape=tensor_shape_pb2.TensorShapeProto(),
+        )
+        metadata = summary_pb2.SummaryMetadata(
+            plugin_data=summary_pb2.SummaryMetadata.PluginData(plugin_name="text")
+        )
+        value = summary_pb2.Summary.Value(tag=tag, tensor=tensor, metadata=metadata)
+        self._write(summary_pb2.Summary(value=[value]), step)
+
+    def hparams(self, config: dict[str, Any], trial_id: str) -> None:
+        """This run's hyperparameters, for the HParams dashboard (one session per trial)."""
+        values = {k: _hparam_value(v) for k, v in config.items()}
+        self._add(event_pb2.Event(wall_time=time.time(), summary=hparams_summary.hparams_pb(values, trial_id=trial_id)))
+
+    def flush(self) -> None:
+        self._writer.flush()
+
+    def close(self) -> None:
+        self._writer.close()
+
+
+class MediaLogger:
+    """What a workload gets as `context.logger`: images, figures and text at the current iteration."""
+
+    def __init__(self, writer: SummaryWriter):
+        self._writer = writer
+        self.step = 0
+
+    def image(self, tag: str, array: np.ndarray) -> None:
+        self._writer.image(tag, array, self.step)
+
+    def figure(self, tag: str, figure: Any) -> None:
+        self._writer.figure(tag, figure, self.step)
+
+    def text(self, tag: str, text: str) -> None:
+        self._writer.text(tag, text, self.step)
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(value, bool)
+
+
+def _hparam_value(value: Any) -> bool | float | str:
+    """HParams accept only bool, number or string: lists and None become strings."""
+    if isinstance(value, (bool, np.bool_)):
+        return bool(value)
+    if _is_number(value):
+        return float(value)
+    return str(value)

@@ -1,0 +1,66 @@
+"""The one Tune adapter: runs any registered workload as a `ray.tune.Trainable`."""
+from __future__ import annotations
+
+import math
+import os
+import random
+
+import numpy as np
+from ray import tune
+
+from lab import settings
+from lab import workload as workloads
+from lab.tboard import MediaLogger, SummaryWriter
+
+
+class WorkloadTrainable(tune.Trainable):
+    """setup -> workload.setup, step -> workload.step (NaN fails the trial), save/restore -> checkpoints."""
+
+    def setup(self, config: dict, workload: str) -> None:
+        settings.apply_worker_env()
+        cls = workloads.get(workload)
+        workload_config = cls.make_config(config)
+        random.seed(workload_config.seed)
+        np.random.seed(workload_config.seed % 2**32)
+        self._writer = SummaryWriter(media_dir(self))
+        self._media = MediaLogger(self._writer)
+        context = workloads.TrialContext(
+            trial_dir=media_dir(self),
+            trial_id=self.trial_id,
+            num_gpus=float(self.trial_resources.required_resources.get("GPU", 0)) if self.trial_resources else 0.0,
+            logger=self._media,
+        )
+        self.workload = cls(workload_config, context)
+        self.workload.setup()
+
+    def step(self) -> dict:
+        self._media.step = self.iteration + 1
+        metrics = self.workload.step()
+        for key, value in metrics.items():
+            if isinstance(value, (float, np.floating)) and not math.isfinite(value):
+                raise FloatingPointError(f"metric '{key}' is {value} at iteration {self.iteration + 1}")
+        self._writer.flush()
+        return metrics
+
+    def save_checkpoint(self, checkpoint_dir: str) -> None:
+        self.workload.save(checkpoint_dir)
+
+    def load_checkpoint(self, checkpoint_dir: str) -> None:
+        self.workload.restore(checkpoint_dir)
+
+    def cleanup(self) -> None:
+        try:
+            self.workload.close()
+        finally:
+            self._writer.close()
+
+
+def media_dir(trainable: tune.Trainable) -> str:
+    """Where a trial writes its own TensorBoard media: the trial folder when storage is local,
+    else the working directory that Tune syncs to storage with the checkpoints."""
+    storage = trainable._storage
+    path = storage.trial_fs_path if storage is not None else trainable.logdir
+    if storage is not None and not os.path.isabs(path):
+        path = storage.trial_working_directory
+    os.makedirs(path, exist_ok=True)
+    return path

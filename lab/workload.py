@@ -1,0 +1,218 @@
+"""The one workload protocol and the workload registry.
+
+A workload is one trainable thing (a scikit-learn pipeline, a Keras model, a TF-Agents agent).
+It knows nothing of Ray or TensorBoard files: the Tune adapter (`lab.trainable`) drives it.
+
+    @register
+    class MyWorkload(Workload):
+        name = "my_workload"
+
+        @dataclass
+        class Config:
+            seed: int = 0
+            learning_rate: float = 1e-3
+
+        def setup(self): ...                      # heavy work: data, model
+        def step(self) -> dict[str, float]: ...   # one unit of training, flat namespaced metrics
+        def save(self, checkpoint_dir): ...
+        def restore(self, checkpoint_dir): ...
+
+Workload modules live in the packages of `WORKLOAD_PACKAGES` and are found by `discover()`.
+They must not import TensorFlow or Ray at module level (import them inside `setup`), so that
+specs validate, and the CLI starts, without paying for those imports.
+"""
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import importlib
+import math
+import pkgutil
+import types
+import typing
+from typing import Any, ClassVar, Literal
+
+from lab.errors import SpecError
+
+WORKLOAD_PACKAGES = ("classical", "deep", "agents")
+WORKLOADS: dict[str, type[Workload]] = {}
+
+
+@dataclasses.dataclass
+class TrialContext:
+    """What the adapter gives a workload: where to write, how to log media, which devices it has."""
+
+    trial_dir: str
+    trial_id: str = "local"
+    num_gpus: float = 0.0
+    logger: Any = None  # lab.tboard.MediaLogger: .image(tag, array), .text(tag, str), .figure(tag, fig)
+
+
+class Workload:
+    """Base class of every workload; subclasses set `name` and `Config` and override the methods."""
+
+    name: ClassVar[str]
+    Config: ClassVar[type]
+
+    def __init__(self, config: Any, context: TrialContext):
+        self.config = config
+        self.context = context
+
+    @classmethod
+    def make_config(cls, params: dict[str, Any]) -> Any:
+        """Validate a plain dict into `Config`; raise SpecError naming the first problem."""
+        return build_dataclass(cls.Config, params, owner=f"workload '{cls.name}'")
+
+    def setup(self) -> None:
+        """Load data, build models. Called once, in the trial's process."""
+
+    def step(self) -> dict[str, Any]:
+        """Train one unit (an epoch, N env steps, one CV run); return flat namespaced metrics.
+
+        Keys look like `eval/average_return`, `train/loss`, `charts/sps`. Return `done: True` once
+        the workload's own budget is spent.
+        """
+        raise NotImplementedError
+
+    def save(self, checkpoint_dir: str) -> None:
+        """Write everything needed to resume into `checkpoint_dir` (no pickle)."""
+        raise NotImplementedError
+
+    def restore(self, checkpoint_dir: str) -> None:
+        """Load the state written by `save`."""
+        raise NotImplementedError
+
+    def close(self) -> None:
+        """Release resources (environments, sessions)."""
+
+
+def register(cls: type[Workload]) -> type[Workload]:
+    """Class decorator: add a workload to `WORKLOADS` under `cls.name`."""
+    if not dataclasses.is_dataclass(cls.Config):
+        raise TypeError(f"{cls.__name__}.Config must be a dataclass")
+    if "seed" not in {f.name for f in dataclasses.fields(cls.Config)}:
+        raise TypeError(f"{cls.__name__}.Config needs a 'seed' field: every trial is seeded")
+    if cls.name in WORKLOADS and WORKLOADS[cls.name] is not cls:
+        raise ValueError(f"workload name '{cls.name}' registered twice")
+    WORKLOADS[cls.name] = cls
+    return cls
+
+
+def discover() -> dict[str, type[Workload]]:
+    """Import every module of the workload packages, which registers their workloads."""
+    for package_name in WORKLOAD_PACKAGES:
+        package = importlib.import_module(package_name)
+        for info in pkgutil.walk_packages(package.__path__, prefix=package_name + "."):
+            if not info.name.rsplit(".", 1)[-1].startswith("_"):
+                importlib.import_module(info.name)
+    return WORKLOADS
+
+
+def get(name: str) -> type[Workload]:
+    """The workload class called `name`, or a SpecError suggesting close names."""
+    workloads = discover()
+    if name not in workloads:
+        raise SpecError(f"unknown workload '{name}'{suggest(name, workloads)}")
+    return workloads[name]
+
+
+def suggest(word: str, choices) -> str:
+    """' (did you mean ...?)' for close matches, else a list of what is known."""
+    choices = sorted(choices)
+    close = difflib.get_close_matches(word, choices, n=3, cutoff=0.5)
+    if close:
+        return f" (did you mean {', '.join(repr(c) for c in close)}?)"
+    return f" (known: {', '.join(choices)})" if len(choices) <= 30 else ""
+
+
+# ---------------------------------------------------------------- dataclass validation
+def build_dataclass(cls: type, params: dict[str, Any], owner: str) -> Any:
+    """Build dataclass `cls` from `params`, checking names and types; SpecError on the first problem."""
+    fields = {f.name: f for f in dataclasses.fields(cls) if f.init}
+    hints = typing.get_type_hints(cls)
+    values = {}
+    for key, value in params.items():
+        if key not in fields:
+            raise SpecError(f"unknown parameter '{key}' for {owner}{suggest(key, fields)}")
+        values[key] = coerce(value, hints[key], f"parameter '{key}' of {owner}")
+    missing = [
+        n for n, f in fields.items()
+        if n not in values and f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING
+    ]
+    if missing:
+        raise SpecError(f"missing parameter '{missing[0]}' for {owner}")
+    config = cls(**values)
+    check = getattr(config, "check", None)
+    if check is not None:
+        try:
+            check()
+        except (ValueError, TypeError) as exc:
+            raise SpecError(f"{owner}: {exc}") from None
+    return config
+
+
+def coerce(value: Any, hint: Any, what: str) -> Any:
+    """Check `value` against a type hint, converting the harmless cases (int->float, '1e-3'->float)."""
+    origin = typing.get_origin(hint)
+    if hint is Any:
+        return value
+    if origin in (typing.Union, types.UnionType):
+        options = typing.get_args(hint)
+        if value is None and type(None) in options:
+            return None
+        for option in options:
+            if option is type(None):
+                continue
+            try:
+                return coerce(value, option, what)
+            except SpecError:
+                pass
+        raise SpecError(f"{what} must be {_hint_name(hint)}, got {value!r}")
+    if origin is Literal:
+        allowed = typing.get_args(hint)
+        if value not in allowed:
+            raise SpecError(f"{what} must be one of {', '.join(map(repr, allowed))}, got {value!r}")
+        return value
+    if origin in (tuple, list):
+        if not isinstance(value, (list, tuple)):
+            raise SpecError(f"{what} must be a list, got {value!r}")
+        args = typing.get_args(hint)
+        item = args[0] if args else Any
+        return tuple(coerce(v, item, what) for v in value)
+    if origin is dict:
+        if not isinstance(value, dict):
+            raise SpecError(f"{what} must be a mapping, got {value!r}")
+        return dict(value)
+    if hint is bool:
+        if isinstance(value, bool):
+            return value
+    elif hint is int:
+        if isinstance(value, int) and not isinstance(value, bool):
+            return value
+        if isinstance(value, float) and value.is_integer():
+            return int(value)
+    elif hint is float:
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            if not math.isfinite(float(value)):
+                raise SpecError(f"{what} must be a finite number, got {value!r}")
+            return float(value)
+        if isinstance(value, str):
+            try:
+                return coerce(float(value), float, what)
+            except ValueError:
+                pass
+    elif hint is str:
+        if isinstance(value, str):
+            return value
+    else:
+        return value
+    raise SpecError(f"{what} must be {_hint_name(hint)}, got {value!r}")
+
+
+def _hint_name(hint: Any) -> str:
+    names = {bool: "true or false", int: "an integer", float: "a number", str: "a string"}
+    if hint in names:
+        return names[hint]
+    if typing.get_origin(hint) in (typing.Union, types.UnionType):
+        return " or ".join(_hint_name(h) for h in typing.get_args(hint) if h is not type(None))
+    return str(hint)
