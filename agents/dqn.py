@@ -186,39 +186,42 @@ class DQN(Workload):
             num_steps=cfg.collect_steps_per_iteration,
         )
 
-        @tf.function
+        @tf.function(autograph=False)
         def collect():
             driver.run()
             return self.env_steps.value()
 
         # Train: train_steps_per_iteration gradient steps in one graph loop; returns the mean loss.
-        @tf.function
+        @tf.function(autograph=False)
         def train():
-            total = tf.constant(0.0)
-            for _ in tf.range(cfg.train_steps_per_iteration):
+            def gradient_step(i, total):
                 experience, _ = self.replay_buffer.get_next(
                     sample_batch_size=cfg.batch_size, num_steps=cfg.n_step_update + 1
                 )
-                total += self.agent.train(experience).loss
+                return i + 1, total + self.agent.train(experience).loss
+
+            _, total = tf.while_loop(
+                lambda i, _: i < cfg.train_steps_per_iteration, gradient_step, (tf.constant(0), tf.constant(0.0))
+            )
             return total / cfg.train_steps_per_iteration
 
         # Evaluate: one greedy episode in each eval env, all at once.
         greedy = self.agent.policy
         eval_env = self.eval_env
 
-        @tf.function
+        @tf.function(autograph=False)
         def evaluate():
-            time_step = eval_env.reset()
-            returns = tf.zeros([cfg.eval_episodes], tf.float32)
-            lengths = tf.zeros([cfg.eval_episodes], tf.int64)
-            running = tf.ones([cfg.eval_episodes], tf.bool)
-            for _ in tf.range(EVAL_MAX_STEPS):
-                if not tf.reduce_any(running):
-                    break
+            def env_step(time_step, returns, lengths, running):
                 time_step = eval_env.step(greedy.action(time_step).action)
                 returns += tf.where(running, time_step.reward, 0.0)
                 lengths += tf.cast(running, tf.int64)
-                running = tf.logical_and(running, ~time_step.is_last())
+                return time_step, returns, lengths, tf.logical_and(running, ~time_step.is_last())
+
+            n = cfg.eval_episodes
+            start = (eval_env.reset(), tf.zeros([n]), tf.zeros([n], tf.int64), tf.ones([n], tf.bool))
+            _, returns, lengths, _ = tf.while_loop(
+                lambda *loop_vars: tf.reduce_any(loop_vars[-1]), env_step, start, maximum_iterations=EVAL_MAX_STEPS
+            )
             return returns, lengths
 
         # Trace all three now (no env steps are taken), so that step() times training only.

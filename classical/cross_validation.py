@@ -25,6 +25,7 @@ DEFAULT_SCORING = {"classification": "accuracy", "regression": "neg_root_mean_sq
 @register
 class CrossValidatedPipeline(Workload):
     name = "sklearn_cv"
+    test_params = {"dataset": "iris", "model": "logistic", "cv_folds": 3}
 
     @dataclass
     class Config:

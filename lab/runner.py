@@ -148,6 +148,9 @@ def make_tuner(spec: ExperimentSpec, experiment_id: int, registry_url: str, fold
         scheduler=scheduler(spec),
         search_alg=BasicVariantGenerator(random_state=spec.seed),
         time_budget_s=spec.time_budget_s or None,
+        reuse_actors=True,
+        trial_name_creator=lambda trial: f"{spec.workload}_{trial.trial_id}",
+        trial_dirname_creator=lambda trial: f"{spec.workload}_{trial.trial_id}",
     )
     return tune.Tuner(trainable(spec), param_space=param_space(spec), tune_config=tune_config, run_config=run_config)
 

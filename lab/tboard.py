@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import io
 import math
+import os
+import uuid
 import time
 from typing import Any
 
@@ -22,7 +24,8 @@ class SummaryWriter:
 
     def __init__(self, logdir: str):
         self.logdir = logdir
-        self._writer = EventFileWriter(logdir)
+        # a unique suffix: the driver and the trial write into the same folder, often in the same second
+        self._writer = EventFileWriter(logdir, flush_secs=10, filename_suffix=f".{os.getpid()}.{uuid.uuid4().hex[:8]}")
 
     def _add(self, event: event_pb2.Event) -> None:
         # the same wire format; tensorboardX's writer only accepts its own copy of the class

@@ -18,7 +18,11 @@ class WorkloadTrainable(tune.Trainable):
 
     def setup(self, config: dict, workload: str) -> None:
         settings.apply_worker_env()
-        cls = workloads.get(workload)
+        self._workload_name = workload
+        self._build(config)
+
+    def _build(self, config: dict) -> None:
+        cls = workloads.get(self._workload_name)
         workload_config = cls.make_config(config)
         random.seed(workload_config.seed)
         np.random.seed(workload_config.seed % 2**32)
@@ -47,6 +51,12 @@ class WorkloadTrainable(tune.Trainable):
 
     def load_checkpoint(self, checkpoint_dir: str) -> None:
         self.workload.restore(checkpoint_dir)
+
+    def reset_config(self, new_config: dict) -> bool:
+        """Reuse this actor for the next trial (TuneConfig(reuse_actors=True)): no new process, no re-import."""
+        self.cleanup()
+        self._build(new_config)
+        return True
 
     def cleanup(self) -> None:
         try:

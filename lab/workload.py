@@ -12,6 +12,8 @@ It knows nothing of Ray or TensorBoard files: the Tune adapter (`lab.trainable`)
             seed: int = 0
             learning_rate: float = 1e-3
 
+        test_params = {"learning_rate": 1e-2}    # a tiny run for the conformance test
+
         def setup(self): ...                      # heavy work: data, model
         def step(self) -> dict[str, float]: ...   # one unit of training, flat namespaced metrics
         def save(self, checkpoint_dir): ...
@@ -53,6 +55,7 @@ class Workload:
 
     name: ClassVar[str]
     Config: ClassVar[type]
+    test_params: ClassVar[dict[str, Any]] = {}  # a tiny run (seconds) for the conformance test
 
     def __init__(self, config: Any, context: TrialContext):
         self.config = config
