@@ -40,52 +40,29 @@ class DQN(Workload):
 
     @dataclass
     class Config:
-        env_id: str = "CartPole-v1"
-        """Gymnasium id; discrete actions and vector observations (the Q-network is an MLP)."""
-        num_envs: int = 8
-        """Training environments stepped together in one BatchedPyEnvironment."""
-        fc_layers: tuple[int, ...] = (64, 64)
-        """Hidden layer sizes of the Q-network."""
-        learning_rate: float = 1e-3
-        """Adam learning rate."""
-        gamma: float = 0.99
-        """Discount factor."""
-        n_step_update: int = 3
-        """Length of the n-step return in the TD target."""
-        double_dqn: bool = True
-        """Double DQN: the online network picks the next action, the target network values it."""
-        dueling: bool = False
-        """Dueling head (TF-Agents' DuelingQNetwork): Q = V + A - mean(A)."""
-        replay_capacity: int = 50_000
-        """Transitions the replay buffer holds (split evenly over the envs)."""
-        batch_size: int = 64
-        """Transitions per gradient step."""
-        initial_collect_steps: int = 1_000
-        """Env steps of uniformly random actions before training starts."""
-        collect_steps_per_iteration: int = 8
-        """Env steps per collect/train round, summed over the envs (at least num_envs)."""
-        train_steps_per_iteration: int = 1
-        """Gradient steps per collect/train round."""
-        target_update_period: int = 1
-        """Gradient steps between hard copies of the online network into the target network."""
-        epsilon_start: float = 1.0
-        """Exploration rate after the initial random steps ..."""
-        epsilon_end: float = 0.05
-        """... decaying linearly to this rate ..."""
-        epsilon_decay_steps: int = 5_000
-        """... at this env step (counted from the start of training)."""
-        env_steps_per_step: int = 1_000
-        """Env steps trained by one `step()` call (one Tune iteration), before its evaluation."""
-        eval_episodes: int = 10
-        """Greedy episodes per evaluation (played together in a batch of envs)."""
-        max_env_steps: int = 100_000
-        """Env step budget: `step()` returns done=True once it is spent."""
-        grad_clip: float = 10.0
-        """Clip gradients to this global norm (0: no clipping)."""
-        save_replay_buffer: bool = True
-        """Put the replay buffer in checkpoints, so a restored run resumes exactly."""
-        seed: int = 0
-        """Seeds TensorFlow, NumPy and the environments."""
+        env_id: str = "CartPole-v1"  # Gymnasium id; discrete actions and vector observations (the Q-network is an MLP).
+        num_envs: int = 8  # Training environments stepped together in one BatchedPyEnvironment.
+        fc_layers: tuple[int, ...] = (64, 64)  # Hidden layer sizes of the Q-network.
+        learning_rate: float = 1e-3  # Adam learning rate.
+        gamma: float = 0.99  # Discount factor.
+        n_step_update: int = 3  # Length of the n-step return in the TD target.
+        double_dqn: bool = True  # Double DQN: the online network picks the next action, the target network values it.
+        dueling: bool = False  # Dueling head (TF-Agents' DuelingQNetwork): Q = V + A - mean(A).
+        replay_capacity: int = 50_000  # Transitions the replay buffer holds (split evenly over the envs).
+        batch_size: int = 64  # Transitions per gradient step.
+        initial_collect_steps: int = 1_000  # Env steps of uniformly random actions before training starts.
+        collect_steps_per_iteration: int = 8  # Env steps per collect/train round, summed over the envs (at least num_envs).
+        train_steps_per_iteration: int = 1  # Gradient steps per collect/train round.
+        target_update_period: int = 1  # Gradient steps between hard copies of the online network into the target network.
+        epsilon_start: float = 1.0  # Exploration rate after the initial random steps ...
+        epsilon_end: float = 0.05  # ... decaying linearly to this rate ...
+        epsilon_decay_steps: int = 5_000  # ... at this env step (counted from the start of training).
+        env_steps_per_step: int = 1_000  # Env steps trained by one `step()` call (one Tune iteration), before its evaluation.
+        eval_episodes: int = 10  # Greedy episodes per evaluation (played together in a batch of envs).
+        max_env_steps: int = 100_000  # Env step budget: `step()` returns done=True once it is spent.
+        grad_clip: float = 10.0  # Clip gradients to this global norm (0: no clipping).
+        save_replay_buffer: bool = True  # Put the replay buffer in checkpoints, so a restored run resumes exactly.
+        seed: int = 0  # Seeds TensorFlow, NumPy and the environments.
 
         def check(self) -> None:
             positive = ("num_envs", "learning_rate", "n_step_update", "replay_capacity", "batch_size",
@@ -128,8 +105,8 @@ class DQN(Workload):
         # Environments: check the id and the spaces before building the batches.
         check_env_id(cfg.env_id)
         self.train_env = make_tf_env(cfg.env_id, cfg.num_envs, seed=cfg.seed)
-        self.eval_env = make_tf_env(cfg.env_id, cfg.eval_episodes, seed=cfg.seed + EVAL_SEED_OFFSET)
         check_spaces(cfg.env_id, self.train_env.observation_spec(), self.train_env.action_spec())
+        self.eval_env = make_tf_env(cfg.env_id, cfg.eval_episodes, seed=cfg.seed + EVAL_SEED_OFFSET)
 
         # Q-network and agent.
         network_cls = dueling_q_network.DuelingQNetwork if cfg.dueling else q_network.QNetwork
@@ -179,10 +156,20 @@ class DQN(Workload):
             """Observer: env steps taken (boundary LAST -> FIRST transitions are resets, not steps)."""
             self.env_steps.assign_add(tf.reduce_sum(tf.cast(~traj.is_boundary(), tf.int64)))
 
+        self.running_returns = tf.Variable(tf.zeros([cfg.num_envs]), trainable=False)  # of the episodes under way
+        self.finished_returns = tf.Variable(tf.zeros([2]), trainable=False)  # sum and count, since the last step()
+
+        def track_returns(traj):
+            """Observer: training episode returns (an episode ends at the LAST -> FIRST boundary)."""
+            returns = tf.where(traj.is_first(), 0.0, self.running_returns) + traj.reward
+            ended = tf.cast(traj.is_last(), tf.float32)
+            self.finished_returns.assign_add(tf.stack([tf.reduce_sum(returns * ended), tf.reduce_sum(ended)]))
+            self.running_returns.assign(returns)
+
         driver = dynamic_step_driver.DynamicStepDriver(
             self.train_env,
             self.agent.collect_policy,
-            observers=[self.replay_buffer.add_batch, count_env_steps],
+            observers=[self.replay_buffer.add_batch, count_env_steps, track_returns],
             num_steps=cfg.collect_steps_per_iteration,
         )
 
@@ -250,6 +237,8 @@ class DQN(Workload):
             if steps >= self.learning_starts:
                 losses.append(self._train())
         train_seconds = time.perf_counter() - started
+        returns_sum, episodes = self.finished_returns.numpy()
+        self.finished_returns.assign([0.0, 0.0])
 
         started = time.perf_counter()
         returns, lengths = self._evaluate()
@@ -258,6 +247,7 @@ class DQN(Workload):
             "eval/average_return": float(np.mean(returns)),
             "eval/episode_length": float(np.mean(lengths)),
             "train/loss": float(np.mean(losses)) if losses else math.nan,  # nan: no gradient step yet
+            "train/episode_return": float(returns_sum / episodes) if episodes else math.nan,  # exploring policy
             "train/epsilon": float(self.epsilon()),
             "train/gradient_steps": int(self.train_step.numpy()),
             "charts/env_steps": steps,

@@ -33,7 +33,7 @@ def _tf():
     settings.apply_worker_env()  # TF_USE_LEGACY_KERAS=1 must precede the first TensorFlow import
     import tensorflow as tf
 
-    if not tf.keras.__name__.startswith("tf_keras"):
+    if not tf.keras.layers.Layer.__module__.startswith("tf_keras"):
         raise RuntimeError(
             "tf.keras is Keras 3: TensorFlow was imported before TF_USE_LEGACY_KERAS=1 was set "
             "(import lab.settings and call apply_worker_env() first)"
@@ -109,8 +109,11 @@ def make_cnn(
     return tf.keras.Model(inputs, outputs, name="cnn")
 
 
-def make_optimizer(name: str, learning_rate: float, momentum: float = 0.0):
+def make_optimizer(name: str, learning_rate: float, momentum: float = 0.0, decay_steps: int = 0):
+    """Adam, SGD or Nadam; with `decay_steps` > 0 the rate follows a cosine from `learning_rate` to 0."""
     tf = _tf()
+    if decay_steps > 0:
+        learning_rate = tf.keras.optimizers.schedules.CosineDecay(learning_rate, decay_steps)
     if name == "sgd":
         return tf.keras.optimizers.SGD(learning_rate=learning_rate, momentum=momentum)
     if name == "nadam":
@@ -134,9 +137,10 @@ def train_batches(x, y, batch_size: int, seed: int):
 
 
 def eval_batches(x, y):
-    """Batches for evaluation, in order, cached after the first pass."""
+    """Batches for evaluation, in order. No .cache(): the arrays are in memory already and nothing
+    upstream is worth caching, so it would only copy them."""
     tf = _tf()
-    return tf.data.Dataset.from_tensor_slices((x, y)).batch(EVAL_BATCH_SIZE).cache().prefetch(tf.data.AUTOTUNE)
+    return tf.data.Dataset.from_tensor_slices((x, y)).batch(EVAL_BATCH_SIZE).prefetch(tf.data.AUTOTUNE)
 
 
 def split_validation(x: np.ndarray, y: np.ndarray, fraction: float, seed: int):
@@ -180,6 +184,7 @@ class KerasClassifier(Workload):
         batch_norm: bool = False  # BatchNormalization before each hidden activation
         learning_rate: float = 1e-3  # optimizer step size
         optimizer: Literal["adam", "sgd", "nadam"] = "adam"
+        lr_schedule: Literal["constant", "cosine"] = "constant"  # cosine: decay to 0 over max_epochs
         momentum: float = 0.0  # SGD only
         batch_size: int = 32  # training batch size
         epochs_per_step: int = 1  # epochs trained per step() (one Tune iteration)
@@ -231,8 +236,9 @@ class KerasClassifier(Workload):
             )
         else:
             self.model = make_mlp(input_shape, self.num_classes, c.hidden_units, c.dropout, c.batch_norm, c.activation)
+        decay_steps = c.max_epochs * math.ceil(self.num_train / c.batch_size) if c.lr_schedule == "cosine" else 0
         self.model.compile(
-            optimizer=make_optimizer(c.optimizer, c.learning_rate, c.momentum),
+            optimizer=make_optimizer(c.optimizer, c.learning_rate, c.momentum, decay_steps),
             loss="sparse_categorical_crossentropy",
             metrics=["accuracy"],
         )
@@ -307,3 +313,9 @@ class KerasClassifier(Workload):
             state = json.load(file)
         self.epoch = int(state["epoch"])
         self.images_logged = bool(state.get("images_logged", False))
+
+    def close(self) -> None:
+        """Drop the model and Keras' global state (an actor reused by Tune builds the next trial's)."""
+        if getattr(self, "model", None) is not None:
+            self.model = None
+            _tf().keras.backend.clear_session()

@@ -1,4 +1,4 @@
-"""Tune callbacks, run on the driver: the registry record and the TensorBoard scalars of every trial."""
+"""Tune callbacks, run on the driver: the registry record of every trial."""
 from __future__ import annotations
 
 import math
@@ -8,9 +8,6 @@ from typing import Any
 from ray.tune import Callback
 
 from lab.registry import Registry, clean_metrics
-from lab.tboard import SummaryWriter
-
-AUTO_METRICS = ("time_this_iter_s", "time_total_s", "training_iteration")
 
 
 class RegistryCallback(Callback):
@@ -37,7 +34,7 @@ class RegistryCallback(Callback):
         self.registry.upsert_trial(self.experiment_id, trial.trial_id, **fields)
 
     def on_trial_start(self, iteration, trials, trial, **info):
-        self._upsert(trial, status="RUNNING", config=trial.config, logdir=trial.local_path)
+        self._upsert(trial, status="RUNNING", config=trial.config, logdir=trial.path)
 
     def on_trial_restore(self, iteration, trials, trial, **info):
         self._upsert(trial, status="RUNNING")
@@ -62,56 +59,6 @@ class RegistryCallback(Callback):
 
     def on_trial_error(self, iteration, trials, trial, **info):
         self._upsert(trial, status="ERROR", error=trial_error(trial))
-
-
-class TensorBoardCallback(Callback):
-    """Writes each trial's namespaced scalars and its HParams record into the trial's folder."""
-
-    def __init__(self):
-        self._writers: dict[str, SummaryWriter] = {}
-
-    def __getstate__(self) -> dict:
-        return {"_writers": {}}
-
-    def _writer(self, trial) -> SummaryWriter:
-        if trial.trial_id not in self._writers:
-            os.makedirs(trial.local_path, exist_ok=True)
-            writer = SummaryWriter(trial.local_path)
-            writer.hparams(hparams_of(trial.config), trial_id=trial.trial_id)
-            self._writers[trial.trial_id] = writer
-        return self._writers[trial.trial_id]
-
-    def on_trial_start(self, iteration, trials, trial, **info):
-        self._writer(trial).flush()
-
-    def on_trial_result(self, iteration, trials, trial, result, **info):
-        scalars = {k: v for k, v in result.items() if "/" in k}
-        scalars.update({f"tune/{k}": result[k] for k in AUTO_METRICS if k in result})
-        writer = self._writer(trial)
-        writer.scalars(scalars, step=int(result.get("training_iteration", 0)))
-        writer.flush()
-
-    def _close(self, trial) -> None:
-        writer = self._writers.pop(trial.trial_id, None)
-        if writer is not None:
-            writer.close()
-
-    def on_trial_complete(self, iteration, trials, trial, **info):
-        self._close(trial)
-
-    def on_trial_error(self, iteration, trials, trial, **info):
-        self._close(trial)
-
-
-def hparams_of(config: dict[str, Any]) -> dict[str, Any]:
-    """The trial's parameters as HParams values (lists become strings, nested keys are flattened)."""
-    flat = {}
-    for key, value in config.items():
-        if isinstance(value, dict):
-            flat.update({f"{key}.{k}": v for k, v in hparams_of(value).items()})
-        else:
-            flat[key] = value if isinstance(value, (bool, int, float, str)) else str(value)
-    return flat
 
 
 def trial_error(trial) -> str:

@@ -86,7 +86,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     for spec in experiment_specs:
         outcomes.append(runner.run(spec, address=args.address, registry=registry))
     print_outcomes(outcomes)
-    return 0 if all(o.status == "completed" for o in outcomes) else 1
+    return exit_code(outcomes)
 
 
 def cmd_resume(args: argparse.Namespace) -> int:
@@ -94,7 +94,7 @@ def cmd_resume(args: argparse.Namespace) -> int:
 
     outcome = runner.resume(args.id, address=args.address)
     print_outcomes([outcome])
-    return 0 if outcome.status == "completed" else 1
+    return exit_code([outcome])
 
 
 def cmd_ls(args: argparse.Namespace) -> int:
@@ -184,6 +184,11 @@ def cmd_presets(args: argparse.Namespace) -> int:
         rows.append([name, kind, (raw.get("description") or "").strip().splitlines()[0] if raw.get("description") else ""])
     print_table(["PRESET", "WORKLOAD", "DESCRIPTION"], rows)
     return 0
+
+
+def exit_code(outcomes) -> int:
+    """0 only when every experiment completed and no trial failed."""
+    return 0 if all(o.status == "completed" and not o.num_errors for o in outcomes) else 1
 
 
 # ------------------------------------------------------------------ output

@@ -44,6 +44,8 @@ def connect(address: str | None, num_cpus: int | None = None) -> None:
         return
     address = address or os.environ.get("LAB_RAY_ADDRESS") or None
     runtime_env = {"env_vars": settings.worker_env()}
+    if address and address != "auto":
+        _check_reachable(address)
     try:
         if address:
             ray.init(address=address, runtime_env=runtime_env, log_to_driver=True, logging_level="ERROR")
@@ -58,6 +60,20 @@ def connect(address: str | None, num_cpus: int | None = None) -> None:
     except (ConnectionError, RuntimeError, ValueError) as exc:
         where = f"the Ray cluster at {address}" if address else "a local Ray instance"
         raise ClusterError(f"cannot start or reach {where}: {str(exc).strip().splitlines()[0]}") from None
+
+
+def _check_reachable(address: str, timeout: float = 5.0) -> None:
+    """Ray retries an unreachable address for minutes: try a TCP connection first."""
+    import socket
+
+    host_port = address.split("://", 1)[-1].rstrip("/")
+    host, _, port = host_port.rpartition(":")
+    if not host or not port.isdigit():
+        raise ClusterError(f"Ray address must look like HOST:PORT or ray://HOST:PORT, got {address!r}")
+    try:
+        socket.create_connection((host, int(port)), timeout=timeout).close()
+    except OSError as exc:
+        raise ClusterError(f"cannot reach the Ray cluster at {address}: {exc.strerror or exc}") from None
 
 
 def check_resources(spec: ExperimentSpec) -> None:
@@ -120,7 +136,7 @@ def make_tuner(spec: ExperimentSpec, experiment_id: int, registry_url: str, fold
     from ray.tune.logger import CSVLoggerCallback, JsonLoggerCallback
     from ray.tune.search.basic_variant import BasicVariantGenerator
 
-    from lab.callbacks import RegistryCallback, TensorBoardCallback
+    from lab.callbacks import RegistryCallback
 
     stop = dict(spec.stop)
     run_config = tune.RunConfig(
@@ -135,7 +151,6 @@ def make_tuner(spec: ExperimentSpec, experiment_id: int, registry_url: str, fold
         ),
         callbacks=[
             RegistryCallback(registry_url, experiment_id, spec.metric, spec.mode),
-            TensorBoardCallback(),
             CSVLoggerCallback(),
             JsonLoggerCallback(),
         ],

@@ -1,4 +1,8 @@
-"""The one Tune adapter: runs any registered workload as a `ray.tune.Trainable`."""
+"""The one Tune adapter: runs any registered workload as a `ray.tune.Trainable`.
+
+It also owns the trial's TensorBoard run (one events file in the trial folder): the HParams record,
+the workload's namespaced scalars after every step, and the images/text the workload logs.
+"""
 from __future__ import annotations
 
 import math
@@ -26,10 +30,12 @@ class WorkloadTrainable(tune.Trainable):
         workload_config = cls.make_config(config)
         random.seed(workload_config.seed)
         np.random.seed(workload_config.seed % 2**32)
-        self._writer = SummaryWriter(media_dir(self))
+        trial_dir = tensorboard_dir(self)
+        self._writer = SummaryWriter(trial_dir)
+        self._writer.hparams(hparams_of(config), trial_id=self.trial_id)
         self._media = MediaLogger(self._writer)
         context = workloads.TrialContext(
-            trial_dir=media_dir(self),
+            trial_dir=trial_dir,
             trial_id=self.trial_id,
             num_gpus=float(self.trial_resources.required_resources.get("GPU", 0)) if self.trial_resources else 0.0,
             logger=self._media,
@@ -43,6 +49,7 @@ class WorkloadTrainable(tune.Trainable):
         for key, value in metrics.items():
             if isinstance(value, (float, np.floating)) and not math.isfinite(value):
                 raise FloatingPointError(f"metric '{key}' is {value} at iteration {self.iteration + 1}")
+        self._writer.scalars({k: v for k, v in metrics.items() if "/" in k}, step=self.iteration + 1)
         self._writer.flush()
         return metrics
 
@@ -65,8 +72,8 @@ class WorkloadTrainable(tune.Trainable):
             self._writer.close()
 
 
-def media_dir(trainable: tune.Trainable) -> str:
-    """Where a trial writes its own TensorBoard media: the trial folder when storage is local,
+def tensorboard_dir(trainable: tune.Trainable) -> str:
+    """Where a trial writes its TensorBoard run: the trial folder when storage is local (or shared),
     else the working directory that Tune syncs to storage with the checkpoints."""
     storage = trainable._storage
     path = storage.trial_fs_path if storage is not None else trainable.logdir
@@ -74,3 +81,14 @@ def media_dir(trainable: tune.Trainable) -> str:
         path = storage.trial_working_directory
     os.makedirs(path, exist_ok=True)
     return path
+
+
+def hparams_of(config: dict) -> dict:
+    """The trial's parameters as HParams values (lists become strings, nested keys are flattened)."""
+    flat = {}
+    for key, value in config.items():
+        if isinstance(value, dict):
+            flat.update({f"{key}.{k}": v for k, v in hparams_of(value).items()})
+        else:
+            flat[key] = value if isinstance(value, (bool, int, float, str)) else str(value)
+    return flat
