@@ -1,0 +1,14 @@
+# The two commands a fresh machine needs (see README.md).
+.PHONY: quickstart test fast-test setup
+
+quickstart:
+	scripts/setup.sh
+	.venv/bin/lab run quickstart
+
+test:
+	scripts/setup.sh --test
+	LAB_REQUIRE_POSTGRES=$$(command -v apt-get >/dev/null && [ $$(id -u) = 0 ] && echo 1 || echo 0) \
+	  .venv/bin/python -m pytest -ra --durations=15
+
+fast-test:
+	.venv/bin/python -m pytest -m "not slow" -q

@@ -1,0 +1,32 @@
+#!/usr/bin/env bash
+# Set up agent-lab in ./.venv: system packages (with apt-get as root), the pinned stack, then TF-Agents.
+# Usage: scripts/setup.sh [--test]   (--test adds pytest and a PostgreSQL server for the registry tests)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+want_test=0
+[ "${1:-}" = "--test" ] && want_test=1
+python=${PYTHON:-python3}
+
+packages=(dataset-fashion-mnist)          # the full Fashion-MNIST, offline (shared/DATA.md)
+[ $want_test = 1 ] && packages+=(postgresql)
+if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+  missing=()
+  for p in "${packages[@]}"; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done
+  if [ ${#missing[@]} -gt 0 ]; then
+    echo "setup: apt-get install ${missing[*]}"
+    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+  fi
+else
+  echo "setup: not root or no apt-get: install ${packages[*]} yourself for offline Fashion-MNIST" \
+       "(else Keras downloads it on first use)$([ $want_test = 1 ] && echo ' and the PostgreSQL tests are skipped')"
+fi
+
+[ -x .venv/bin/python ] || "$python" -m venv .venv
+.venv/bin/python -m pip install -q --upgrade pip
+extras=""
+[ $want_test = 1 ] && extras="[test]"
+.venv/bin/python -m pip install -q -e ".$extras"
+# TF-Agents' declared pins break this stack (shared/STACK.md): install it last, without its dependencies.
+.venv/bin/python -m pip install -q --no-deps tf-agents-nightly==0.20.0.dev20231221
+echo "setup: done (.venv/bin/lab)"
