@@ -28,6 +28,34 @@ resources: {cpu: 1}
 """
 
 
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def http_json(url: str, data: dict | None = None, timeout: float = 30):
+    """GET (or POST `data` as JSON) until the server answers 200 with a non-empty body."""
+    import urllib.request
+
+    deadline = time.time() + timeout
+    while True:
+        try:
+            body = json.dumps(data).encode() if data is not None else None
+            request = urllib.request.Request(url, data=body, headers={"Content-Type": "application/json"})
+            with urllib.request.urlopen(request, timeout=10) as response:
+                result = json.loads(response.read())
+            if result:
+                return result
+        except OSError:
+            pass
+        if time.time() > deadline:
+            raise TimeoutError(f"no answer from {url}")
+        time.sleep(0.5)
+
+
 def assert_clean_failure(result, message: str, lab_home: Path) -> None:
     assert result.returncode == 2, result.stderr
     last = result.stderr.strip().splitlines()[-1]
@@ -114,6 +142,23 @@ def test_run_records_trials_errors_and_tensorboard(tmp_path, lab_home):
     assert "small" in lab("ls").stdout
     shown = lab("show", "1").stdout
     assert "ERROR" in shown and "Solver lbfgs" in shown
+
+    # `lab tensorboard 1` serves those runs and their HParams on 127.0.0.1
+    port = free_port()
+    server = subprocess.Popen([str(Path(sys.executable).parent / "lab"), "tensorboard", "1", "--port", str(port)],
+                              stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, start_new_session=True)
+    try:
+        assert f"http://127.0.0.1:{port}/" in server.stdout.readline()
+        runs = http_json(f"http://127.0.0.1:{port}/data/runs", timeout=90)
+        assert len(runs) == 4 and all(run.startswith("1-small/") for run in runs)
+        experiment = http_json(f"http://127.0.0.1:{port}/data/plugin/hparams/experiment",
+                               data={"experimentName": ""})
+        names = {info["name"] for info in experiment["hparamInfos"]}
+        assert {"logisticregression__C", "logisticregression__l1_ratio"} <= names
+        assert "cv/accuracy" in {m["name"]["tag"] for m in experiment["metricInfos"]}
+    finally:
+        os.killpg(server.pid, signal.SIGTERM)
+        server.wait(30)
 
 
 @pytest.mark.slow
