@@ -232,8 +232,6 @@ def load(source: str, overrides: list[str] = ()) -> list[ExperimentSpec]:
     Validation reaches into the workload: unknown parameters and wrong types fail here, before
     Ray starts or the registry is touched.
     """
-    from lab import workload as workloads
-
     raw, label = read_source(source)
     if "suite" in raw:
         members = raw["suite"]
@@ -244,18 +242,25 @@ def load(source: str, overrides: list[str] = ()) -> list[ExperimentSpec]:
             member_raw, member_label = (read_source(member) if isinstance(member, str) else (member, label))
             if not isinstance(member_raw, dict):
                 raise SpecError(f"suite member in {label} must be a preset name or a mapping")
-            specs.append(_validated(apply_overrides(member_raw, list(overrides)), member_label, workloads))
+            specs.append(_validated(apply_overrides(member_raw, list(overrides)), member_label))
         return specs
-    return [_validated(apply_overrides(raw, list(overrides)), label, workloads)]
+    return [_validated(apply_overrides(raw, list(overrides)), label)]
 
 
-def _validated(raw: dict[str, Any], label: str, workloads) -> ExperimentSpec:
+def _validated(raw: dict[str, Any], label: str) -> ExperimentSpec:
     spec = build_spec(raw, label)
+    validate_params(spec)
+    return spec
+
+
+def validate_params(spec: ExperimentSpec) -> None:
+    """Check the fixed params and every value the search can produce against the workload's Config."""
+    from lab import workload as workloads
+
     cls = workloads.get(spec.workload)
     params = spec.trial_params
     cls.make_config(params)  # the fixed params alone
     for key, dist in spec.search.items():  # and every value the search can produce
         (kind, args), = dist.items()
-        for value in (args if kind in ("grid", "choice") else args):
+        for value in args:  # the listed values, or the two bounds of a range
             cls.make_config({**params, key: value})
-    return spec
