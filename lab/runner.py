@@ -46,6 +46,8 @@ def connect(address: str | None, num_cpus: int | None = None) -> None:
     runtime_env = {"env_vars": settings.worker_env()}
     if address and address != "auto":
         _check_reachable(address)
+    if address and "RAY_AUTH_MODE" not in os.environ and _has_ray_token():
+        os.environ["RAY_AUTH_MODE"] = "token"  # clusters from `ray start` (Ray >= 2.5x) want the token
     try:
         if address:
             ray.init(address=address, runtime_env=runtime_env, log_to_driver=True, logging_level="ERROR")
@@ -74,6 +76,11 @@ def _check_reachable(address: str, timeout: float = 5.0) -> None:
         socket.create_connection((host, int(port)), timeout=timeout).close()
     except OSError as exc:
         raise ClusterError(f"cannot reach the Ray cluster at {address}: {exc.strerror or exc}") from None
+
+
+def _has_ray_token() -> bool:
+    return bool(os.environ.get("RAY_AUTH_TOKEN") or os.environ.get("RAY_AUTH_TOKEN_PATH")
+                or (Path.home() / ".ray" / "auth_token").exists())
 
 
 def check_resources(spec: ExperimentSpec) -> None:
