@@ -20,6 +20,11 @@ case "${1:-}" in
     for _ in $(seq "$workers"); do
       "$ray" start --address="127.0.0.1:$port" --node-ip-address=127.0.0.1 --num-cpus="$cpus" >/dev/null
     done
+    for _ in $(seq 60); do  # wait until every node has registered with the head
+      nodes=$("$ray" status --address="127.0.0.1:$port" 2>/dev/null | grep -c " node_" || true)
+      [ "$nodes" -ge $((workers + 1)) ] && break
+      sleep 1
+    done
     echo "127.0.0.1:$port"
     ;;
   stop)

@@ -170,6 +170,7 @@ class KerasClassifier(Workload):
     """An MLP or a CNN on an image data set of deep.data; one step trains `epochs_per_step` epochs."""
 
     name = "keras_classifier"
+    test_params = {"dataset": "digits", "model": "cnn", "filters": [8, 16], "hidden_units": [32], "max_epochs": 2}
 
     @dataclass
     class Config:

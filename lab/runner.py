@@ -38,16 +38,16 @@ class Outcome:
 def connect(address: str | None, num_cpus: int | None = None) -> None:
     """Start Ray locally (no address) or join a cluster; ClusterError if it cannot be reached."""
     settings.apply_worker_env()
+    address = address or os.environ.get("LAB_RAY_ADDRESS") or None
+    if address and "RAY_AUTH_MODE" not in os.environ and _has_ray_token():
+        os.environ["RAY_AUTH_MODE"] = "token"  # clusters from `ray start` want the token; read at import
     import ray
 
     if ray.is_initialized():
         return
-    address = address or os.environ.get("LAB_RAY_ADDRESS") or None
     runtime_env = {"env_vars": settings.worker_env()}
     if address and address != "auto":
         _check_reachable(address)
-    if address and "RAY_AUTH_MODE" not in os.environ and _has_ray_token():
-        os.environ["RAY_AUTH_MODE"] = "token"  # clusters from `ray start` (Ray >= 2.5x) want the token
     try:
         if address:
             ray.init(address=address, runtime_env=runtime_env, log_to_driver=True, logging_level="ERROR")

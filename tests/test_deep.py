@@ -19,6 +19,22 @@ PRESETS = sorted((Path(__file__).parents[1] / "deep" / "presets").glob("*.yaml")
 TINY = {"subset": 600, "max_epochs": 1, "batch_size": 64, "log_images": 4}
 
 
+@pytest.fixture
+def build(tmp_path):
+    """make() from the harness, closing each workload and its events writer after the test
+    (an open tensorboardX writer thread complains at interpreter exit)."""
+    made = []
+
+    def build(params, name="run"):
+        made.append(make("keras_classifier", params, trial_dir=str(tmp_path / name)))
+        return made[-1]
+
+    yield build
+    for w in made:
+        w.close()
+        w.context.logger._writer.close()
+
+
 # ---------------------------------------------------------------- data
 @pytest.mark.parametrize(
     "name, image_shape, full_sizes",
@@ -78,26 +94,27 @@ def test_missing_fashion_mnist_names_the_debian_package(tmp_path, monkeypatch):
 
 # ---------------------------------------------------------------- the workload
 @pytest.mark.parametrize("model", ["mlp", "cnn"])
-def test_tiny_run_returns_finite_metrics(model, tmp_path):
-    w = make("keras_classifier", {**TINY, "model": model}, trial_dir=str(tmp_path))
+def test_tiny_run_returns_finite_metrics(model, build, tmp_path):
+    w = build({**TINY, "model": model})
     metrics = w.step()
     for key in ("train/loss", "train/accuracy", "val/loss", "val/accuracy", "test/accuracy", "charts/samples_per_sec"):
         assert math.isfinite(metrics[key]), key
     assert 0.0 <= metrics["test/accuracy"] <= 1.0 and metrics["test/accuracy"] > 0.2  # better than chance (0.1)
     assert metrics["charts/epoch"] == 1 and metrics["done"] is True
     assert w.images_logged  # the misclassified grid went to the trial's events file
-    assert list(tmp_path.glob("events.out.tfevents.*"))
+    w.context.logger._writer.flush()
+    assert list((tmp_path / "run").glob("events.out.tfevents.*"))
 
 
-def test_save_restore_gives_the_same_model_and_training_goes_on(tmp_path):
+def test_save_restore_gives_the_same_model_and_training_goes_on(build, tmp_path):
     params = {**TINY, "max_epochs": 3, "dataset": "digits", "subset": 0}
-    first = make("keras_classifier", params, trial_dir=str(tmp_path / "a"))
+    first = build(params, "a")
     first.step()
     checkpoint = tmp_path / "checkpoint"
     checkpoint.mkdir()
     first.save(str(checkpoint))
 
-    second = make("keras_classifier", params, trial_dir=str(tmp_path / "b"))
+    second = build(params, "b")
     assert not np.allclose(second.model.predict(first.x_test, verbose=0), first.model.predict(first.x_test, verbose=0))
     second.restore(str(checkpoint))
     assert second.epoch == 1
@@ -109,14 +126,14 @@ def test_save_restore_gives_the_same_model_and_training_goes_on(tmp_path):
     assert after_second["train/loss"] == pytest.approx(after_first["train/loss"], rel=1e-4)
 
 
-def test_close_releases_the_model():
-    w = make("keras_classifier", {**TINY, "dataset": "digits"})
+def test_close_releases_the_model(build):
+    w = build({**TINY, "dataset": "digits"})
     w.close()
     assert w.model is None
 
 
-def test_nan_loss_fails_the_trial():
-    w = make("keras_classifier", {**TINY, "optimizer": "sgd", "learning_rate": 1e6})
+def test_nan_loss_fails_the_trial(build):
+    w = build({**TINY, "optimizer": "sgd", "learning_rate": 1e6})
     with pytest.raises(FloatingPointError, match="training loss is NaN at epoch 1"):
         w.step()
 
