@@ -205,7 +205,9 @@ def apply_overrides(raw: dict[str, Any], overrides: list[str]) -> dict[str, Any]
             node = child
         node[path[-1]] = value
         if path[0] == "params" and len(path) == 2:
-            raw.get("search", {}).pop(path[1], None)  # a fixed value replaces a search over it
+            (raw.get("search") or {}).pop(path[1], None)  # a fixed value replaces a search over it
+        if path[0] == "search" and len(path) >= 2:
+            (raw.get("params") or {}).pop(path[1], None)  # and a search replaces the fixed value
     return raw
 
 

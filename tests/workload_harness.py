@@ -16,4 +16,13 @@ def make(name: str, params: dict, trial_dir: str | None = None):
     context = workloads.TrialContext(trial_dir=trial_dir, logger=MediaLogger(writer))
     instance = cls(config, context)
     instance.setup()
+    close = instance.close
+
+    def close_all() -> None:  # the workload, then its TensorBoard writer
+        try:
+            close()
+        finally:
+            writer.close()
+
+    instance.close = close_all
     return instance
