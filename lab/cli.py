@@ -248,12 +248,15 @@ def print_outcomes(outcomes) -> None:
 
 def print_best(exp: dict[str, Any], best: dict[str, Any], indent: str = "") -> None:
     metric = exp["metric"]
+    print(f"{indent}best trial {best['trial_id']}: {metric} = {_fmt(best['best_metric'])}")
     reference = exp["spec"].get("reference") or {}
-    line = f"{indent}best trial {best['trial_id']}: {metric} = {_fmt(best['best_metric'])}"
-    if reference.get("metric") == metric and reference.get("score"):
-        reached = best["best_metric"] >= reference["score"] if exp["mode"] == "max" else best["best_metric"] <= reference["score"]
-        line += f" (reference {reference['score']:g}: {'reached' if reached else 'NOT reached'})"
-    print(line)
+    if reference.get("metric"):
+        # the reference score is checked on the best trial's final value (its best value when it is the metric)
+        value = best["best_metric"] if reference["metric"] == metric else best["last_result"].get(reference["metric"])
+        if isinstance(value, (int, float)):
+            reached = value >= reference["score"] if exp["mode"] == "max" else value <= reference["score"]
+            print(f"{indent}  reference: {reference['metric']} = {_fmt(value)} against {reference['score']:g}: "
+                  f"{'reached' if reached else 'NOT reached'}")
     searched = exp["spec"].get("search") or {}
     shown = {k: best["config"].get(k) for k in searched} or best["config"]
     print(f"{indent}  config: {' '.join(f'{k}={_fmt(v)}' for k, v in shown.items())}")
