@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from agents.dqn import DQN
 from lab.errors import SpecError
 from tests.workload_harness import make
 
@@ -37,12 +38,13 @@ def test_module_import_is_cheap():
 def test_steps_return_finite_metrics_and_stop_at_budget(trained):
     _, (first, second) = trained
     for result in (first, second):
-        for key in ("eval/average_return", "eval/episode_length", "train/loss", "train/epsilon", "charts/sps"):
+        for key in ("eval/average_return", "eval/episode_length", "train/loss", "train/episode_return",
+                    "train/epsilon", "charts/sps"):
             assert math.isfinite(result[key]), key
         assert result["eval/average_return"] > 0
     assert first["charts/env_steps"] >= 100 and not first["done"]
     assert second["charts/env_steps"] >= 200 and second["done"] is True
-    assert second["train/epsilon"] == pytest.approx(0.05)
+    assert second["train/epsilon"] == pytest.approx(DQN.Config.epsilon_end)
 
 
 def test_restore_in_fresh_instance_gives_same_greedy_policy(trained, tmp_path):
@@ -62,6 +64,17 @@ def test_restore_in_fresh_instance_gives_same_greedy_policy(trained, tmp_path):
         fresh.close()
 
 
+def test_dueling_head_and_plain_dqn_train(tmp_path):
+    workload = make("dqn", {**TINY, "dueling": True, "double_dqn": False})
+    try:
+        result = workload.step()
+        assert math.isfinite(result["train/loss"]) and result["eval/average_return"] > 0
+        with pytest.raises(FileNotFoundError, match="no DQN checkpoint"):
+            workload.restore(str(tmp_path))
+    finally:
+        workload.close()
+
+
 @pytest.mark.parametrize("params, match", [
     ({"gamma": 1.5}, "gamma must be in"),
     ({"num_envs": 8, "collect_steps_per_iteration": 4}, "collect_steps_per_iteration .* at least num_envs"),
@@ -69,8 +82,6 @@ def test_restore_in_fresh_instance_gives_same_greedy_policy(trained, tmp_path):
     ({"epsilon_end": -0.1}, "epsilon_end"),
 ])
 def test_impossible_config_is_refused(params, match):
-    from agents.dqn import DQN
-
     with pytest.raises(SpecError, match=match):
         DQN.make_config(params)
 
