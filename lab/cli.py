@@ -258,8 +258,8 @@ def print_best(exp: dict[str, Any], best: dict[str, Any], indent: str = "") -> N
             print(f"{indent}  reference: {reference['metric']} = {_fmt(value)} against {reference['score']:g}: "
                   f"{'reached' if reached else 'NOT reached'}")
     searched = exp["spec"].get("search") or {}
-    shown = {k: best["config"].get(k) for k in searched} or best["config"]
-    print(f"{indent}  config: {' '.join(f'{k}={_fmt(v)}' for k, v in shown.items())}")
+    if searched:
+        print(f"{indent}  config: {' '.join(f'{k}={_fmt(best['config'].get(k))}' for k in searched)}")
     if best.get("checkpoint_path"):
         print(f"{indent}  checkpoint: {best['checkpoint_path']}")
 
