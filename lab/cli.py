@@ -259,7 +259,8 @@ def print_best(exp: dict[str, Any], best: dict[str, Any], indent: str = "") -> N
                   f"{'reached' if reached else 'NOT reached'}")
     searched = exp["spec"].get("search") or {}
     if searched:
-        print(f"{indent}  config: {' '.join(f'{k}={_fmt(best['config'].get(k))}' for k in searched)}")
+        config = best["config"]
+        print(f"{indent}  config: {' '.join(f'{k}={_fmt(config.get(k))}' for k in searched)}")
     if best.get("checkpoint_path"):
         print(f"{indent}  checkpoint: {best['checkpoint_path']}")
 
