@@ -96,6 +96,9 @@ class DQN(Workload):
             if self.replay_capacity // self.num_envs < self.n_step_update + 1:
                 raise ValueError(f"replay_capacity ({self.replay_capacity}) must hold n_step_update + 1 = "
                                  f"{self.n_step_update + 1} steps per env")
+            from envs.tf_env import check_spaces as check_gym_spaces
+
+            check_gym_spaces(self.env_id, "DQN", discrete_actions=True)  # before any trial starts
 
     # ------------------------------------------------------------------ setup
     def setup(self) -> None:

@@ -24,6 +24,32 @@ def check_env_id(env_id: str) -> None:
         raise SpecError(f"unknown Gymnasium environment '{env_id}'{suggest(env_id, gymnasium.registry)}")
 
 
+def check_spaces(env_id: str, agent: str, discrete_actions: bool | None, vector_observations: bool = True) -> None:
+    """SpecError, before anything runs, when the env's spaces do not suit the agent.
+
+    Uses Gymnasium's spaces only (no TensorFlow), so specs are checked when they are loaded.
+    `discrete_actions`: True (DQN, C51), False (SAC, TD3, DDPG) or None (either, e.g. PPO).
+    """
+    import gymnasium
+    from gymnasium import spaces
+
+    check_env_id(env_id)
+    env = gymnasium.make(env_id)
+    try:
+        action_space, observation_space = env.action_space, env.observation_space
+    finally:
+        env.close()
+    is_discrete = isinstance(action_space, spaces.Discrete)
+    if discrete_actions is True and not is_discrete:
+        raise SpecError(f"{agent} needs one discrete action, but '{env_id}' has {type(action_space).__name__} "
+                        f"actions {getattr(action_space, 'shape', '')}; use an actor-critic agent (SAC, PPO)")
+    if discrete_actions is False and not isinstance(action_space, spaces.Box):
+        raise SpecError(f"{agent} needs continuous (Box) actions, but '{env_id}' has {action_space}")
+    if vector_observations and not (isinstance(observation_space, spaces.Box) and len(observation_space.shape) == 1):
+        raise SpecError(f"{agent}'s MLP networks need flat vector observations, but '{env_id}' observes "
+                        f"{observation_space} (images need a conv network)")
+
+
 def make_py_env(env_id: str, seed: int | None = None, **load_kwargs: Any):
     """One TF-Agents PyEnvironment (auto-reset, Gymnasium's time limit), its RNG seeded with `seed`."""
     from tf_agents.environments import suite_gymnasium

@@ -41,7 +41,11 @@ class WorkloadTrainable(tune.Trainable):
             logger=self._media,
         )
         self.workload = cls(workload_config, context)
-        self.workload.setup()
+        try:
+            self.workload.setup()
+        except BaseException:
+            self._writer.close()
+            raise
 
     def step(self) -> dict:
         self._media.step = self.iteration + 1
@@ -66,10 +70,13 @@ class WorkloadTrainable(tune.Trainable):
         return True
 
     def cleanup(self) -> None:
+        workload, writer = getattr(self, "workload", None), getattr(self, "_writer", None)
         try:
-            self.workload.close()
+            if workload is not None:
+                workload.close()
         finally:
-            self._writer.close()
+            if writer is not None:
+                writer.close()
 
 
 def tensorboard_dir(trainable: tune.Trainable) -> str:

@@ -88,6 +88,13 @@ def test_bad_spec_files(tmp_path, lab_home, text, message):
     assert_clean_failure(lab("run", str(path)), message, lab_home)
 
 
+def test_bad_environments(lab_home):
+    assert_clean_failure(lab("run", "dqn-cartpole", "--set", "env_id=CartPol-v1"),
+                         "unknown Gymnasium environment 'CartPol-v1' (did you mean 'CartPole-v1'", lab_home)
+    assert_clean_failure(lab("run", "dqn-cartpole", "--set", "env_id=Pendulum-v1"),
+                         "DQN needs one discrete action", lab_home)
+
+
 def test_bad_cli_input(lab_home):
     assert_clean_failure(lab("run", "svc-digitz"), "unknown preset 'svc-digitz'", lab_home)
     assert_clean_failure(lab("run", "missing.yaml"), "spec file not found", lab_home)
@@ -192,3 +199,13 @@ def test_ctrl_c_leaves_a_resumable_experiment(tmp_path, lab_home):
     assert registry.experiment(1)["status"] == "completed"
     for trial_id, trial in before.items():  # finished trials were not run again
         assert after[trial_id]["updated_at"] == trial["updated_at"]
+
+
+@pytest.mark.slow
+def test_nan_loss_fails_the_trial_with_its_reason(lab_home):
+    result = lab("run", "mlp-fashion-mnist", "--set", "subset=600", "--set", "optimizer=sgd",
+                 "--set", "learning_rate=1e6", "--set", "lr_schedule=constant", "--set", "resources.cpu=1")
+    assert result.returncode == 1
+    (trial,) = Registry().trials(1)
+    assert trial["status"] == "ERROR" and "NaN" in trial["error"], trial["error"]
+    assert Registry().experiment(1)["status"] == "failed"
