@@ -209,3 +209,15 @@ def test_nan_loss_fails_the_trial_with_its_reason(lab_home):
     (trial,) = Registry().trials(1)
     assert trial["status"] == "ERROR" and "NaN" in trial["error"], trial["error"]
     assert Registry().experiment(1)["status"] == "failed"
+
+
+@pytest.mark.slow
+def test_quickstart_learns_every_kind(lab_home):
+    """The README's main job: one sweep of each kind, each reaching its preset's reference score."""
+    result = lab("run", "quickstart", timeout=900)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    assert "experiment ids: 1 2 3" in result.stdout and "lab tensorboard 1 2 3" in result.stdout
+    assert result.stdout.count(": reached") == 3, result.stdout[-3000:]
+    registry = Registry()
+    assert {e["workload"] for e in registry.experiments()} == {"sklearn_cv", "keras_classifier", "dqn"}
+    assert all(e["status"] == "completed" and not e["num_errors"] for e in registry.experiments())
