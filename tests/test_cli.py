@@ -221,3 +221,20 @@ def test_quickstart_learns_every_kind(lab_home):
     registry = Registry()
     assert {e["workload"] for e in registry.experiments()} == {"sklearn_cv", "keras_classifier", "dqn"}
     assert all(e["status"] == "completed" and not e["num_errors"] for e in registry.experiments())
+
+
+@pytest.mark.slow
+@pytest.mark.postgres
+def test_run_with_a_postgresql_registry(postgres_url, tmp_path):
+    """A team's shared registry: `lab run` writes to PostgreSQL and `lab ls` (anywhere) reads it."""
+    env = {"LAB_REGISTRY_URL": postgres_url}
+    spec = tmp_path / "small.yaml"
+    spec.write_text(SMALL_SWEEP.replace("{grid: [0.0, 0.5]}", "{grid: [0.0]}"))
+    result = lab("run", str(spec), env=env)
+    assert result.returncode == 0, result.stderr[-3000:]
+    registry = Registry(postgres_url)
+    exp_id = max(e["id"] for e in registry.experiments())
+    assert registry.experiment(exp_id)["status"] == "completed"
+    assert len(registry.trials(exp_id)) == 2
+    listed = lab("ls", env={**env, "LAB_HOME": str(tmp_path / "another-home")})
+    assert "small" in listed.stdout and "completed" in listed.stdout
