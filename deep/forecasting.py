@@ -6,7 +6,7 @@ the workload (setup, step, save/restore). TensorFlow is imported inside function
 
 The two series:
 - `sunspots`: statsmodels' yearly sunspot numbers 1700-2008 (309 values, offline). One series, split
-  chronologically 70/15/15 (train up to 1916, valid 1917-1962, test 1963-2008); a window belongs to
+  chronologically 70/15/15 (train 1700-1915, valid 1916-1961, test 1962-2008); a window belongs to
   the split its *targets* fall in, and its inputs may reach back into the previous split (they are the
   past, known when the forecast is made).
 - `generated`: the book's batch of `n_series` independent series of `window + horizon` steps, each a sum
@@ -182,12 +182,14 @@ def forecast_figure(series: str, test: Split, forecast: np.ndarray, model: str, 
     from matplotlib.figure import Figure
 
     naive = naive_forecast(test.x, test.y.shape[1])
-    title = f"{model}: test MAE {test_mae:.4g}, naive {naive_mae:.4g} (ratio {test_mae / naive_mae:.3f})"
+    title = f"{model}: test MAE {test_mae:.4g}, naive {naive_mae:.4g} (ratio {ratio(test_mae, naive_mae):.3f})"
     if series == "sunspots":
         figure = Figure(figsize=(10, 4))
         FigureCanvasAgg(figure)  # render with Agg, whatever pyplot's backend
         ax = figure.add_subplot()
-        ax.plot(test.times[:, 0], test.y[:, 0], "k.-", label="actual")
+        # every test value: the first target of each window, then the last window's later targets
+        ax.plot(np.concatenate([test.times[:, 0], test.times[-1, 1:]]), np.concatenate([test.y[:, 0], test.y[-1, 1:]]),
+                "k.-", label="actual")
         ax.plot(test.times[:, 0], naive[:, 0], color="gray", ls=":", label="naive (last value)")
         ax.plot(test.times[:, 0], forecast[:, 0], "C1-", label=f"{model}, 1 step ahead")
         horizon = test.y.shape[1]
@@ -223,6 +225,7 @@ class Forecaster(Workload):
     @dataclass
     class Config:
         series: Literal["generated", "sunspots"] = "sunspots"  # the book's generated batch, or yearly sunspots
+        # naive: last value, no training; linear: Dense on the window; RNNs, Conv1D+GRU, WaveNet as in ch. 15
         model: Literal["naive", "linear", "simple_rnn", "lstm", "gru", "conv_gru", "wavenet"] = "gru"
         window: int = 50  # past values the model sees (the book's n_steps)
         horizon: int = 1  # values forecast at once, 1..horizon steps ahead (metrics average over them)
