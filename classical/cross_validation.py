@@ -3,6 +3,11 @@
 One `step()` is one full `cross_validate` run, so a Tune sweep of this workload is a grid or random
 search where every configuration is a trial (what GridSearchCV does, but tracked and distributed).
 Hyperparameters use scikit-learn's `step__param` names, e.g. `svc__C` for `make_pipeline(StandardScaler(), SVC())`.
+
+Classifiers also get test precision / recall / F1 (macro over classes for multiclass) and ROC AUC
+(one-vs-rest, macro, for multiclass; only when the model has predict_proba or decision_function),
+and, in TensorBoard, the confusion matrix and the ROC and precision-recall curves of the test split.
+`reduce` puts a dimensionality reducer (PCA, incremental PCA, kernel PCA, LLE) in front of the estimator.
 """
 from __future__ import annotations
 
@@ -11,7 +16,7 @@ import json
 import os
 import time
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 
@@ -26,7 +31,8 @@ DEFAULT_SCORING = {"classification": "accuracy", "regression": "neg_root_mean_sq
 class CrossValidatedPipeline(Workload):
     name = "sklearn_cv"
     test_params = {"dataset": "iris", "model": "logistic", "cv_folds": 3}
-    log_figures = True  # the confusion matrix image (matplotlib: ~0.3 s a trial)
+    log_figures = True  # confusion matrix, ROC and PR curves of the test split (matplotlib: ~1 s a trial)
+    max_curves = 3  # multiclass curves: the micro-average and this many worst classes (by ROC AUC)
 
     @dataclass
     class Config:
@@ -37,12 +43,19 @@ class CrossValidatedPipeline(Workload):
         cv_folds: int = 5  # k of the (stratified, for classification) k-fold CV
         test_size: float = 0.2  # fraction held out for the final test score
         scoring: str = ""  # a scikit-learn scorer name; default: accuracy or neg RMSE
+        reduce: Literal["none", "pca", "incremental_pca", "kernel_pca", "lle"] = "none"  # a reducer before the estimator
+        n_components: int | float = 0.95  # of `reduce`: a count, or (pca only) the fraction of variance to keep
         seed: int = 0
         estimator_params: dict[str, Any] = field(default_factory=dict)  # `step__param` values
 
         def check(self) -> None:
             if self.cv_folds < 2:
                 raise ValueError("cv_folds must be at least 2")
+            if self.n_components <= 0:
+                raise ValueError(f"n_components must be positive, got {self.n_components}")
+            if self.reduce not in ("none", "pca") and not float(self.n_components).is_integer():
+                raise ValueError(f"n_components must be a whole number for reduce '{self.reduce}' "
+                                 f"(a fraction of variance, like {self.n_components}, works only with pca)")
             if not 0.0 < self.test_size < 1.0:
                 raise ValueError("test_size must be between 0 and 1")
             if self.subset < 0:
@@ -54,7 +67,7 @@ class CrossValidatedPipeline(Workload):
         own = {f.name for f in dataclasses.fields(cls.Config)} - {"estimator_params"}
         estimator_params = {k: v for k, v in params.items() if k not in own}
         config = build_dataclass(cls.Config, {k: v for k, v in params.items() if k in own}, f"workload '{cls.name}'")
-        pipeline = models.make(config.model)
+        pipeline = build_pipeline(config.model, config.reduce, config.n_components)
         known = pipeline.get_params()
         for key in estimator_params:
             if key not in known:
@@ -81,7 +94,7 @@ class CrossValidatedPipeline(Workload):
         self.X_train, self.X_test, self.y_train, self.y_test = train_test_split(
             data.X, data.y, test_size=c.test_size, random_state=c.seed, stratify=stratify
         )
-        self.pipeline = models.make(c.model).set_params(**c.estimator_params)
+        self.pipeline = build_pipeline(c.model, c.reduce, c.n_components).set_params(**c.estimator_params)
         if hasattr(data.X, "columns"):  # a CSV file: mixed column types, missing values
             self.pipeline.steps.insert(0, ("preprocess", datasets.preprocessor(data.X)))
         _seed_estimators(self.pipeline, c.seed)
@@ -107,20 +120,100 @@ class CrossValidatedPipeline(Workload):
             f"cv/{self.scoring}_std": float(np.std(scores)),
             f"test/{self.scoring}": float(test_score),
             "charts/fit_seconds": float(np.mean(cv["fit_time"])),
-            "charts/wall_seconds": time.perf_counter() - start,
         }
-        if self.task == "classification" and self.context.logger is not None and self.log_figures:
-            self._log_confusion_matrix()
+        self.results.update(self._reducer_charts())
+        if self.task == "classification":
+            extra = self._classification_metrics()
+        else:
+            from sklearn.metrics import r2_score
+
+            extra = {"test/r2": float(r2_score(self.y_test, self.pipeline.predict(self.X_test)))}
+        for key, value in extra.items():  # `scoring: f1` already gave test/f1: keep the scorer's
+            self.results.setdefault(key, value)
+        self.results["charts/wall_seconds"] = time.perf_counter() - start
         return {**self.results, "done": True}
 
-    def _log_confusion_matrix(self) -> None:
+    def _reducer_charts(self) -> dict[str, float]:
+        """The share of variance the (PCA-like) reducer kept, and how many components it kept."""
+        if self.config.reduce == "none":
+            return {}
+        reducer = self.pipeline.steps[-2][1]
+        charts = {"charts/n_components": float(getattr(reducer, "n_components_", self.config.n_components))}
+        if hasattr(reducer, "explained_variance_ratio_"):
+            charts["charts/explained_variance"] = float(np.sum(reducer.explained_variance_ratio_))
+        return charts
+
+    def _scores(self) -> np.ndarray | None:
+        """Test-split confidence scores: probabilities, else decision values; column k is classes_[k]."""
+        for method in ("predict_proba", "decision_function"):
+            if hasattr(self.pipeline, method):
+                scores = np.asarray(getattr(self.pipeline, method)(self.X_test))
+                if scores.ndim == 2 and scores.shape[1] == 2:
+                    scores = scores[:, 1]  # binary: the positive class, classes_[1]
+                return scores
+        return None  # e.g. hard voting
+
+    def _classification_metrics(self) -> dict[str, float]:
+        """Precision, recall and F1 (multiclass: macro), ROC AUC (multiclass: one-vs-rest, macro).
+
+        Binary: of the positive class classes_[1], the label that sorts last (1 of 0/1, 'yes' of no/yes).
+        """
+        from sklearn.metrics import precision_recall_fscore_support, roc_auc_score
+        from sklearn.preprocessing import label_binarize
+
+        classes = self.pipeline.classes_
+        binary = len(classes) == 2
+        y_pred = self.pipeline.predict(self.X_test)
+        precision, recall, f1, _ = precision_recall_fscore_support(
+            self.y_test, y_pred, average="binary" if binary else "macro",
+            pos_label=classes[1] if binary else 1, zero_division=0)
+        metrics = {"test/precision": float(precision), "test/recall": float(recall), "test/f1": float(f1)}
+        scores = self._scores()
+        per_class_auc = None
+        if scores is not None:
+            truth = label_binarize(self.y_test, classes=classes)  # (n, 1) when binary, else (n, k)
+            try:
+                if binary:
+                    metrics["test/roc_auc"] = float(roc_auc_score(truth[:, 0], scores))
+                else:  # one-vs-rest, macro; any per-class scores (not only probabilities) rank correctly
+                    per_class_auc = roc_auc_score(truth, scores, average=None)
+                    metrics["test/roc_auc"] = float(np.mean(per_class_auc))
+            except ValueError:  # a class missing from the test split: no AUC
+                pass
+        if self.context.logger is not None and self.log_figures:
+            self._log_figures(scores, per_class_auc)
+        return metrics
+
+    def _log_figures(self, scores, per_class_auc) -> None:
         import matplotlib
 
         matplotlib.use("Agg")
-        from sklearn.metrics import ConfusionMatrixDisplay
+        import matplotlib.pyplot as plt
+        from sklearn.metrics import ConfusionMatrixDisplay, PrecisionRecallDisplay, RocCurveDisplay
+        from sklearn.preprocessing import label_binarize
 
         display = ConfusionMatrixDisplay.from_estimator(self.pipeline, self.X_test, self.y_test, colorbar=False)
         self.context.logger.figure("test/confusion_matrix", display.figure_)
+        if scores is None:
+            return
+        classes = self.pipeline.classes_
+        truth = label_binarize(self.y_test, classes=classes)
+        if len(classes) == 2:
+            curves = [(f"class {classes[1]}", truth[:, 0], scores)]
+        else:  # the micro-average (every class's decisions pooled), then the classes the model ranks worst
+            curves = [("micro-average", truth.ravel(), scores.ravel())]
+            if per_class_auc is not None:
+                worst = np.argsort(per_class_auc)[: self.max_curves]
+                curves += [(f"class {classes[k]} vs rest", truth[:, k], scores[:, k]) for k in worst]
+        for tag, display_cls, axes in (("test/roc_curve", RocCurveDisplay, ("False positive rate", "True positive rate")),
+                                       ("test/pr_curve", PrecisionRecallDisplay, ("Recall", "Precision"))):
+            figure, ax = plt.subplots(figsize=(5, 4))
+            for name, y_true, y_score in curves:
+                display_cls.from_predictions(y_true, y_score, pos_label=1, name=name, ax=ax)
+            ax.set_xlabel(axes[0])
+            ax.set_ylabel(axes[1])  # not "(Positive label: 1)": each curve names its positive class
+            ax.set_title("test split")
+            self.context.logger.figure(tag, figure)
 
     def save(self, checkpoint_dir: str) -> None:
         import skops.io
@@ -136,6 +229,15 @@ class CrossValidatedPipeline(Workload):
         path = os.path.join(checkpoint_dir, "pipeline.skops")
         if os.path.exists(path):
             self.pipeline = load_pipeline(path)
+
+
+def build_pipeline(model: str, reduce: str = "none", n_components: int | float = 0.95):
+    """The catalogue's pipeline for `model`, with the reducer (if any) just before the estimator."""
+    pipeline = models.make(model)
+    step = models.reducer(reduce, n_components)
+    if step is not None:
+        pipeline.steps.insert(len(pipeline.steps) - 1, step)
+    return pipeline
 
 
 def load_pipeline(path: str):
