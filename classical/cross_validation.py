@@ -31,7 +31,6 @@ DEFAULT_SCORING = {"classification": "accuracy", "regression": "neg_root_mean_sq
 class CrossValidatedPipeline(Workload):
     name = "sklearn_cv"
     test_params = {"dataset": "iris", "model": "logistic", "cv_folds": 3}
-    log_figures = True  # confusion matrix, ROC and PR curves of the test split (matplotlib: ~1 s a trial)
     max_curves = 3  # multiclass curves: the micro-average and this many worst classes (by ROC AUC)
 
     @dataclass
@@ -45,6 +44,7 @@ class CrossValidatedPipeline(Workload):
         scoring: str = ""  # a scikit-learn scorer name; default: accuracy or neg RMSE
         reduce: Literal["none", "pca", "incremental_pca", "kernel_pca", "lle"] = "none"  # a reducer before the estimator
         n_components: int | float = 0.95  # of `reduce`: a count, or (pca only) the fraction of variance to keep
+        log_figures: bool = True  # confusion matrix, ROC and PR curves to TensorBoard (matplotlib: ~1 s a trial)
         seed: int = 0
         estimator_params: dict[str, Any] = field(default_factory=dict)  # `step__param` values
 
@@ -180,7 +180,7 @@ class CrossValidatedPipeline(Workload):
                     metrics["test/roc_auc"] = float(np.mean(per_class_auc))
             except ValueError:  # a class missing from the test split: no AUC
                 pass
-        if self.context.logger is not None and self.log_figures:
+        if self.context.logger is not None and self.config.log_figures:
             self._log_figures(scores, per_class_auc)
         return metrics
 

@@ -94,11 +94,10 @@ def test_binary_metrics_from_a_decision_function():
     assert metrics["test/roc_auc"] > 0.9 and metrics["test/f1"] > 0.85
 
 
-def test_no_auc_without_scores_and_figures_can_be_switched_off(monkeypatch):
-    monkeypatch.setattr(CrossValidatedPipeline, "log_figures", False)
+def test_no_auc_without_scores_and_figures_can_be_switched_off():
     logger = FigureLogger()
     _, metrics = run(CrossValidatedPipeline, {"dataset": "iris", "model": "voting_classifier", "cv_folds": 2,
-                                              "votingclassifier__voting": "hard"}, logger)
+                                              "votingclassifier__voting": "hard", "log_figures": False}, logger)
     assert "test/f1" in metrics and "test/roc_auc" not in metrics  # hard voting: no predict_proba
     assert logger.tags == []
 

@@ -18,11 +18,11 @@ settings.apply_worker_env()  # TF_USE_LEGACY_KERAS=1 before any test imports Ten
 
 KINDS = ("stacked", "conv", "denoising", "variational")
 TINY_AE = {
-    "subset": 256, "max_epochs": 2, "batch_size": 64, "log_images": 4,
+    "subset": 200, "max_epochs": 2, "batch_size": 64, "log_images": 4,
     "hidden_units": [32], "codings_size": 8, "filters": [4, 8, 8],
 }
 TINY_GAN = {
-    "subset": 256, "max_epochs": 2, "batch_size": 64, "log_images": 4, "eval_samples": 64,
+    "subset": 200, "max_epochs": 2, "batch_size": 64, "log_images": 4, "eval_samples": 64,
     "codings_size": 16, "generator_filters": [16, 8], "discriminator_filters": [8, 16],
 }
 CASES = {kind: ("keras_autoencoder", {**TINY_AE, "kind": kind}) for kind in KINDS}
@@ -110,8 +110,7 @@ def test_save_restore_gives_identical_outputs(case, build, tmp_path):
     second.restore(str(checkpoint))
     assert second.epoch == 1
     np.testing.assert_array_equal(outputs(second, x, codings), outputs(first, x, codings))
-    after = second.step()  # training goes on from the restored epoch
-    assert after["charts/epoch"] == 2 and after["done"] is True
+    # that training goes on after a restore is the conformance test's part (tests/test_conformance.py)
 
 
 # ---------------------------------------------------------------- failures and configs
