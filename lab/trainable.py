@@ -22,6 +22,11 @@ class WorkloadTrainable(tune.Trainable):
 
     def setup(self, config: dict, workload: str) -> None:
         settings.apply_worker_env()
+        cpus = self.trial_resources.required_resources.get("CPU", 1) if self.trial_resources else 1
+        # TensorFlow sizes its thread pools to the machine, not to the trial: trials side by side would
+        # oversubscribe the cores (read by TensorFlow when a workload imports it)
+        os.environ.setdefault("TF_NUM_INTRAOP_THREADS", str(max(1, int(cpus))))
+        os.environ.setdefault("TF_NUM_INTEROP_THREADS", str(max(1, int(cpus))))
         self._workload_name = workload
         self._build(config)
 
