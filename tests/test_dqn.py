@@ -92,7 +92,7 @@ def test_unknown_env_id_suggests_close_names():
 
 
 def test_continuous_actions_are_refused():
-    with pytest.raises(SpecError, match=r"DQN needs one discrete action, but 'Pendulum-v1' has continuous actions"):
+    with pytest.raises(SpecError, match=r"DQN needs one discrete action, but 'Pendulum-v1' has Box actions"):
         make("dqn", {**TINY, "env_id": "Pendulum-v1"})
 
 
@@ -113,5 +113,5 @@ def test_image_observations_are_refused():
 
     if "LabTest/Image-v0" not in gymnasium.registry:
         gymnasium.register("LabTest/Image-v0", entry_point=ImageEnv, max_episode_steps=10)
-    with pytest.raises(SpecError, match=r"MLP Q-network needs flat vector observations.*\[8, 8, 3\]"):
+    with pytest.raises(SpecError, match=r"MLP networks need flat vector observations.*\(8, 8, 3\)"):
         make("dqn", {**TINY, "env_id": "LabTest/Image-v0"})
