@@ -29,8 +29,8 @@ from lab.workload import Workload, register
 STATE_FILE = "state.json"  # the epoch counter beside the TensorFlow checkpoint
 CHECKPOINT_PREFIX = "model"  # tf.train.Checkpoint files: model.index, model.data-*
 IMAGE_DATASETS = ("fashion_mnist", "mnist")  # 28x28 images: the conv decoder upsamples 3 -> 7 -> 14 -> 28
-BOOK_HIDDEN_UNITS = {"stacked": (100,), "denoising": (100,), "variational": (150, 100)}
-BOOK_CODINGS_SIZE = {"stacked": 30, "conv": 30, "denoising": 30, "variational": 10}
+BOOK_HIDDEN_UNITS = {"stacked": (100,), "denoising": (100,), "variational": (150, 100)}  # hidden_units: ()
+BOOK_CODINGS_SIZE = {"stacked": 30, "conv": 30, "denoising": 30, "variational": 10}  # codings_size: 0
 
 
 # ---------------------------------------------------------------- models
@@ -60,7 +60,8 @@ def make_dense_autoencoder(
     for units in hidden_units:
         x = layers.Dense(units, activation=activation, kernel_initializer="he_normal")(x)
     if variational:
-        outputs = [layers.Dense(codings_size, name="codings_mean")(x), layers.Dense(codings_size, name="codings_log_var")(x)]
+        outputs = [layers.Dense(codings_size, name="codings_mean")(x),
+                   layers.Dense(codings_size, name="codings_log_var")(x)]
     else:
         outputs = layers.Dense(codings_size, activation=activation, kernel_initializer="he_normal")(x)
     encoder = tf.keras.Model(inputs, outputs, name="encoder")
@@ -114,15 +115,16 @@ class Autoencoder(Workload):
     """A stacked, convolutional, denoising or variational autoencoder; one step trains `epochs_per_step` epochs."""
 
     name = "keras_autoencoder"
-    test_params = {"kind": "conv", "filters": [4, 8, 8], "codings_size": 8, "subset": 256, "max_epochs": 2, "log_images": 4}
+    test_params = {
+        "kind": "conv", "filters": [4, 8, 8], "codings_size": 8, "subset": 256, "max_epochs": 2, "log_images": 4,
+    }
 
     @dataclass
     class Config:
         kind: Literal["stacked", "conv", "denoising", "variational"] = "stacked"  # the book's four autoencoders
         dataset: Literal["fashion_mnist", "mnist"] = "fashion_mnist"  # 28x28 images of deep.data
-        codings_size: int = 0  # size of the codings layer (0: the book's, 30; the VAE's 10)
-        hidden_units: tuple[int, ...] = ()  # Dense encoder layers, mirrored by the decoder (empty: the book's,
-        #                                     100; the VAE's 150, 100); ignored by the conv kind
+        codings_size: int = 0  # size of the codings layer (0: the book's, 30, or 10 for the VAE)
+        hidden_units: tuple[int, ...] = ()  # Dense encoder layers, mirrored by the decoder (empty: the book's)
         filters: tuple[int, ...] = (16, 32, 64)  # conv: filters of the three Conv + max-pool blocks
         activation: str = "relu"  # hidden activation (any Keras name; the book's stacked autoencoder used selu)
         noise: Literal["dropout", "gaussian"] = "dropout"  # denoising: how inputs are corrupted during training
@@ -265,7 +267,8 @@ class Autoencoder(Workload):
             self.epoch += 1
             loss, mse, kl = totals / seen
             if not math.isfinite(loss):
-                raise FloatingPointError(f"training loss is {'NaN' if math.isnan(loss) else loss} at epoch {self.epoch}")
+                value = "NaN" if math.isnan(loss) else loss
+                raise FloatingPointError(f"training loss is {value} at epoch {self.epoch}")
 
         val_loss, val_mse = self._evaluate(self.x_val, self.x_val)
         metrics: dict[str, Any] = {"train/loss": loss, "val/loss": val_loss, "val/reconstruction_mse": val_mse}
@@ -295,7 +298,8 @@ class Autoencoder(Workload):
             rows.append(self.reconstruct(self.x_shown))
         logger.image("val/reconstructions", image_grid(np.concatenate(rows), columns=len(self.x_shown)))
         if self.variational:
-            logger.image("samples/generated", image_grid(self.generate(self.codings_shown), columns=self.config.log_images))
+            samples = self.generate(self.codings_shown)
+            logger.image("samples/generated", image_grid(samples, columns=self.config.log_images))
 
     def generate(self, codings: np.ndarray) -> np.ndarray:
         """Images decoded from `codings` (meaningful for the VAE, whose codings follow N(0, I))."""

@@ -77,7 +77,10 @@ def make_discriminator(
 
 
 def make_gan_optimizer(name: str, learning_rate: float, beta_1: float):
-    """Adam with the DCGAN paper's beta_1 (0.5), or the book's RMSprop."""
+    """The book's RMSprop, or Adam with the DCGAN paper's beta_1 (0.5).
+
+    Measured on 6000 Fashion-MNIST images, 4 epochs: RMSprop 1e-3 reached eval/frechet_distance 5.0; Adam 2e-4
+    (beta_1 0.5) 11-12, with or without a slower discriminator, its samples almost all tops (no shoes or bags)."""
     tf = _tf()
     if name == "rmsprop":
         return tf.keras.optimizers.RMSprop(learning_rate=learning_rate)
@@ -125,10 +128,10 @@ class DCGAN(Workload):
         discriminator_filters: tuple[int, ...] = (64, 128)  # filters of each stride-2 Conv2D (28 -> 14 -> 7)
         kernel_size: int = 5  # kernel of every Conv2D and Conv2DTranspose
         dropout: float = 0.4  # dropout after each discriminator conv layer
-        optimizer: Literal["adam", "rmsprop"] = "adam"  # Adam as in the DCGAN paper; the book uses RMSprop
-        generator_lr: float = 2e-4  # the generator's learning rate
-        discriminator_lr: float = 2e-4  # the discriminator's learning rate
-        beta_1: float = 0.5  # Adam's first-moment decay (the DCGAN paper's 0.5; Keras' default is 0.9)
+        optimizer: Literal["rmsprop", "adam"] = "rmsprop"  # the book's RMSprop, or Adam as in the DCGAN paper
+        generator_lr: float = 1e-3  # the generator's learning rate (the book's; the DCGAN paper's Adam: 2e-4)
+        discriminator_lr: float = 1e-3  # the discriminator's learning rate
+        beta_1: float = 0.5  # Adam only: first-moment decay (the DCGAN paper's 0.5; Keras' default is 0.9)
         batch_size: int = 32  # real images per training step (and as many generated ones)
         epochs_per_step: int = 1  # epochs trained per step() (one Tune iteration)
         max_epochs: int = 10  # step() returns done=True once this many epochs are trained
@@ -202,17 +205,20 @@ class DCGAN(Workload):
 
         real = images * 2.0 - 1.0  # the generator's tanh range
         batch = tf.shape(real)[0]
-        generated = self.generator(self.rng.normal([batch, self.config.codings_size]), training=True)
+        codings_shape = [batch, self.config.codings_size]
+        generated = self.generator(self.rng.normal(codings_shape), training=True)
         with tf.GradientTape() as tape:
             real_logits = self.discriminator(real, training=True)
             fake_logits = self.discriminator(generated, training=True)
             # the mean over the 2 x batch images, as the book's train_on_batch on the concatenated batch
-            d_loss = (self._bce(tf.ones_like(real_logits), real_logits) + self._bce(tf.zeros_like(fake_logits), fake_logits)) / 2
+            d_loss = (self._bce(tf.ones_like(real_logits), real_logits)
+                      + self._bce(tf.zeros_like(fake_logits), fake_logits)) / 2
         variables = self.discriminator.trainable_variables
         self.d_optimizer.apply_gradients(zip(tape.gradient(d_loss, variables), variables))
 
         with tf.GradientTape() as tape:
-            fake_logits = self.discriminator(self.generator(self.rng.normal([batch, self.config.codings_size]), training=True), training=True)
+            generated = self.generator(self.rng.normal(codings_shape), training=True)
+            fake_logits = self.discriminator(generated, training=True)
             g_loss = self._bce(tf.ones_like(fake_logits), fake_logits)
         variables = self.generator.trainable_variables
         self.g_optimizer.apply_gradients(zip(tape.gradient(g_loss, variables), variables))
@@ -253,7 +259,8 @@ class DCGAN(Workload):
             d_loss, g_loss = totals / seen
             for name, loss in (("discriminator", d_loss), ("generator", g_loss)):
                 if not math.isfinite(loss):
-                    raise FloatingPointError(f"{name} loss is {'NaN' if math.isnan(loss) else loss} at epoch {self.epoch}")
+                    value = "NaN" if math.isnan(loss) else loss
+                    raise FloatingPointError(f"{name} loss is {value} at epoch {self.epoch}")
 
         metrics: dict[str, Any] = {"train/d_loss": d_loss, "train/g_loss": g_loss}
         if c.eval_samples:

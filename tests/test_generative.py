@@ -91,7 +91,8 @@ def test_tiny_step_gives_finite_metrics_and_logs_its_images(case, build, tmp_pat
 def test_vae_kl_term_is_the_rest_of_the_loss(build):
     metrics = build("variational").step()
     assert metrics["train/kl_loss"] > 0
-    assert metrics["train/loss"] == pytest.approx(metrics["train/reconstruction_mse"] + metrics["train/kl_loss"], rel=1e-5)
+    total = metrics["train/reconstruction_mse"] + metrics["train/kl_loss"]
+    assert metrics["train/loss"] == pytest.approx(total, rel=1e-5)
 
 
 # ---------------------------------------------------------------- checkpoints
