@@ -1,7 +1,6 @@
 """The `lab` command through a subprocess: bad input fails cleanly, a real run fills registry and TensorBoard."""
 from __future__ import annotations
 
-import glob
 import json
 import os
 import signal
