@@ -31,11 +31,11 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from agents._common import close_envs, greedy_actions, make_greedy_evaluation, read_checkpoint, write_checkpoint
 from lab.errors import SpecError
 from lab.workload import Workload, register
 
 EVAL_SEED_OFFSET = 10_000  # evaluation env i is seeded with seed + EVAL_SEED_OFFSET + i
-EVAL_MAX_STEPS = 100_000  # safety cap on one evaluation, for environments without a time limit
 CHECKPOINT_NAME = "dqn"  # files: <dir>/dqn.index, <dir>/dqn.data-*
 
 
@@ -203,21 +203,7 @@ class DQN(Workload):
             return total / cfg.train_steps_per_iteration
 
         # Evaluate: one greedy episode in each eval env, all at once; an env's first episode counts.
-        greedy, eval_env, n = self.agent.policy, self.eval_env, cfg.eval_episodes
-
-        @tf.function(autograph=False)
-        def evaluate():
-            def env_step(time_step, returns, lengths, running):
-                time_step = eval_env.step(greedy.action(time_step).action)
-                returns += tf.where(running, time_step.reward, 0.0)
-                lengths += tf.cast(running, tf.int64)
-                return time_step, returns, lengths, tf.logical_and(running, ~time_step.is_last())
-
-            start = (eval_env.reset(), tf.zeros([n]), tf.zeros([n], tf.int64), tf.ones([n], tf.bool))
-            _, returns, lengths, _ = tf.while_loop(
-                lambda *loop_vars: tf.reduce_any(loop_vars[-1]), env_step, start, maximum_iterations=EVAL_MAX_STEPS
-            )
-            return returns, lengths
+        evaluate = make_greedy_evaluation(self.agent.policy, self.eval_env, cfg.eval_episodes)
 
         # Trace all three now (takes no env step): concrete functions never retrace.
         self._collect = collect.get_concrete_function()
@@ -266,26 +252,17 @@ class DQN(Workload):
 
     def greedy_actions(self, observations: np.ndarray) -> np.ndarray:
         """Greedy actions of the current Q-network for a batch of observations (tests, demos)."""
-        import tensorflow as tf
-        from tf_agents.trajectories import time_step as ts
-
-        observations = tf.convert_to_tensor(observations, dtype=self.q_network.input_tensor_spec.dtype)
-        return self.agent.policy.action(ts.restart(observations, batch_size=len(observations))).action.numpy()
+        return greedy_actions(self.agent.policy, self.q_network, observations)
 
     # ------------------------------------------------------------------ checkpoints
     def save(self, checkpoint_dir: str) -> None:
-        self.checkpoint.write(os.path.join(checkpoint_dir, CHECKPOINT_NAME))
+        write_checkpoint(self.checkpoint, checkpoint_dir, CHECKPOINT_NAME)
 
     def restore(self, checkpoint_dir: str) -> None:
-        path = os.path.join(checkpoint_dir, CHECKPOINT_NAME)
-        if not os.path.exists(path + ".index"):
-            raise FileNotFoundError(f"no DQN checkpoint in {checkpoint_dir} (expected {CHECKPOINT_NAME}.index)")
-        self.checkpoint.read(path).assert_existing_objects_matched()
+        read_checkpoint(self.checkpoint, checkpoint_dir, CHECKPOINT_NAME, "DQN")
 
     def close(self) -> None:
-        for env in (getattr(self, "train_env", None), getattr(self, "eval_env", None)):
-            if env is not None:
-                env.close()
+        close_envs(getattr(self, "train_env", None), getattr(self, "eval_env", None))
 
 
 def check_spaces(env_id: str, observation_spec, action_spec) -> None:

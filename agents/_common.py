@@ -1,0 +1,64 @@
+"""Pieces every TF-Agents workload shares: batched greedy evaluation, greedy actions, checkpoints, env closing.
+
+TensorFlow and TF-Agents are imported inside the functions (see lab/workload.py).
+"""
+from __future__ import annotations
+
+import os
+
+import numpy as np
+
+EVAL_MAX_STEPS = 100_000  # safety cap on one evaluation, for environments without a time limit
+
+
+def make_greedy_evaluation(policy, eval_env, episodes: int):
+    """A tf.function playing one greedy episode in each of the `episodes` batched eval envs, all at once.
+
+    Returns (returns, lengths) of those first episodes. Built with autograph=False (explicit while_loop):
+    AutoGraph-converting TF-Agents' Python code is what makes tracing slow.
+    """
+    import tensorflow as tf
+
+    @tf.function(autograph=False)
+    def evaluate():
+        def env_step(time_step, returns, lengths, running):
+            time_step = eval_env.step(policy.action(time_step).action)
+            returns += tf.where(running, time_step.reward, 0.0)
+            lengths += tf.cast(running, tf.int64)
+            return time_step, returns, lengths, tf.logical_and(running, ~time_step.is_last())
+
+        n = episodes
+        start = (eval_env.reset(), tf.zeros([n]), tf.zeros([n], tf.int64), tf.ones([n], tf.bool))
+        _, returns, lengths, _ = tf.while_loop(
+            lambda *loop_vars: tf.reduce_any(loop_vars[-1]), env_step, start, maximum_iterations=EVAL_MAX_STEPS
+        )
+        return returns, lengths
+
+    return evaluate
+
+
+def greedy_actions(policy, network, observations: np.ndarray) -> np.ndarray:
+    """The greedy policy's actions for a batch of observations (tests, demos)."""
+    import tensorflow as tf
+    from tf_agents.trajectories import time_step as ts
+
+    observations = tf.convert_to_tensor(observations, dtype=network.input_tensor_spec.dtype)
+    return policy.action(ts.restart(observations, batch_size=len(observations))).action.numpy()
+
+
+def write_checkpoint(checkpoint, checkpoint_dir: str, name: str) -> None:
+    checkpoint.write(os.path.join(checkpoint_dir, name))
+
+
+def read_checkpoint(checkpoint, checkpoint_dir: str, name: str, agent: str) -> None:
+    """Restore `checkpoint` from `<dir>/<name>`; a one-line FileNotFoundError when it is not there."""
+    path = os.path.join(checkpoint_dir, name)
+    if not os.path.exists(path + ".index"):
+        raise FileNotFoundError(f"no {agent} checkpoint in {checkpoint_dir} (expected {name}.index)")
+    checkpoint.read(path).assert_existing_objects_matched()
+
+
+def close_envs(*envs) -> None:
+    for env in envs:
+        if env is not None:
+            env.close()
