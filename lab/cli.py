@@ -70,6 +70,12 @@ def make_parser() -> argparse.ArgumentParser:
     baselines.add_argument("--address", help="Ray cluster address")
     baselines.set_defaults(handler=cmd_baselines)
 
+    export = commands.add_parser("export", help="write a trial's trained model in a portable format")
+    export.add_argument("id", type=int, help="experiment id")
+    export.add_argument("--trial", help="trial id (default: the best trial)")
+    export.add_argument("--out", required=True, help="folder to write into")
+    export.set_defaults(handler=cmd_export)
+
     presets = commands.add_parser("presets", help="list the presets shipped with the lab")
     presets.set_defaults(handler=cmd_presets)
     return parser
@@ -210,6 +216,14 @@ def cmd_baselines(args: argparse.Namespace) -> int:
     print(f"\nexperiment {outcome.experiment_id}: {spec.description}, ranked by {metric} ({args.cv}-fold CV)")
     print_table(["RANK", "MODEL", metric.upper(), "STD", "TEST", "FIT S", "STATUS"], rows)
     return exit_code([outcome])
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    from lab.artifacts import export_trial
+
+    path, trial = export_trial(args.id, args.out, args.trial)
+    print(f"exported trial {trial['trial_id']} of experiment {args.id}: {path}")
+    return 0
 
 
 def cmd_presets(args: argparse.Namespace) -> int:

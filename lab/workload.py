@@ -18,6 +18,7 @@ It knows nothing of Ray or TensorBoard files: the Tune adapter (`lab.trainable`)
         def step(self) -> dict[str, float]: ...   # one unit of training, flat namespaced metrics
         def save(self, checkpoint_dir): ...
         def restore(self, checkpoint_dir): ...
+        def export(self, out_dir) -> str: ...     # optional: the model in a portable format (`lab export`)
 
 Workload modules live in the packages of `WORKLOAD_PACKAGES` and are found by `discover()`.
 They must not import TensorFlow or Ray at module level (import them inside `setup`), so that
@@ -34,7 +35,7 @@ import types
 import typing
 from typing import Any, ClassVar, Literal
 
-from lab.errors import SpecError
+from lab.errors import LabError, SpecError
 
 WORKLOAD_PACKAGES = ("classical", "deep", "agents")
 WORKLOADS: dict[str, type[Workload]] = {}
@@ -84,6 +85,13 @@ class Workload:
     def restore(self, checkpoint_dir: str) -> None:
         """Load the state written by `save`."""
         raise NotImplementedError
+
+    def export(self, out_dir: str) -> str:
+        """Write the trained model in a portable, safe format under `out_dir`; return the written path.
+
+        Optional (`lab export`): scikit-learn -> skops, Keras -> `.keras`, TF-Agents -> PolicySaver.
+        """
+        raise LabError(f"workload '{self.name}' cannot export its model")
 
     def close(self) -> None:
         """Release resources (environments, sessions)."""

@@ -1,0 +1,78 @@
+"""A recorded trial brought back to life: its workload rebuilt from the registry and its checkpoint.
+
+    workload = load_trial_workload(experiment_id=3)          # the best trial, restored
+    export_trial(3, "out/")                                  # -> workload.export("out/"): skops, .keras, PolicySaver
+
+`lab export` and `lab eval` are built on these. The trial's config comes from the registry, its state
+from the last checkpoint Tune wrote (no pickle: each workload reads its own safe format).
+"""
+from __future__ import annotations
+
+import os
+import tempfile
+from typing import Any
+
+from lab import settings
+from lab import workload as workloads
+from lab.errors import LabError
+
+
+def trial_record(experiment_id: int, trial_id: str | None = None, registry=None) -> tuple[dict, dict]:
+    """(experiment, trial) records: the named trial, else the experiment's best one."""
+    from lab.registry import Registry
+
+    registry = registry or Registry()
+    experiment = registry.experiment(experiment_id)
+    if trial_id is None:
+        trial = registry.best_trial(experiment_id)
+        if trial is None:
+            raise LabError(f"experiment {experiment_id} has no trial that reported '{experiment['metric']}'")
+        return experiment, trial
+    for trial in registry.trials(experiment_id):
+        if trial["trial_id"] == trial_id or trial["trial_id"].endswith(f"_{trial_id}"):
+            return experiment, trial
+    known = ", ".join(t["trial_id"] for t in registry.trials(experiment_id))
+    raise LabError(f"experiment {experiment_id} has no trial '{trial_id}' (trials: {known or 'none'})")
+
+
+def load_trial_workload(experiment_id: int, trial_id: str | None = None, workdir: str | None = None,
+                        registry=None) -> workloads.Workload:
+    """The trial's workload: built from its recorded config, set up, restored from its checkpoint.
+
+    The caller closes it. `workdir` receives whatever the workload writes while set up (default: a
+    temporary folder).
+    """
+    experiment, trial = trial_record(experiment_id, trial_id, registry)
+    checkpoint = trial.get("checkpoint_path")
+    if not checkpoint:
+        raise LabError(f"trial {trial['trial_id']} of experiment {experiment_id} has no checkpoint "
+                       f"(status {trial['status']})")
+    if "://" in checkpoint:
+        raise LabError(f"checkpoint {checkpoint} is on remote storage: copy it locally first")
+    if not os.path.isdir(checkpoint):
+        raise LabError(f"checkpoint folder {checkpoint} of trial {trial['trial_id']} is gone")
+    settings.apply_worker_env()
+    cls = workloads.get(experiment["workload"])
+    config = cls.make_config(trial["config"])
+    context = workloads.TrialContext(trial_dir=workdir or tempfile.mkdtemp(prefix="lab-trial-"),
+                                     trial_id=trial["trial_id"])
+    workload = cls(config, context)
+    workload.setup()
+    try:
+        workload.restore(checkpoint)
+    except BaseException:
+        workload.close()
+        raise
+    return workload
+
+
+def export_trial(experiment_id: int, out: str, trial_id: str | None = None) -> tuple[str, dict[str, Any]]:
+    """Write the trial's model in its workload's portable format under `out`; (written path, trial)."""
+    _, trial = trial_record(experiment_id, trial_id)
+    os.makedirs(out, exist_ok=True)
+    workload = load_trial_workload(experiment_id, trial["trial_id"])
+    try:
+        path = workload.export(out)
+    finally:
+        workload.close()
+    return path, trial
