@@ -58,6 +58,26 @@ def read_checkpoint(checkpoint, checkpoint_dir: str, name: str, agent: str) -> N
     checkpoint.read(path).assert_existing_objects_matched()
 
 
+POLICY_META = "lab_policy.json"  # written beside a PolicySaver export: which env and agent it belongs to
+
+
+def export_policy(policy, out_dir: str, train_step, env_id: str, agent: str) -> str:
+    """Save the greedy `policy` with TF-Agents' PolicySaver into `<out_dir>/policy`; return that folder.
+
+    A `lab_policy.json` beside the SavedModel names the env id and agent, so `lab eval PATH` can rebuild
+    the environment. Loading in a fresh process needs `import tensorflow_probability` first (STACK.md).
+    """
+    import json
+
+    from tf_agents.policies import policy_saver
+
+    path = os.path.join(out_dir, "policy")
+    policy_saver.PolicySaver(policy, train_step=train_step).save(path)
+    with open(os.path.join(path, POLICY_META), "w") as handle:
+        json.dump({"env_id": env_id, "agent": agent, "train_step": int(train_step.numpy())}, handle)
+    return path
+
+
 def close_envs(*envs) -> None:
     for env in envs:
         if env is not None:

@@ -39,7 +39,7 @@ from typing import Literal
 
 import numpy as np
 
-from agents._common import close_envs, greedy_actions, make_greedy_evaluation, read_checkpoint, write_checkpoint
+from agents._common import close_envs, export_policy, greedy_actions, make_greedy_evaluation, read_checkpoint, write_checkpoint
 from lab.errors import SpecError
 from lab.workload import Workload, register
 
@@ -327,6 +327,10 @@ class PPO(Workload):
     def restore(self, checkpoint_dir: str) -> None:
         read_checkpoint(self.checkpoint, checkpoint_dir, CHECKPOINT_NAME, "PPO")
         self.has_carry.assign(False)  # the kept transition belongs to the envs' old episodes: take a fresh one
+
+    def export(self, out_dir: str) -> str:
+        """The greedy policy, saved with PolicySaver (`lab export`, `lab eval PATH`)."""
+        return export_policy(self.agent.policy, out_dir, self.train_step, self.config.env_id, "PPO")
 
     def close(self) -> None:
         close_envs(getattr(self, "train_env", None), getattr(self, "eval_env", None))
