@@ -23,7 +23,7 @@ from typing import Any, Literal
 import numpy as np
 
 from classical import clustering, datasets
-from classical.cross_validation import _seed_estimators
+from classical.cross_validation import _seed_estimators, export_pipeline
 from lab.errors import SpecError
 from lab.workload import Workload, build_dataclass, register
 
@@ -114,6 +114,10 @@ class AnomalyDetection(Workload):
 
     def restore(self, checkpoint_dir: str) -> None:
         self.pipeline, self.results = clustering.restore(checkpoint_dir, self.pipeline)
+
+    def export(self, out_dir: str) -> str:
+        return export_pipeline(self.pipeline, out_dir, {"workload": self.name, "dataset": self.config.dataset,
+                                                         "metrics": self.results})
 
 
 def contaminated(data: datasets.Dataset, normal_class: int | str, contamination: float, seed: int):

@@ -21,7 +21,7 @@ from typing import Any, Literal
 import numpy as np
 
 from classical import datasets
-from classical.cross_validation import _seed_estimators, load_pipeline
+from classical.cross_validation import _seed_estimators, export_pipeline, load_pipeline
 from lab.errors import DataError, SpecError
 from lab.workload import Workload, build_dataclass, register
 
@@ -117,6 +117,10 @@ class Clustering(Workload):
 
     def restore(self, checkpoint_dir: str) -> None:
         self.pipeline, self.results = restore(checkpoint_dir, self.pipeline)
+
+    def export(self, out_dir: str) -> str:
+        return export_pipeline(self.pipeline, out_dir, {"workload": self.name, "dataset": self.config.dataset,
+                                                         "metrics": self.results})
 
 
 def silhouette(features: np.ndarray, labels: np.ndarray, seed: int) -> float:

@@ -21,7 +21,7 @@ from typing import Any, Literal
 import numpy as np
 
 from classical import datasets, models
-from lab.errors import DataError, SpecError
+from lab.errors import DataError, LabError, SpecError
 from lab.workload import Workload, build_dataclass, register
 
 DEFAULT_SCORING = {"classification": "accuracy", "regression": "neg_root_mean_squared_error"}
@@ -45,6 +45,13 @@ class CrossValidatedPipeline(Workload):
         reduce: Literal["none", "pca", "incremental_pca", "kernel_pca", "lle"] = "none"  # a reducer before the estimator
         n_components: int | float = 0.95  # of `reduce`: a count, or (pca only) the fraction of variance to keep
         log_figures: bool = True  # confusion matrix, ROC and PR curves to TensorBoard (matplotlib: ~1 s a trial)
+        # Chapter 2's preprocessing of a DataFrame (CSV files, autompg); see classical/transformers.py
+        ratios: list[str] = field(default_factory=list)  # added 'a/b' columns, e.g. total_rooms/households
+        log_columns: list[str] = field(default_factory=list)  # log1p before scaling (heavy-tailed columns)
+        cluster_columns: list[str] = field(default_factory=list)  # RBF similarity to k-means centres of these
+        n_clusters: int = 10  # of cluster_columns
+        cluster_gamma: float = 1.0  # of cluster_columns (on standardized columns)
+        stratify_column: str = ""  # stratify the test split on this column (numbers: 5 quantile bins)
         seed: int = 0
         estimator_params: dict[str, Any] = field(default_factory=dict)  # `step__param` values
 
@@ -60,6 +67,8 @@ class CrossValidatedPipeline(Workload):
                 raise ValueError("test_size must be between 0 and 1")
             if self.subset < 0:
                 raise ValueError("subset cannot be negative")
+            if self.n_clusters < 2:
+                raise ValueError("n_clusters must be at least 2")
 
     @classmethod
     def make_config(cls, params: dict[str, Any]) -> Any:
@@ -76,11 +85,14 @@ class CrossValidatedPipeline(Workload):
 
                 raise SpecError(f"unknown parameter '{key}' for model '{config.model}'{suggest(key, hints)}")
         _check_estimator_params(pipeline, estimator_params)
-        if config.dataset.endswith(".csv") or config.dataset not in datasets.DATASETS:
+        frame_options = config.ratios or config.log_columns or config.cluster_columns or config.stratify_column
+        if config.dataset.endswith(".csv") or config.dataset not in datasets.DATASETS or frame_options:
             try:  # a user's file (or a typo): check it now, not in every trial
-                datasets.load(config.dataset, target=config.target)
+                data = datasets.load(config.dataset, target=config.target)
             except DataError as exc:
                 raise SpecError(str(exc)) from None
+            if frame_options:
+                _check_frame_options(config, data.X)
         return dataclasses.replace(config, estimator_params=estimator_params)
 
     def setup(self) -> None:
@@ -91,12 +103,17 @@ class CrossValidatedPipeline(Workload):
         self.task = data.task
         self.scoring = c.scoring or DEFAULT_SCORING[data.task]
         stratify = data.y if data.task == "classification" else None
+        if c.stratify_column:  # the book's income categories: a representative test set
+            stratify = strata(data.X[c.stratify_column])
         self.X_train, self.X_test, self.y_train, self.y_test = train_test_split(
             data.X, data.y, test_size=c.test_size, random_state=c.seed, stratify=stratify
         )
         self.pipeline = build_pipeline(c.model, c.reduce, c.n_components).set_params(**c.estimator_params)
-        if hasattr(data.X, "columns"):  # a CSV file: mixed column types, missing values
-            self.pipeline.steps.insert(0, ("preprocess", datasets.preprocessor(data.X)))
+        if hasattr(data.X, "columns"):  # a DataFrame: mixed column types, missing values
+            from classical._transformers import preprocessor
+
+            self.pipeline.steps.insert(0, ("preprocess", preprocessor(
+                data.X, c.ratios, c.log_columns, c.cluster_columns, c.n_clusters, c.cluster_gamma, c.seed)))
         _seed_estimators(self.pipeline, c.seed)
         self.results: dict[str, float] = {}
 
@@ -230,6 +247,55 @@ class CrossValidatedPipeline(Workload):
         if os.path.exists(path):
             self.pipeline = load_pipeline(path)
 
+    def export(self, out_dir: str) -> str:
+        c = self.config
+        return export_pipeline(self.pipeline, out_dir, {"workload": self.name, "dataset": c.dataset, "target": c.target,
+                                                         "model": c.model, "task": self.task, "metrics": self.results})
+
+
+def strata(column):
+    """Labels to stratify on: a categorical column as is, a numeric one cut into 5 quantile bins."""
+    import pandas as pd
+
+    if not pd.api.types.is_numeric_dtype(column) or column.nunique() <= 10:
+        return column.astype(str).fillna("missing").to_numpy()
+    return pd.qcut(column.rank(method="first"), 5, labels=False).fillna(-1).to_numpy()
+
+
+def _check_frame_options(config, X) -> None:
+    """SpecError when ratio/log/cluster/stratify columns are asked of data without such columns."""
+    from classical._transformers import check_columns
+
+    if not hasattr(X, "columns"):
+        raise SpecError(f"ratios, log_columns, cluster_columns and stratify_column need named columns "
+                        f"(a CSV file or autompg), but '{config.dataset}' is an array data set")
+    try:
+        check_columns(X, config.ratios, config.log_columns, config.cluster_columns)
+    except ValueError as exc:
+        raise SpecError(f"{config.dataset}: {exc}") from None
+    if config.stratify_column and config.stratify_column not in X.columns:
+        from lab.workload import suggest
+
+        raise SpecError(f"{config.dataset}: no column '{config.stratify_column}' to stratify on"
+                        f"{suggest(config.stratify_column, list(map(str, X.columns)))}")
+
+
+def export_pipeline(pipeline, out_dir: str, about: dict[str, Any]) -> str:
+    """The fitted pipeline as `<out_dir>/pipeline.skops` (no pickle), described by `model.json` beside it.
+
+    Load it back with `classical.cross_validation.load_pipeline(path)`, which trusts only known types.
+    """
+    import skops.io
+
+    if not _is_fitted(pipeline):
+        raise LabError("the trial's pipeline is not fitted: nothing to export")
+    path = os.path.join(out_dir, "pipeline.skops")
+    skops.io.dump(pipeline, path)
+    with open(os.path.join(out_dir, "model.json"), "w") as handle:
+        json.dump({**about, "format": "skops", "file": "pipeline.skops",
+                   "load_with": "classical.cross_validation.load_pipeline"}, handle, indent=2, default=str)
+    return path
+
 
 def build_pipeline(model: str, reduce: str = "none", n_components: int | float = 0.95):
     """The catalogue's pipeline for `model`, with the reducer (if any) just before the estimator."""
@@ -240,12 +306,15 @@ def build_pipeline(model: str, reduce: str = "none", n_components: int | float =
     return pipeline
 
 
+TRUSTED_PREFIXES = ("sklearn.", "numpy.", "scipy.", "classical._transformers.")
+
+
 def load_pipeline(path: str):
-    """Load a skops file, trusting only scikit-learn, NumPy and SciPy types (no arbitrary code)."""
+    """Load a skops file, trusting only scikit-learn, NumPy, SciPy and the lab's own transformer types."""
     import skops.io
 
     untrusted = skops.io.get_untrusted_types(file=path)
-    unsafe = [t for t in untrusted if not t.startswith(("sklearn.", "numpy.", "scipy."))]
+    unsafe = [t for t in untrusted if not t.startswith(TRUSTED_PREFIXES)]
     if unsafe:
         raise SpecError(f"{path} holds types that are not scikit-learn's: {', '.join(unsafe[:3])}")
     return skops.io.load(path, trusted=untrusted)

@@ -48,12 +48,28 @@ def _fashion_mnist(subset: int = 0, seed: int = 0) -> Dataset:
     return Dataset(x_train.reshape(len(x_train), -1).astype(np.float64), y_train, "classification")
 
 
+def _autompg(subset: int = 0, seed: int = 0) -> Dataset:
+    """mlxtend's Auto MPG (392 cars): a DataFrame with a categorical `origin`, the target is mpg."""
+    import pandas as pd
+
+    try:
+        from mlxtend.data import autompg_data
+    except ImportError:
+        raise DataError("Auto MPG needs the 'mlxtend' package: pip install mlxtend") from None
+    X, y = autompg_data()
+    columns = ["cylinders", "displacement", "horsepower", "weight", "acceleration", "model_year", "origin"]
+    frame = pd.DataFrame(X[:, :7], columns=columns)  # the 8th column (car name) is empty in mlxtend
+    frame["origin"] = frame["origin"].map({1.0: "usa", 2.0: "europe", 3.0: "japan"})
+    return _subset(Dataset(frame, np.asarray(y, dtype=np.float64), "regression"), subset, seed)
+
+
 DATASETS = {
     "digits": _sklearn("load_digits", "classification"),
     "iris": _sklearn("load_iris", "classification"),
     "wine": _sklearn("load_wine", "classification"),
     "breast_cancer": _sklearn("load_breast_cancer", "classification"),
     "diabetes": _sklearn("load_diabetes", "regression"),
+    "autompg": _autompg,
     "mnist_sample": _mnist_sample,
     "fashion_mnist": _fashion_mnist,
 }
@@ -122,7 +138,9 @@ def _subset(data: Dataset, subset: int, seed: int) -> Dataset:
 
 
 def preprocessor(X):
-    """The book's preprocessing for a DataFrame: impute + scale numbers, impute + one-hot categories."""
+    """The book's preprocessing for a DataFrame: impute + scale numbers, impute + one-hot categories.
+
+    (`classical._transformers.preprocessor` adds the ratio, log and cluster-similarity columns.)"""
     from sklearn.compose import ColumnTransformer, make_column_selector
     from sklearn.impute import SimpleImputer
     from sklearn.pipeline import make_pipeline
