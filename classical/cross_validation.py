@@ -44,6 +44,7 @@ class CrossValidatedPipeline(Workload):
         scoring: str = ""  # a scikit-learn scorer name; default: accuracy or neg RMSE
         reduce: Literal["none", "pca", "incremental_pca", "kernel_pca", "lle"] = "none"  # a reducer before the estimator
         n_components: int | float = 0.95  # of `reduce`: a count, or (pca only) the fraction of variance to keep
+        refit: bool = True  # refit on the whole training split: test metrics, figures, a saved pipeline (GridSearchCV's refit)
         log_figures: bool = True  # confusion matrix, ROC and PR curves to TensorBoard (matplotlib: ~1 s a trial)
         # Chapter 2's preprocessing of a DataFrame (CSV files, autompg); see classical/transformers.py
         ratios: list[str] = field(default_factory=list)  # added 'a/b' columns, e.g. total_rooms/households
@@ -129,15 +130,17 @@ class CrossValidatedPipeline(Workload):
 
         start = time.perf_counter()
         cv = cross_validate(self.pipeline, self.X_train, self.y_train, cv=self.cv_splitter(), scoring=self.scoring)
-        self.pipeline.fit(self.X_train, self.y_train)
-        test_score = get_scorer(self.scoring)(self.pipeline, self.X_test, self.y_test)
         scores = cv["test_score"]
         self.results = {
             f"cv/{self.scoring}": float(np.mean(scores)),
             f"cv/{self.scoring}_std": float(np.std(scores)),
-            f"test/{self.scoring}": float(test_score),
             "charts/fit_seconds": float(np.mean(cv["fit_time"])),
         }
+        if not self.config.refit:  # CV scores only (a large sweep; refit the best one later)
+            self.results["charts/wall_seconds"] = time.perf_counter() - start
+            return {**self.results, "done": True}
+        self.pipeline.fit(self.X_train, self.y_train)
+        self.results[f"test/{self.scoring}"] = float(get_scorer(self.scoring)(self.pipeline, self.X_test, self.y_test))
         self.results.update(self._reducer_charts())
         if self.task == "classification":
             extra = self._classification_metrics()
@@ -288,7 +291,7 @@ def export_pipeline(pipeline, out_dir: str, about: dict[str, Any]) -> str:
     import skops.io
 
     if not _is_fitted(pipeline):
-        raise LabError("the trial's pipeline is not fitted: nothing to export")
+        raise LabError("the trial's pipeline is not fitted (was it run with refit=false?): nothing to export")
     path = os.path.join(out_dir, "pipeline.skops")
     skops.io.dump(pipeline, path)
     with open(os.path.join(out_dir, "model.json"), "w") as handle:
