@@ -1,14 +1,16 @@
-"""CartPole-v1 to 475: env steps and wall seconds of the DQN and PPO presets, 3 seeds each.
+"""CartPole-v1 to 475: env steps and wall seconds of the DQN, PPO, C51 and REINFORCE presets, 3 seeds each.
 
 Each seed runs the preset's workload in this process (not through Ray), step() after step(),
-until the greedy evaluation (10 episodes) averages >= 475 or the preset's budget is spent.
+until the greedy evaluation (10 episodes) averages >= 475 or the preset's budget is spent. The
+presets are sweeps: the keys they search (learning_rate) keep the workload's defaults here, the
+tuned values inside each sweep's range.
 Printed per seed: env steps and wall seconds after setup (evaluations included), the CPU seconds
 of this process over the same span (all threads; close to the wall time on an idle machine), the
 setup seconds (TensorFlow import excluded: it is paid once, before the first seed; of setup, the
 seconds spent tracing the tf.functions and warming them up, where the workload reports them), then the
 medians against the targets, and the load average (the timings are only as good as the machine is idle).
 
-Run: python benchmarks/rl_cartpole.py [dqn|ppo ...] [--seeds 0 1 2]
+Run: python benchmarks/rl_cartpole.py [dqn|ppo|c51|reinforce ...] [--seeds 0 1 2]
 """
 from __future__ import annotations
 
@@ -27,6 +29,8 @@ from lab import settings  # noqa: E402
 TARGETS = {  # preset -> (env steps, wall seconds after setup), medians over the seeds
     "dqn": ("dqn-cartpole", 10_000, 15.0),
     "ppo": ("ppo-cartpole", 15_000, 8.0),
+    "c51": ("c51-cartpole", 10_000, 30.0),
+    "reinforce": ("reinforce-cartpole", 40_000, 30.0),  # on-policy, one gradient step per round of whole episodes
 }
 SCORE = 475.0
 
