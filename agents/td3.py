@@ -1,0 +1,71 @@
+"""TD3 (twin delayed DDPG: twin critics, delayed actor updates, target policy smoothing) with TF-Agents.
+
+Reads top to bottom: the `Config` (its defaults, with the shared ones of `OffPolicyConfig`, reach
+-200 on Pendulum-v1), then the networks and the agent. The loop (batched envs, replay buffer, traced
+collect/train rounds, the batched greedy evaluation, checkpoints, export) is agents/_continuous.py.
+
+Actor: TF-Agents' deterministic ActorNetwork (tanh, scaled to the action bounds); the agent explores
+with Gaussian noise on its actions. Critic: TF-Agents' CriticNetwork on [observation, action]; the
+agent clones it into the second critic and the target networks.
+
+TensorFlow and TF-Agents are imported inside the methods (see lab/workload.py).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from agents._continuous import TEST_PARAMS, OffPolicyConfig, OffPolicyWorkload
+from lab.workload import register
+
+
+@register
+class TD3(OffPolicyWorkload):
+    name = "td3"
+    label = "TD3"
+    test_params = dict(TEST_PARAMS)  # a few seconds: the conformance test (tests/test_conformance.py)
+
+    @dataclass
+    class Config(OffPolicyConfig):
+        exploration_noise_std: float = 0.1  # Gaussian noise on the collect policy's actions
+        actor_update_period: int = 2  # gradient steps per actor (and target) update: the "delayed" of TD3
+        target_policy_noise: float = 0.2  # Gaussian noise on the target actor's actions (smoothing)
+        target_policy_noise_clip: float = 0.5  # ... clipped to this magnitude
+
+        def check(self) -> None:
+            if self.actor_update_period <= 0:
+                raise ValueError(f"actor_update_period must be positive, got {self.actor_update_period}")
+            for name in ("exploration_noise_std", "target_policy_noise", "target_policy_noise_clip"):
+                if getattr(self, name) < 0:
+                    raise ValueError(f"{name} cannot be negative, got {getattr(self, name)}")
+            self.check_common("TD3")
+
+    def make_agent(self, time_step_spec, action_spec, train_step):
+        import tensorflow as tf
+        from tf_agents.agents.ddpg import actor_network, critic_network
+        from tf_agents.agents.td3 import td3_agent
+
+        cfg = self.config
+        observation_spec = time_step_spec.observation
+        actor = actor_network.ActorNetwork(observation_spec, action_spec, fc_layer_params=tuple(cfg.actor_fc_layers))
+        critic = critic_network.CriticNetwork((observation_spec, action_spec),
+                                              joint_fc_layer_params=tuple(cfg.critic_fc_layers))
+        critic_2 = critic.copy(name="CriticNetwork2")
+        actor_optimizer, critic_optimizer = (tf.keras.optimizers.Adam(lr) for lr in (cfg.actor_learning_rate,
+                                                                                    cfg.critic_learning_rate))
+        agent = td3_agent.Td3Agent(
+            time_step_spec, action_spec, actor_network=actor, critic_network=critic, critic_network_2=critic_2,
+            actor_optimizer=actor_optimizer, critic_optimizer=critic_optimizer,
+            exploration_noise_std=cfg.exploration_noise_std,
+            target_update_tau=cfg.target_update_tau, target_update_period=cfg.actor_update_period,
+            actor_update_period=cfg.actor_update_period, td_errors_loss_fn=tf.math.squared_difference,
+            gamma=cfg.gamma, target_policy_noise=cfg.target_policy_noise,
+            target_policy_noise_clip=cfg.target_policy_noise_clip, train_step_counter=train_step,
+        )
+        # Adam's slots now, in a fixed order (the agent lists the critics' variables in a set, whose order
+        # changes from instance to instance: slots built from it did not restore into another instance).
+        actor_optimizer.build(actor.trainable_variables)
+        critic_optimizer.build(critic.trainable_variables + critic_2.trainable_variables)
+        return agent
+
+    def loss_metrics(self, loss_info) -> list:
+        return [loss_info.extra.actor_loss, loss_info.extra.critic_loss]
