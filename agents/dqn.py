@@ -28,6 +28,7 @@ from __future__ import annotations
 import os
 import time
 from dataclasses import dataclass
+from typing import Literal
 
 import numpy as np
 
@@ -53,6 +54,10 @@ class DQN(Workload):
         env_id: str = "CartPole-v1"  # Gymnasium id: discrete actions, vector observations
         num_envs: int = 8  # training envs, stepped together (BatchedPyEnvironment)
         fc_layers: tuple[int, ...] = (128, 128)  # hidden layers of the Q-network (an MLP)
+        conv_layers: tuple[tuple[int, ...], ...] = ()  # [filters, kernel, stride] each, before fc_layers: images
+        #   (height, width, channels), pixels 0..255 scaled to 0..1 in the network; e.g. Atari (ALE/ ids)
+        optimizer: Literal["adam", "rmsprop"] = "adam"  # rmsprop: DQN paper's (rho 0.95, eps 1e-5, centered)
+        max_episode_steps: int = 0  # time limit of training and eval episodes (0: the env's own)
         learning_rate: float = 2e-2  # Adam (high, with gradient clipping: fastest on CartPole)
         gamma: float = 0.99  # discount factor
         n_step_update: int = 3  # n of the n-step return in the TD target
@@ -83,6 +88,11 @@ class DQN(Workload):
                     raise ValueError(f"{name} must be positive, got {getattr(self, name)}")
             if not self.fc_layers or any(units <= 0 for units in self.fc_layers):
                 raise ValueError(f"fc_layers must be a non-empty list of positive sizes, got {list(self.fc_layers)}")
+            if any(len(layer) != 3 or min(layer) <= 0 for layer in self.conv_layers):
+                raise ValueError(f"conv_layers must be [filters, kernel, stride] triples of positive integers, "
+                                 f"got {[list(layer) for layer in self.conv_layers]}")
+            if self.max_episode_steps < 0:
+                raise ValueError(f"max_episode_steps cannot be negative, got {self.max_episode_steps}")
             if not 0.0 < self.gamma <= 1.0:
                 raise ValueError(f"gamma must be in (0, 1], got {self.gamma}")
             for name in ("epsilon_start", "epsilon_end"):
@@ -98,7 +108,8 @@ class DQN(Workload):
                                  f"{self.n_step_update + 1} steps per env")
             from envs.tf_env import check_spaces as check_gym_spaces
 
-            check_gym_spaces(self.env_id, "DQN", discrete_actions=True)  # before any trial starts
+            check_gym_spaces(self.env_id, "DQN", discrete_actions=True,  # before any trial starts
+                             vector_observations=not self.conv_layers)
 
     # ------------------------------------------------------------------ setup
     def setup(self) -> None:
@@ -117,16 +128,24 @@ class DQN(Workload):
 
         # Environments: the id and the spaces are checked before the eval batch is built.
         check_env_id(cfg.env_id)
-        self.train_env = make_tf_env(cfg.env_id, cfg.num_envs, seed=cfg.seed)
-        check_spaces(cfg.env_id, self.train_env.observation_spec(), self.train_env.action_spec())
-        self.eval_env = make_tf_env(cfg.env_id, cfg.eval_episodes, seed=cfg.seed + EVAL_SEED_OFFSET)
+        limit = {"max_episode_steps": cfg.max_episode_steps} if cfg.max_episode_steps else {}
+        self.train_env = make_tf_env(cfg.env_id, cfg.num_envs, seed=cfg.seed, **limit)
+        check_spaces(cfg.env_id, self.train_env.observation_spec(), self.train_env.action_spec(), bool(cfg.conv_layers))
+        self.eval_env = make_tf_env(cfg.env_id, cfg.eval_episodes, seed=cfg.seed + EVAL_SEED_OFFSET, **limit)
 
-        # Q-network, counters, agent.
+        # Q-network (conv layers first for images, pixels scaled to 0..1), counters, agent.
         network_cls = dueling_q_network.DuelingQNetwork if cfg.dueling else q_network.QNetwork
+        conv = {"conv_layer_params": [tuple(layer) for layer in cfg.conv_layers],
+                "preprocessing_layers": tf.keras.layers.Rescaling(1.0 / 255.0)} if cfg.conv_layers else {}
         self.q_network = network_cls(
-            self.train_env.observation_spec(), self.train_env.action_spec(), fc_layer_params=tuple(cfg.fc_layers)
+            self.train_env.observation_spec(), self.train_env.action_spec(), fc_layer_params=tuple(cfg.fc_layers),
+            **conv,
         )
-        self.optimizer = tf.keras.optimizers.Adam(learning_rate=cfg.learning_rate)
+        if cfg.optimizer == "rmsprop":  # as in the DQN paper and the Hands-On ML book's Atari agent
+            self.optimizer = tf.keras.optimizers.RMSprop(learning_rate=cfg.learning_rate, rho=0.95, momentum=0.0,
+                                                         epsilon=1e-5, centered=True)
+        else:
+            self.optimizer = tf.keras.optimizers.Adam(learning_rate=cfg.learning_rate)
         self.train_step = tf.Variable(0, dtype=tf.int64, trainable=False, name="train_step")  # gradient steps
         self.env_steps = tf.Variable(0, dtype=tf.int64, trainable=False, name="env_steps")
         self.learning_starts = max(cfg.initial_collect_steps, cfg.num_envs * (cfg.n_step_update + 1))
@@ -269,8 +288,8 @@ class DQN(Workload):
         close_envs(getattr(self, "train_env", None), getattr(self, "eval_env", None))
 
 
-def check_spaces(env_id: str, observation_spec, action_spec) -> None:
-    """SpecError unless the env has one discrete action and vector observations (what an MLP DQN needs)."""
+def check_spaces(env_id: str, observation_spec, action_spec, images: bool = False) -> None:
+    """SpecError unless the env has one discrete action and vector observations (images with conv layers)."""
     import tensorflow as tf
 
     actions = tf.nest.flatten(action_spec)
@@ -279,7 +298,11 @@ def check_spaces(env_id: str, observation_spec, action_spec) -> None:
         raise SpecError(f"DQN needs one discrete action, but '{env_id}' has {kind} actions "
                         f"{actions[0].shape.as_list()} ({actions[0].dtype.name}); use an actor-critic agent (SAC, PPO)")
     observations = tf.nest.flatten(observation_spec)
-    if len(observations) != 1 or observations[0].shape.rank != 1:
+    if images:
+        if len(observations) != 1 or observations[0].shape.rank != 3:
+            raise SpecError(f"DQN's conv_layers need image observations (height, width, channels), but '{env_id}' "
+                            f"observes {[o.shape.as_list() for o in observations]}; drop conv_layers for vectors")
+    elif len(observations) != 1 or observations[0].shape.rank != 1:
         shape = [o.shape.as_list() for o in observations]
         raise SpecError(f"DQN's MLP Q-network needs flat vector observations, but '{env_id}' observes "
                         f"{shape[0] if len(shape) == 1 else shape} (images need a conv network)")

@@ -1,0 +1,105 @@
+"""The lab's Gymnasium side: its own ids, Atari preprocessing, optional suites. No TensorFlow.
+
+Importing this module registers the lab's environments with Gymnasium (`lab/GridMaze-v0`); the Atari
+ids (`ALE/Breakout-v5`, ...) are registered when one is first checked (ale-py costs ~0.1 s to import).
+`envs.tf_env` checks every id before it builds an env, so the ids exist in every process that builds
+one, Ray workers included.
+
+    from envs.gym_envs import make_gym_env
+    env = make_gym_env("ALE/Breakout-v5", render_mode="rgb_array")   # preprocessed: (84, 84, 4) float32
+
+Ids starting with `ALE/` get the standard DQN preprocessing (Mnih et al. 2015, as in the Hands-On ML
+book): `frameskip=1` in `make`, then AtariPreprocessing (30 no-op starts, 4-frame skip with max-pooling,
+84x84 grayscale), FrameStackObservation of 4, and the stack cast to float32, channels last (Keras'
+Conv2D layout; float32 because TF-Agents' uint8 specs break with numpy 2, shared/STACK.md).
+"""
+from __future__ import annotations
+
+import importlib.util
+from typing import Any
+
+import gymnasium
+import numpy as np
+from gymnasium import spaces
+
+from lab.errors import SpecError
+
+LAB_ENVS = {  # id -> (entry point, max_episode_steps)
+    "lab/GridMaze-v0": ("envs.grid_maze:GridMaze", 100),
+}
+ATARI_PREFIX = "ALE/"
+OPTIONAL_SUITES = {  # entry-point prefix -> (module it needs, pip extra)
+    "gymnasium.envs.mujoco": ("mujoco", "mujoco"),
+    "gymnasium.envs.box2d": ("Box2D", "box2d"),
+    "ale_py": ("ale_py", "atari"),
+}
+
+
+def register(atari: bool = False) -> None:
+    """Register the lab's ids (and Atari's with `atari`, when ale-py is there) with Gymnasium; idempotent."""
+    for env_id, (entry_point, max_steps) in LAB_ENVS.items():
+        if env_id not in gymnasium.registry:
+            gymnasium.register(env_id, entry_point=entry_point, max_episode_steps=max_steps)
+    if atari and importlib.util.find_spec("ale_py") is not None and "ALE/Pong-v5" not in gymnasium.registry:
+        import ale_py
+
+        gymnasium.register_envs(ale_py)
+
+
+register()
+
+
+def check_available(env_id: str) -> None:
+    """SpecError naming the pip extra when `env_id` belongs to an optional suite that is not installed."""
+    if is_atari(env_id):
+        if importlib.util.find_spec("ale_py") is None:
+            raise SpecError(f"'{env_id}' needs the Atari emulator: pip install agent-lab[atari]")
+        register(atari=True)
+    spec = gymnasium.registry.get(env_id)
+    entry_point = spec.entry_point if spec is not None and isinstance(spec.entry_point, str) else ""
+    for prefix, (module, extra) in OPTIONAL_SUITES.items():
+        if entry_point.startswith(prefix) and importlib.util.find_spec(module) is None:
+            raise SpecError(f"'{env_id}' needs {module}, which is not installed: pip install agent-lab[{extra}]")
+
+
+def is_atari(env_id: str) -> bool:
+    return env_id.startswith(ATARI_PREFIX)
+
+
+class Float32ChannelsLast(gymnasium.ObservationWrapper):
+    """(stack, height, width) uint8 frames -> (height, width, stack) float32, values still 0..255."""
+
+    def __init__(self, env: gymnasium.Env):
+        super().__init__(env)
+        stack, height, width = env.observation_space.shape
+        self.observation_space = spaces.Box(0.0, 255.0, (height, width, stack), np.float32)
+
+    def observation(self, observation):
+        return np.moveaxis(np.asarray(observation, np.float32), 0, -1)
+
+
+def atari_wrappers(frame_stack: int = 4) -> list:
+    """The wrappers (callables env -> env) of the standard Atari preprocessing, in order."""
+    from gymnasium.wrappers import AtariPreprocessing, FrameStackObservation
+
+    return [
+        lambda env: AtariPreprocessing(env, noop_max=30, frame_skip=4, screen_size=84, grayscale_obs=True),
+        lambda env: FrameStackObservation(env, frame_stack),
+        Float32ChannelsLast,
+    ]
+
+
+def make_kwargs(env_id: str) -> dict[str, Any]:
+    """Extra `gymnasium.make` arguments an id needs (Atari: frameskip=1, AtariPreprocessing skips)."""
+    return {"frameskip": 1} if is_atari(env_id) else {}
+
+
+def make_gym_env(env_id: str, render_mode: str | None = None, **kwargs: Any) -> gymnasium.Env:
+    """A Gymnasium env with the lab's preprocessing for its id (Atari), e.g. for `lab eval --video`."""
+    check_available(env_id)
+    if render_mode is not None:  # only when asked: an env class need not take the argument
+        kwargs["render_mode"] = render_mode
+    env = gymnasium.make(env_id, **{**make_kwargs(env_id), **kwargs})
+    for wrapper in atari_wrappers() if is_atari(env_id) else []:
+        env = wrapper(env)
+    return env
