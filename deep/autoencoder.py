@@ -23,7 +23,15 @@ from typing import Any, Literal
 import numpy as np
 
 from deep import data
-from deep.classifier import EVAL_BATCH_SIZE, _tf, image_grid, make_optimizer, split_validation, train_batches
+from deep.classifier import (
+    EVAL_BATCH_SIZE,
+    _tf,
+    image_grid,
+    make_optimizer,
+    save_keras,
+    split_validation,
+    train_batches,
+)
 from lab.workload import Workload, register
 
 STATE_FILE = "state.json"  # the epoch counter beside the TensorFlow checkpoint
@@ -321,6 +329,12 @@ class Autoencoder(Workload):
         self._checkpoint().read(os.path.join(checkpoint_dir, CHECKPOINT_PREFIX)).assert_consumed()
         with open(os.path.join(checkpoint_dir, STATE_FILE)) as file:
             self.epoch = int(json.load(file)["epoch"])
+
+    def export(self, out_dir: str) -> str:
+        """`<out_dir>/encoder.keras` and `decoder.keras` (the Keras format, tf_keras.models.load_model); out_dir."""
+        save_keras(self.encoder, out_dir, "encoder.keras")
+        save_keras(self.decoder, out_dir, "decoder.keras")
+        return out_dir
 
     def close(self) -> None:
         """Drop the models and Keras' global state (an actor reused by Tune builds the next trial's)."""

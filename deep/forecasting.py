@@ -34,8 +34,8 @@ from typing import Any, Literal
 
 import numpy as np
 
-from deep.classifier import _tf, make_optimizer
-from lab.errors import DataError
+from deep.classifier import _tf, make_optimizer, save_keras
+from lab.errors import DataError, LabError
 from lab.workload import Workload, register
 
 DATA_SEED = 42  # the generated series are drawn with this seed, whatever the trial's seed
@@ -392,6 +392,12 @@ class Forecaster(Workload):
             self._checkpoint().read(os.path.join(checkpoint_dir, CHECKPOINT_PREFIX)).assert_consumed()
         self.epoch = int(state["epoch"])
         self.plotted = bool(state.get("plotted", False))
+
+    def export(self, out_dir: str) -> str:
+        """`<out_dir>/model.keras` (inputs and outputs are standardised with the training series' mean and std)."""
+        if self.model is None:
+            raise LabError("the naive forecaster has no model to export")
+        return save_keras(self.model, out_dir)
 
     def close(self) -> None:
         """Drop the model and Keras' global state (an actor reused by Tune builds the next trial's)."""

@@ -26,7 +26,7 @@ from typing import Any, Literal
 import numpy as np
 
 from deep import data
-from deep.classifier import _tf, image_grid, train_batches
+from deep.classifier import _tf, image_grid, save_keras, train_batches
 from lab.workload import Workload, register
 
 STATE_FILE = "state.json"  # the epoch counter beside the TensorFlow checkpoint
@@ -296,6 +296,10 @@ class DCGAN(Workload):
         self._checkpoint().read(os.path.join(checkpoint_dir, CHECKPOINT_PREFIX)).assert_consumed()
         with open(os.path.join(checkpoint_dir, STATE_FILE)) as file:
             self.epoch = int(json.load(file)["epoch"])
+
+    def export(self, out_dir: str) -> str:
+        """The generator (codings -> images) as `<out_dir>/generator.keras`, for tf_keras.models.load_model."""
+        return save_keras(self.generator, out_dir, "generator.keras")
 
     def close(self) -> None:
         """Drop the models and Keras' global state (an actor reused by Tune builds the next trial's)."""

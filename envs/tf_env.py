@@ -77,7 +77,7 @@ def make_py_env(env_id: str, seed: int | None = None, **load_kwargs: Any):
     return env
 
 
-def make_tf_env(env_id: str, num_envs: int = 1, seed: int = 0, vector: bool = False, **load_kwargs: Any):
+def make_tf_env(env_id: str, num_envs: int = 1, seed: int = 0, vector: bool = True, **load_kwargs: Any):
     """A TFPyEnvironment over a BatchedPyEnvironment of `num_envs` copies, seeded seed, seed+1, ...
 
     `vector=True`: over one Gymnasium vector env instead (envs/vector_env.py: the same time steps,

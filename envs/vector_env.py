@@ -31,8 +31,17 @@ def make_vector_py_env(env_id: str, num_envs: int, seed: int = 0, max_episode_st
     from envs.tf_env import check_env_id
 
     check_env_id(env_id)
-    make_kwargs = {"max_episode_steps": max_episode_steps} if max_episode_steps else {}
-    return _vector_env_class()(functools.partial(make_gym_env, env_id, **make_kwargs), num_envs, seed)
+    return _vector_env_class()(functools.partial(_make_limited, make_gym_env, env_id, max_episode_steps),
+                               num_envs, seed)
+
+
+def _make_limited(make_gym_env, env_id: str, max_episode_steps: int | None):
+    """The env with `max_episode_steps` counted in agent steps: a TimeLimit outside the preprocessing, as
+    suite_gymnasium.load does (inside, an Atari limit would count raw frames and reset no-ops)."""
+    import gymnasium
+
+    env = make_gym_env(env_id)
+    return gymnasium.wrappers.TimeLimit(env, max_episode_steps) if max_episode_steps else env
 
 
 @functools.cache

@@ -1,0 +1,109 @@
+"""Overhead of `lab run` for a Keras model against the same model trained by a plain `model.fit` script.
+
+Both sides are fresh processes timed end to end (Python start, TensorFlow import, data, training):
+- plain: the mlp-fashion-mnist model (same builder, optimizer, cosine schedule, batch, validation split)
+  trained by one `model.fit(..., epochs=N, validation_data=...)` call, then evaluated on the test set;
+- lab: `lab run mlp-fashion-mnist` for the same N epochs as one Tune trial (Ray start, registry,
+  TensorBoard scalars and images, a checkpoint and a val + test evaluation after every epoch).
+The lab's fixed cost (Ray start ~4 s, imports) is amortised over the epochs: the ratio falls as N grows.
+
+With `--repeats 2` the runs go plain, lab, lab, plain (ABBA), so that a load that drifts during the
+benchmark (a shared machine) weighs on both sides alike; the ratio is of the summed wall times.
+
+Run: python benchmarks/keras_overhead.py [--epochs 10] [--subset 0] [--repeats 1]   (target: lab / plain <= 1.05)
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+PLAIN = """
+import json, math, os, sys, time
+sys.path.insert(0, {root!r})
+os.environ["TF_USE_LEGACY_KERAS"] = "1"
+import tensorflow as tf
+from deep import data
+from deep.classifier import make_mlp, make_optimizer, split_validation
+p = {params!r}
+tf.keras.utils.set_random_seed(p["seed"])
+(x, y), (x_test, y_test) = data.load("fashion_mnist", subset=p["subset"], seed=p["seed"])
+(x_train, y_train), (x_val, y_val) = split_validation(x, y, p["validation_split"], p["seed"])
+model = make_mlp(x_train.shape[1:], 10, tuple(p["hidden_units"]), p["dropout"])
+steps = p["max_epochs"] * math.ceil(len(y_train) / p["batch_size"])
+model.compile(optimizer=make_optimizer("adam", p["learning_rate"], decay_steps=steps),
+              loss="sparse_categorical_crossentropy", metrics=["accuracy"])
+start = time.perf_counter()
+history = model.fit(x_train, y_train, batch_size=p["batch_size"], epochs=p["max_epochs"],
+                    validation_data=(x_val, y_val), verbose=0)
+fit_seconds = time.perf_counter() - start
+test = model.evaluate(x_test, y_test, verbose=0, return_dict=True)
+print(json.dumps({{"fit_seconds": fit_seconds, "num_train": len(y_train), "val": max(history.history["val_accuracy"]),
+                  "test": test["accuracy"]}}))
+"""
+
+
+def plain(params: dict) -> tuple[float, dict]:
+    start = time.perf_counter()
+    out = subprocess.run([sys.executable, "-c", PLAIN.format(root=str(ROOT), params=params)],
+                         capture_output=True, text=True, check=True)
+    return time.perf_counter() - start, json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def through_lab(epochs: int, subset: int) -> tuple[float, dict]:
+    env = {**os.environ, "LAB_HOME": tempfile.mkdtemp(prefix="lab-bench-")}
+    lab = str(Path(sys.executable).parent / "lab")
+    start = time.perf_counter()
+    subprocess.run([lab, "run", "mlp-fashion-mnist", "--set", f"max_epochs={epochs}", "--set",
+                    f"stop.training_iteration={epochs}", "--set", f"subset={subset}"],
+                   env=env, check=True, capture_output=True)
+    seconds = time.perf_counter() - start
+    os.environ["LAB_HOME"] = env["LAB_HOME"]
+    from lab.registry import Registry
+
+    trial = Registry().best_trial(1)
+    return seconds, {"val": trial["best_metric"]}
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--epochs", type=int, default=10)
+    parser.add_argument("--subset", type=int, default=0, help="training images (0: all 60000)")
+    parser.add_argument("--repeats", type=int, default=1, help="2: plain, lab, lab, plain (ABBA)")
+    args = parser.parse_args()
+    from lab import spec as specs
+
+    (spec,) = specs.load("mlp-fashion-mnist")
+    params = {**spec.trial_params, "max_epochs": args.epochs, "subset": args.subset}
+    load_before = os.getloadavg()
+    order = ["plain", "lab"] if args.repeats == 1 else ["plain", "lab", "lab", "plain"] * (args.repeats // 2)
+    times: dict[str, list[float]] = {"plain": [], "lab": []}
+    outputs: dict[str, dict] = {}
+    for side in order:
+        seconds, outputs[side] = plain(params) if side == "plain" else through_lab(args.epochs, args.subset)
+        times[side].append(seconds)
+        print(f"  {side}: {seconds:.1f} s (load {os.getloadavg()[0]:.1f})", flush=True)
+    plain_seconds, lab_seconds = (sum(times[side]) / len(times[side]) for side in ("plain", "lab"))
+    plain_out, lab_out = outputs["plain"], outputs["lab"]
+    samples = plain_out["num_train"] * args.epochs
+    print(f"mlp-fashion-mnist, {args.epochs} epochs of {plain_out['num_train']} images; load average before "
+          f"{' '.join(f'{x:.1f}' for x in load_before)}, after {' '.join(f'{x:.1f}' for x in os.getloadavg())}")
+    print(f"{'run':<34}{'wall s':>8}{'samples/s':>11}{'best val acc':>14}")
+    print(f"{'plain model.fit (fresh process)':<34}{plain_seconds:>8.1f}{samples / plain_seconds:>11.0f}"
+          f"{plain_out['val']:>14.4f}   (fit alone {plain_out['fit_seconds']:.1f} s)")
+    print(f"{'lab run (one Tune trial)':<34}{lab_seconds:>8.1f}{samples / lab_seconds:>11.0f}{lab_out['val']:>14.4f}")
+    ratio = lab_seconds / plain_seconds
+    print(f"lab / plain = {ratio:.3f}x (target 1.05); fixed cost + per-epoch overhead = {lab_seconds - plain_seconds:.1f} s")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
