@@ -447,7 +447,8 @@ class KerasClassifier(Workload):
         with open(os.path.join(checkpoint_dir, STATE_FILE), "w") as file:
             json.dump({"epoch": self.epoch, "images_logged": self.images_logged,
                        "best_val_loss": self.best_val_loss if math.isfinite(self.best_val_loss) else None,
-                       "evals_without_progress": self.evals_without_progress}, file)
+                       "evals_without_progress": self.evals_without_progress,
+                       "configured_learning_rate": self.config.learning_rate}, file)
 
     def restore(self, checkpoint_dir: str) -> None:
         with self.strategy.scope():
@@ -461,6 +462,12 @@ class KerasClassifier(Workload):
         best = state.get("best_val_loss")
         self.best_val_loss = math.inf if best is None else float(best)
         self.evals_without_progress = int(state.get("evals_without_progress", 0))
+        if state.get("configured_learning_rate", self.config.learning_rate) != self.config.learning_rate:
+            # the checkpoint comes from a trial with another rate (a PBT exploit mutated it): this config's
+            # rate wins; a plain resume keeps the restored one (it may have been lowered by the plateau schedule)
+            learning_rate = self.model.optimizer.learning_rate
+            if hasattr(learning_rate, "assign"):  # a constant or plateau rate; schedules are rebuilt from the config
+                learning_rate.assign(self.config.learning_rate)
 
     def export(self, out_dir: str) -> str:
         """The model in the Keras format: `tf_keras.models.load_model(path)` (augmentation layers included,

@@ -282,3 +282,23 @@ def test_presets_validate_against_the_workload(path):
     assert spec.metric == "val/accuracy" and spec.mode == "max" and spec.reference.metric == "test/accuracy"
     config = workloads.get(spec.workload).make_config(spec.trial_params)
     assert spec.stop["training_iteration"] * config.epochs_per_step == config.max_epochs
+
+
+@pytest.mark.parametrize("lr_schedule", ["constant", "plateau"])
+def test_restore_into_a_mutated_config_takes_the_new_learning_rate(lr_schedule, tmp_path):
+    """A PBT exploit restores a donor's checkpoint into a trial with a mutated rate: the new rate wins;
+    a plain resume (same config) keeps the restored rate."""
+    from tests.workload_harness import make
+
+    params = {"dataset": "digits", "model": "mlp", "hidden_units": [16], "max_epochs": 2,
+              "lr_schedule": lr_schedule, "seed": 0}
+    donor = make("keras_classifier", {**params, "learning_rate": 0.03})
+    donor.step()
+    donor.model.optimizer.learning_rate.assign(0.02)  # e.g. lowered by the plateau schedule
+    donor.save(str(tmp_path))
+    donor.close()
+    for configured, expected in ((0.03, 0.02), (1e-4, 1e-4)):
+        trial = make("keras_classifier", {**params, "learning_rate": configured})
+        trial.restore(str(tmp_path))
+        assert float(trial.model.optimizer.learning_rate.numpy()) == pytest.approx(expected)
+        trial.close()
