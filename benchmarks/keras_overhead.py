@@ -4,7 +4,8 @@ Both sides are fresh processes timed end to end (Python start, TensorFlow import
 - plain: the mlp-fashion-mnist model (same builder, optimizer, cosine schedule, batch, validation split)
   trained by one `model.fit(..., epochs=N, validation_data=...)` call, then evaluated on the test set;
 - lab: `lab run mlp-fashion-mnist` for the same N epochs as one Tune trial (Ray start, registry,
-  TensorBoard scalars and images, a checkpoint and a val + test evaluation after every epoch).
+  TensorBoard scalars and images, a checkpoint and a val evaluation after every epoch), with
+  `test_every=N`: the test split evaluated once at the end, as the plain script does.
 The lab's fixed cost (Ray start ~4 s, imports) is amortised over the epochs: the ratio falls as N grows.
 
 With `--repeats 2` the runs go plain, lab, lab, plain (ABBA), so that a load that drifts during the
@@ -63,7 +64,7 @@ def through_lab(epochs: int, subset: int) -> tuple[float, dict]:
     lab = str(Path(sys.executable).parent / "lab")
     start = time.perf_counter()
     subprocess.run([lab, "run", "mlp-fashion-mnist", "--set", f"max_epochs={epochs}", "--set",
-                    f"stop.training_iteration={epochs}", "--set", f"subset={subset}"],
+                    f"stop.training_iteration={epochs}", "--set", f"subset={subset}", "--set", f"test_every={epochs}"],
                    env=env, check=True, capture_output=True)
     seconds = time.perf_counter() - start
     os.environ["LAB_HOME"] = env["LAB_HOME"]

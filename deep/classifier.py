@@ -276,6 +276,7 @@ class KerasClassifier(Workload):
         batch_size: int = 32  # training batch size per device (the global batch is this x the replicas)
         epochs_per_step: int = 1  # epochs trained per step() (one Tune iteration)
         max_epochs: int = 20  # step() returns done=True once this many epochs are trained
+        test_every: int = 1  # test/* metrics every this many epochs, and always at the end
         patience: int = 0  # early stopping: done=True after this many evaluations without a lower val/loss (0: off)
         validation_split: float = 0.1  # stratified fraction of the training set held out (0: no val/*)
         subset: int = 0  # train on a stratified sample of this many images, test on as many pro rata (0: all)
@@ -289,7 +290,7 @@ class KerasClassifier(Workload):
                 raise ValueError(f"unknown data set '{self.dataset}'{suggest(self.dataset, data.DATASETS)}")
             if self.model not in MODELS:
                 raise ValueError(f"unknown model '{self.model}'{suggest(self.model, MODELS)}")
-            positive = ("learning_rate", "batch_size", "epochs_per_step", "max_epochs", "kernel_size",
+            positive = ("learning_rate", "batch_size", "epochs_per_step", "max_epochs", "test_every", "kernel_size",
                         "convs_per_block", "residual_units")
             for name in positive:
                 if getattr(self, name) <= 0:
@@ -388,20 +389,22 @@ class KerasClassifier(Workload):
             val = self.model.evaluate(self._val, verbose=0, return_dict=True)
             metrics.update({"val/loss": val["loss"], "val/accuracy": val["accuracy"]})
             stop_early = self._watch_val_loss(val["loss"])
-        probabilities = self.model.predict(self._test, verbose=0)
-        predicted = probabilities.argmax(axis=1)
-        chosen = probabilities[np.arange(len(self.y_test)), self.y_test]
+        done = self.epoch >= c.max_epochs or stop_early
+        if done or self.epoch % c.test_every == 0:
+            probabilities = self.model.predict(self._test, verbose=0)
+            predicted = probabilities.argmax(axis=1)
+            chosen = probabilities[np.arange(len(self.y_test)), self.y_test]
+            metrics["test/loss"] = float(-np.log(np.clip(chosen, 1e-7, 1.0)).mean())
+            metrics["test/accuracy"] = float((predicted == self.y_test).mean())
         metrics.update({
-            "test/loss": float(-np.log(np.clip(chosen, 1e-7, 1.0)).mean()),
-            "test/accuracy": float((predicted == self.y_test).mean()),
             "charts/samples_per_sec": self.num_train * n_epochs / train_seconds,
             "charts/seconds_per_epoch": train_seconds / n_epochs,
             "charts/epoch": self.epoch,
             "charts/replicas": self.replicas,
             "charts/stopped_early": float(stop_early),
         })
-        metrics["done"] = self.epoch >= c.max_epochs or stop_early
-        if metrics["done"]:
+        metrics["done"] = done
+        if done:
             self._log_misclassified(predicted)
         return {k: (float(v) if isinstance(v, (np.floating, float)) else v) for k, v in metrics.items()}
 
