@@ -3,23 +3,26 @@ from __future__ import annotations
 
 import math
 import os
+import time
 from typing import Any
 
 from ray.tune import Callback
 
-from lab.registry import Registry, clean_metrics
+from lab.registry import HEARTBEAT_EVERY_S, Registry, clean_metrics
 
 
 class RegistryCallback(Callback):
     """Mirrors every trial's status, config, metrics, checkpoint and error into the registry."""
 
-    def __init__(self, registry_url: str, experiment_id: int, metric: str, mode: str):
+    def __init__(self, registry_url: str, experiment_id: int, metric: str, mode: str, uri_scheme: str | None = None):
         self.registry_url = registry_url
+        self.uri_scheme = uri_scheme  # remote storage (s3, gs): Tune's paths are recorded as scheme://bucket/...
         self.experiment_id = experiment_id
         self.metric = metric
         self.mode = mode
         self._registry: Registry | None = None
         self._best: dict[str, float] = {}
+        self._last_beat = 0.0
 
     def __getstate__(self) -> dict:  # the Tuner pickles its callbacks: keep the connection out
         return {**self.__dict__, "_registry": None}
@@ -33,11 +36,23 @@ class RegistryCallback(Callback):
     def _upsert(self, trial, **fields: Any) -> None:
         self.registry.upsert_trial(self.experiment_id, trial.trial_id, **fields)
 
+    def on_step(self, iteration, trials, **info):
+        """Tune's driver loop turns about once a second: beat every HEARTBEAT_EVERY_S (see `lab ls`)."""
+        if time.monotonic() - self._last_beat >= HEARTBEAT_EVERY_S:
+            self._last_beat = time.monotonic()
+            self.registry.heartbeat(self.experiment_id)
+
+    def _uri(self, path: str | None) -> str | None:
+        if not path or not self.uri_scheme or "://" in path:
+            return path
+        return f"{self.uri_scheme}://{path.lstrip('/')}"
+
     def on_trial_start(self, iteration, trials, trial, **info):
-        self._upsert(trial, status="RUNNING", config=trial.config, logdir=trial.path)
+        self._upsert(trial, status="RUNNING", config=trial.config, logdir=self._uri(trial.path))
 
     def on_trial_restore(self, iteration, trials, trial, **info):
-        self._upsert(trial, status="RUNNING")
+        # a restore after a failure, or a PBT exploit: then the config is the mutated one
+        self._upsert(trial, status="RUNNING", config=trial.config)
 
     def on_trial_result(self, iteration, trials, trial, result, **info):
         metrics = clean_metrics(result)
@@ -51,11 +66,11 @@ class RegistryCallback(Callback):
         self._upsert(trial, **fields)
 
     def on_checkpoint(self, iteration, trials, trial, checkpoint, **info):
-        self._upsert(trial, checkpoint_path=getattr(checkpoint, "path", None))
+        self._upsert(trial, checkpoint_path=self._uri(getattr(checkpoint, "path", None)))
 
     def on_trial_complete(self, iteration, trials, trial, **info):
         checkpoint = trial.checkpoint
-        self._upsert(trial, status="TERMINATED", checkpoint_path=checkpoint.path if checkpoint else None)
+        self._upsert(trial, status="TERMINATED", checkpoint_path=self._uri(checkpoint.path) if checkpoint else None)
 
     def on_trial_error(self, iteration, trials, trial, **info):
         self._upsert(trial, status="ERROR", error=trial_error(trial))

@@ -35,7 +35,18 @@ def make_parser() -> argparse.ArgumentParser:
                      help="override a spec field (num_samples=4, params.learning_rate=1e-3, or just learning_rate=1e-3)")
     run.add_argument("--address", help="Ray cluster address (default: start Ray locally; or $LAB_RAY_ADDRESS)")
     run.add_argument("--dry-run", action="store_true", help="validate and print the resolved spec, run nothing")
+    run.add_argument("--storage", help="where Tune writes: a folder, or s3://, gs://, file:// (default: $LAB_STORAGE)")
+    run.add_argument("--mlflow", metavar="URI", help="also log the trials to this MLflow tracking URI ($LAB_MLFLOW_URI)")
     run.set_defaults(handler=cmd_run)
+
+    submit = commands.add_parser("submit", help="run a preset or a spec.yaml as a Ray job on a cluster (its dashboard's job API)")
+    submit.add_argument("source", help="a preset name or a path to a spec YAML")
+    submit.add_argument("--address", default="http://127.0.0.1:8265",
+                        help="the cluster's dashboard, http://HOST:PORT (default http://127.0.0.1:8265)")
+    submit.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                        help="override a spec field, as for `lab run`")
+    submit.add_argument("--wait", action="store_true", help="follow the job's logs; exit with its exit status")
+    submit.set_defaults(handler=cmd_submit)
 
     resume = commands.add_parser("resume", help="continue an interrupted experiment")
     resume.add_argument("id", type=int)
@@ -76,6 +87,14 @@ def make_parser() -> argparse.ArgumentParser:
     export.add_argument("--out", required=True, help="folder to write into")
     export.set_defaults(handler=cmd_export)
 
+    evaluate = commands.add_parser("eval", help="play a trained policy for N episodes: mean return, optional video")
+    evaluate.add_argument("source", metavar="ID|PATH", help="experiment id (its best trial) or a policy folder from `lab export`")
+    evaluate.add_argument("--episodes", type=int, default=10, help="greedy episodes to play (default 10)")
+    evaluate.add_argument("--video", metavar="FILE", help="record the first episode to FILE.gif or FILE.mp4")
+    evaluate.add_argument("--trial", help="trial id (default: the best trial; only with an experiment id)")
+    evaluate.add_argument("--seed", type=int, default=0, help="episode i is reset with seed + i (default 0)")
+    evaluate.set_defaults(handler=cmd_eval)
+
     presets = commands.add_parser("presets", help="list the presets shipped with the lab")
     presets.set_defaults(handler=cmd_presets)
     return parser
@@ -85,7 +104,8 @@ def make_parser() -> argparse.ArgumentParser:
 def cmd_run(args: argparse.Namespace) -> int:
     from lab import spec as specs
 
-    experiment_specs = specs.load(args.source, args.overrides)
+    extra = [f"{key}={value}" for key, value in (("storage", args.storage), ("mlflow", args.mlflow)) if value]
+    experiment_specs = specs.load(args.source, [*args.overrides, *extra])
     if args.dry_run:
         import yaml
 
@@ -104,6 +124,12 @@ def cmd_run(args: argparse.Namespace) -> int:
     return exit_code(outcomes)
 
 
+def cmd_submit(args: argparse.Namespace) -> int:
+    from lab import jobs
+
+    return jobs.submit(args.source, args.overrides, args.address, wait=args.wait)
+
+
 def cmd_resume(args: argparse.Namespace) -> int:
     from lab import runner
 
@@ -113,14 +139,14 @@ def cmd_resume(args: argparse.Namespace) -> int:
 
 
 def cmd_ls(args: argparse.Namespace) -> int:
-    from lab.registry import Registry
+    from lab.registry import Registry, display_status
 
     rows = Registry().experiments(limit=args.limit)
     if not rows:
         print("no experiments yet: try `lab run quickstart`")
         return 0
     table = [
-        [r["id"], r["name"], r["workload"], r["status"], f"{r['num_trials'] or 0}", f"{r['num_errors'] or 0}",
+        [r["id"], r["name"], r["workload"], display_status(r), f"{r['num_trials'] or 0}", f"{r['num_errors'] or 0}",
          _time(r["started_at"]), r["user"] or "", r["host"] or ""]
         for r in rows
     ]
@@ -129,12 +155,15 @@ def cmd_ls(args: argparse.Namespace) -> int:
 
 
 def cmd_show(args: argparse.Namespace) -> int:
-    from lab.registry import Registry
+    from lab.registry import Registry, display_status
 
     registry = Registry()
     exp = registry.experiment(args.id)
     spec = exp["spec"]
-    print(f"experiment {exp['id']}: {exp['name']} ({exp['workload']}) - {exp['status']}")
+    status = display_status(exp)
+    if status == "stale":
+        status += f" (no heartbeat since {_time(exp['heartbeat_at'])}: its driver died; `lab resume {exp['id']}`)"
+    print(f"experiment {exp['id']}: {exp['name']} ({exp['workload']}) - {status}")
     print(f"  metric   {exp['metric']} ({exp['mode']})")
     print(f"  started  {_time(exp['started_at'])}   ended {_time(exp['ended_at'])}")
     print(f"  by       {exp['user']}@{exp['host']}   commit {exp['git_commit'] or '-'}")
@@ -223,6 +252,13 @@ def cmd_export(args: argparse.Namespace) -> int:
 
     path, trial = export_trial(args.id, args.out, args.trial)
     print(f"exported trial {trial['trial_id']} of experiment {args.id}: {path}")
+    return 0
+
+
+def cmd_eval(args: argparse.Namespace) -> int:
+    from lab.evaluate import evaluate, format_result
+
+    print(format_result(evaluate(args.source, args.episodes, args.video, args.trial, args.seed)))
     return 0
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import math
+import os
 from pathlib import Path
 from typing import Any
 
@@ -18,7 +19,14 @@ from sqlalchemy.exc import SQLAlchemyError
 from lab import settings
 from lab.errors import RegistryError
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2  # 2: experiments.heartbeat_at
+
+HEARTBEAT_EVERY_S = 10.0  # a running driver touches its experiment's heartbeat this often
+
+
+def stale_after_s() -> float:
+    """A 'running' experiment whose heartbeat is older than this is shown as stale (its driver died)."""
+    return float(os.environ.get("LAB_STALE_AFTER_S") or 60)
 
 metadata = sa.MetaData()
 
@@ -46,6 +54,7 @@ experiments = sa.Table(
     sa.Column("started_at", sa.DateTime(timezone=True), nullable=False),
     sa.Column("ended_at", sa.DateTime(timezone=True)),
     sa.Column("error", sa.Text),
+    sa.Column("heartbeat_at", sa.DateTime(timezone=True)),  # touched by the live driver (schema version 2)
 )
 
 trials = sa.Table(
@@ -185,6 +194,7 @@ class Registry:
             "spec": _dumps(spec),
             "status": "running",
             "started_at": now(),
+            "heartbeat_at": now(),
             **fields,
         }
         return self._run(lambda conn: conn.execute(sa.insert(experiments).values(**values)).inserted_primary_key[0])
@@ -193,6 +203,10 @@ class Registry:
         self._run(lambda conn: conn.execute(
             sa.update(experiments).where(experiments.c.id == experiment_id).values(**fields)
         ))
+
+    def heartbeat(self, experiment_id: int) -> None:
+        """The driver is alive: `lab ls` shows a running experiment without a recent heartbeat as stale."""
+        self.update_experiment(experiment_id, heartbeat_at=now())
 
     def upsert_trial(self, experiment_id: int, trial_id: str, **fields: Any) -> None:
         """Insert or update one trial; JSON-encodes config and results."""
@@ -257,12 +271,31 @@ class Registry:
         return pick(scored, key=lambda t: t["best_metric"])
 
 
+def display_status(record: dict[str, Any], at: dt.datetime | None = None) -> str:
+    """The experiment's status, or 'stale' when it says running but its driver stopped beating."""
+    beat = record.get("heartbeat_at") or record.get("started_at")
+    if record.get("status") != "running" or beat is None:
+        return record.get("status") or "-"
+    if beat.tzinfo is None:  # SQLite hands back naive datetimes: they were written in UTC
+        beat = beat.replace(tzinfo=dt.timezone.utc)
+    return "stale" if ((at or now()) - beat).total_seconds() > stale_after_s() else "running"
+
+
 def _add_nothing(conn: sa.Connection) -> None:  # pragma: no cover - the first version has nothing to migrate
     pass
 
 
+def _add_heartbeat(conn: sa.Connection) -> None:
+    """Version 2: experiments.heartbeat_at, so that a driver killed with SIGKILL shows up as stale."""
+    if "heartbeat_at" in {c["name"] for c in sa.inspect(conn).get_columns("experiments")}:
+        return
+    kind = sa.DateTime(timezone=True).compile(dialect=conn.dialect)
+    guard = "IF NOT EXISTS " if conn.dialect.name == "postgresql" else ""  # two processes migrating at once
+    conn.exec_driver_sql(f"ALTER TABLE experiments ADD COLUMN {guard}heartbeat_at {kind}")
+
+
 # version -> function bringing the schema from version-1 to version (ALTER TABLE ... on both databases)
-MIGRATIONS = {1: _add_nothing}
+MIGRATIONS = {1: _add_nothing, 2: _add_heartbeat}
 
 
 def _dumps(value: Any) -> str:

@@ -100,33 +100,15 @@ def check_resources(spec: ExperimentSpec) -> None:
 
 # ------------------------------------------------------------------ Tune objects
 def param_space(spec: ExperimentSpec) -> dict[str, Any]:
-    from ray import tune
+    from lab import search
 
-    makers = {
-        "grid": tune.grid_search,
-        "choice": tune.choice,
-        "uniform": lambda a: tune.uniform(*a),
-        "loguniform": lambda a: tune.loguniform(*a),
-        "randint": lambda a: tune.randint(*a),
-    }
-    space = dict(spec.trial_params)
-    for key, dist in spec.search.items():
-        (kind, args), = dist.items()
-        space[key] = makers[kind](args)
-    return space
+    return search.param_space(spec)
 
 
 def scheduler(spec: ExperimentSpec):
-    from ray.tune.schedulers import ASHAScheduler, FIFOScheduler
+    from lab import search
 
-    if spec.scheduler.type == "asha":
-        return ASHAScheduler(
-            time_attr="training_iteration",
-            max_t=spec.scheduler.max_t,
-            grace_period=spec.scheduler.grace_period,
-            reduction_factor=spec.scheduler.reduction_factor,
-        )
-    return FIFOScheduler()
+    return search.scheduler(spec)
 
 
 def trainable(spec: ExperimentSpec):
@@ -139,27 +121,34 @@ def trainable(spec: ExperimentSpec):
 
 
 def make_tuner(spec: ExperimentSpec, experiment_id: int, registry_url: str, folder: str):
+    """The Tuner of one experiment; `folder` is its storage location (a path or a URI, see lab.storage)."""
     from ray import tune
     from ray.tune.logger import CSVLoggerCallback, JsonLoggerCallback
-    from ray.tune.search.basic_variant import BasicVariantGenerator
 
+    from lab import search, storage
     from lab.callbacks import RegistryCallback
 
     stop = dict(spec.stop)
+    where = storage.resolve(folder)
     run_config = tune.RunConfig(
-        name=Path(folder).name,
-        storage_path=str(Path(folder).parent),
+        name=where.path.rstrip("/").rsplit("/", 1)[-1],
+        storage_path=where.path.rstrip("/").rsplit("/", 1)[0],
+        storage_filesystem=where.filesystem,
+        # remote storage: TensorBoard files are written in the trial's working folder (lab.trainable), synced
+        sync_config=tune.SyncConfig(sync_artifacts=not where.is_local),
         stop=stop or None,
         failure_config=tune.FailureConfig(max_failures=spec.max_failures),
         checkpoint_config=tune.CheckpointConfig(
-            num_to_keep=2,
+            num_to_keep=2 if spec.scheduler.type != "pbt" else 4,  # PBT exploits other trials' checkpoints
             checkpoint_frequency=spec.checkpoint_every,
             checkpoint_at_end=True,
         ),
         callbacks=[
-            RegistryCallback(registry_url, experiment_id, spec.metric, spec.mode),
+            RegistryCallback(registry_url, experiment_id, spec.metric, spec.mode,
+                             uri_scheme=None if where.is_local else where.scheme),
             CSVLoggerCallback(),
             JsonLoggerCallback(),
+            *_mlflow_callbacks(spec, experiment_id),
         ],
         verbose=1,
     )
@@ -168,7 +157,7 @@ def make_tuner(spec: ExperimentSpec, experiment_id: int, registry_url: str, fold
         mode=spec.mode,
         num_samples=spec.num_samples,
         scheduler=scheduler(spec),
-        search_alg=BasicVariantGenerator(random_state=spec.seed),
+        search_alg=search.searcher(spec),
         time_budget_s=spec.time_budget_s or None,
         reuse_actors=True,
         trial_name_creator=lambda trial: f"{spec.workload}_{trial.trial_id}",
@@ -180,16 +169,19 @@ def make_tuner(spec: ExperimentSpec, experiment_id: int, registry_url: str, fold
 # ------------------------------------------------------------------ runs
 def run(spec: ExperimentSpec, address: str | None = None, registry: Registry | None = None) -> Outcome:
     """Run one experiment to its end (or Ctrl-C) and return its outcome."""
+    from lab import storage as storages
+
     registry = registry or Registry()
     registry.check()
+    storage = storages.resolve(spec.storage or settings.storage_path())
+    storage.check_writable()
+    _check_mlflow(spec)
     connect(address)
     check_resources(spec)
-    storage = settings.storage_path()
-    _check_writable(storage)
     experiment_id = registry.create_experiment(
         spec.to_dict(), user=_user(), host=socket.gethostname(), git_commit=_git_commit()
     )
-    folder = os.path.join(storage, f"{spec.name}-{experiment_id}")
+    folder = storage.join(f"{spec.name}-{experiment_id}").uri
     registry.update_experiment(experiment_id, storage_path=folder)
     tuner = make_tuner(spec, experiment_id, registry.url, folder)
     return _fit(tuner, experiment_id, spec.name, registry, folder)
@@ -197,19 +189,25 @@ def run(spec: ExperimentSpec, address: str | None = None, registry: Registry | N
 
 def resume(experiment_id: int, address: str | None = None, registry: Registry | None = None) -> Outcome:
     """Continue an interrupted experiment from its Tune state; finished trials are not rerun."""
-    from ray import tune
-
     registry = registry or Registry()
     record = registry.experiment(experiment_id)
     folder = record["storage_path"]
-    connect(address)
-    if not folder or not tune.Tuner.can_restore(folder):
+    connect(address)  # before importing Ray: it sets RAY_AUTH_MODE for token clusters, read at import
+    from ray import tune
+
+    from lab import storage
+
+    where = storage.resolve(folder) if folder else None
+    if not where or not tune.Tuner.can_restore(where.path, storage_filesystem=where.filesystem):
         raise LabError(f"experiment {experiment_id} has no resumable Tune state at {folder}")
     from lab.spec import build_spec
 
     spec = build_spec(record["spec"], f"experiment {experiment_id}")
-    tuner = tune.Tuner.restore(folder, trainable=trainable(spec), resume_unfinished=True, resume_errored=True)
-    registry.update_experiment(experiment_id, status="running", ended_at=None)
+    tuner = tune.Tuner.restore(where.path, trainable=trainable(spec), resume_unfinished=True, resume_errored=True,
+                               storage_filesystem=where.filesystem)
+    from lab.registry import now
+
+    registry.update_experiment(experiment_id, status="running", ended_at=None, heartbeat_at=now())
     return _fit(tuner, experiment_id, spec.name, registry, folder)
 
 
@@ -248,16 +246,54 @@ def _fit(tuner, experiment_id: int, name: str, registry: Registry, folder: str) 
     )
 
 
-def _check_writable(path: str) -> None:
-    if "://" in path:
-        return  # a remote URI: pyarrow checks it when Tune first writes
+def mlflow_uri(spec: ExperimentSpec) -> str:
+    """The MLflow tracking URI of a run: the spec's `mlflow`, else $LAB_MLFLOW_URI, else '' (none)."""
+    return spec.mlflow or settings.mlflow_uri()
+
+
+def _check_mlflow(spec: ExperimentSpec) -> None:
+    """MLflow installed and its tracking store readable, before anything is recorded."""
+    uri = mlflow_uri(spec)
+    if not uri:
+        return
+    from lab.spec import installed
+
+    if not installed("mlflow"):
+        raise LabError("--mlflow / LAB_MLFLOW_URI needs mlflow: pip install 'agent-lab[mlflow]'")
+    from mlflow.tracking import MlflowClient
+
+    if uri.startswith("file:") or "://" not in uri:
+        os.environ.setdefault("MLFLOW_ALLOW_FILE_STORE", "true")  # a local store (MLflow 3 keeps it in maintenance)
     try:
-        os.makedirs(path, exist_ok=True)
-        probe = Path(path) / ".lab-write-test"
-        probe.write_text("")
-        probe.unlink()
-    except OSError as exc:
-        raise LabError(f"storage path {path} is not writable: {exc.strerror}") from None
+        MlflowClient(tracking_uri=uri).search_experiments(max_results=1)
+    except Exception as exc:  # noqa: BLE001 - MlflowException, OSError, requests' errors
+        line = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise LabError(f"MLflow tracking at {_redact(uri)} cannot be used: {line}") from None
+
+
+def _mlflow_callbacks(spec: ExperimentSpec, experiment_id: int) -> list:
+    """Ray's MLflowLoggerCallback (one MLflow run per trial, in an MLflow experiment named after the spec)."""
+    uri = mlflow_uri(spec)
+    if not uri:
+        return []
+    from ray.air.integrations.mlflow import MLflowLoggerCallback
+
+    return [MLflowLoggerCallback(
+        tracking_uri=uri,
+        experiment_name=spec.name,
+        tags={"lab.experiment_id": str(experiment_id), "lab.workload": spec.workload},
+        # PBT changes a trial's config mid-run, and MLflow refuses to change a logged param
+        log_params_on_trial_end=spec.scheduler.type == "pbt",
+    )]
+
+
+def _redact(uri: str) -> str:
+    """A URI without the password of user:password@host."""
+    scheme, sep, rest = uri.partition("://")
+    if sep and "@" in rest.split("/", 1)[0]:
+        creds, _, host = rest.partition("@")
+        return f"{scheme}://{creds.split(':', 1)[0]}:***@{host}"
+    return uri
 
 
 def _user() -> str:

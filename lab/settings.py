@@ -3,7 +3,9 @@
 - LAB_HOME: the lab's folder (default ~/.agent-lab): registry.db, experiments/, keras/.
 - LAB_REGISTRY_URL: an SQLAlchemy URL for the registry (default sqlite:///$LAB_HOME/registry.db);
   point it at PostgreSQL to share one registry in a team.
-- LAB_STORAGE: where Tune writes experiments (default $LAB_HOME/experiments); a path or a URI.
+- LAB_STORAGE: where Tune writes experiments (default $LAB_HOME/experiments): a path (local, NFS) or a URI
+  (s3://bucket/prefix, gs://..., file://...); see lab/storage.py. A spec's `storage` (or `--storage`) wins.
+- LAB_MLFLOW_URI: also log every trial to this MLflow tracking URI (a spec's `mlflow` or `--mlflow` wins).
 - LAB_RAY_ADDRESS: a Ray cluster to use instead of starting Ray locally (same as --address).
 """
 from __future__ import annotations
@@ -32,6 +34,10 @@ def registry_url() -> str:
 
 def storage_path() -> str:
     return os.environ.get("LAB_STORAGE") or str(lab_home() / "experiments")
+
+
+def mlflow_uri() -> str:
+    return os.environ.get("LAB_MLFLOW_URI", "")
 
 
 def worker_env() -> dict[str, str]:

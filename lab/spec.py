@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import dataclasses
 import importlib.resources
+import importlib.util
+import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -18,23 +20,63 @@ from lab.workload import build_dataclass, suggest
 
 PRESET_PACKAGES = ("lab", "classical", "deep", "agents")
 DISTRIBUTIONS = ("grid", "choice", "uniform", "loguniform", "randint")
-SCHEDULERS = ("fifo", "asha")
+SCHEDULERS = ("fifo", "asha", "hyperband", "pbt")
+SEARCHERS = ("random", "optuna", "hyperopt")
+STORAGE_SCHEMES = ("file", "s3", "gs", "hdfs", "abfs", "abfss")  # pyarrow filesystems
+SEARCHER_PACKAGES = {"optuna": "optuna", "hyperopt": "hyperopt"}  # searcher -> the module it needs
 
 
 @dataclass(frozen=True)
 class Scheduler:
-    """Tune trial scheduler: `fifo` runs every trial to its stop; `asha` stops the weak ones early."""
+    """Tune trial scheduler: `fifo` runs every trial to its stop; `asha` and `hyperband` stop the weak
+    ones early; `pbt` (population based training) copies the best trials' checkpoints into the weakest
+    and mutates their hyperparameters (the spec's search space) every `perturbation_interval` iterations."""
 
     type: str = "fifo"
-    max_t: int = 100  # ASHA: the most iterations a trial may run
+    max_t: int = 100  # ASHA, HyperBand: the most iterations a trial may run
     grace_period: int = 1  # ASHA: iterations before a trial may be stopped
-    reduction_factor: float = 2.0  # ASHA: the fraction 1/rf of trials promoted at each rung
+    reduction_factor: float = 2.0  # ASHA, HyperBand: the fraction 1/rf of trials promoted at each rung
+    perturbation_interval: int = 4  # PBT: iterations between exploit/explore rounds
+    quantile_fraction: float = 0.25  # PBT: the bottom fraction copies the top fraction
+    resample_probability: float = 0.25  # PBT: chance of resampling a value instead of perturbing it
+    mutations: tuple[str, ...] = ()  # PBT: the search keys it mutates (default: all of them)
+    synchronous: bool = False  # PBT: perturb all trials at once (waits for the slowest)
 
     def check(self) -> None:
         if self.type not in SCHEDULERS:
-            raise ValueError(f"scheduler type must be one of {', '.join(SCHEDULERS)}, got {self.type!r}")
+            raise ValueError(f"scheduler type must be one of {', '.join(SCHEDULERS)}, got {self.type!r}"
+                             f"{_did_you_mean(self.type, SCHEDULERS)}")
         if self.max_t < 1 or self.grace_period < 1 or self.reduction_factor <= 1:
             raise ValueError("scheduler needs max_t >= 1, grace_period >= 1 and reduction_factor > 1")
+        if self.type == "asha" and self.grace_period > self.max_t:
+            raise ValueError(f"asha needs grace_period <= max_t, got {self.grace_period} > {self.max_t}")
+        if self.perturbation_interval < 1:
+            raise ValueError(f"perturbation_interval must be >= 1, got {self.perturbation_interval}")
+        if not 0 < self.quantile_fraction <= 0.5:
+            raise ValueError(f"quantile_fraction must be in (0, 0.5], got {self.quantile_fraction}")
+        if not 0 <= self.resample_probability <= 1:
+            raise ValueError(f"resample_probability must be in [0, 1], got {self.resample_probability}")
+        if self.type != "pbt" and (self.mutations or self.synchronous):
+            raise ValueError(f"mutations and synchronous are PBT settings, not {self.type}'s")
+
+
+@dataclass(frozen=True)
+class Searcher:
+    """How trials' values are drawn from the search space: `random` (Tune's variant generator: grid and
+    random sampling), or a model-based `optuna` (TPE) or `hyperopt` (TPE) that learns from earlier trials."""
+
+    type: str = "random"
+    max_concurrent: int = 0  # run at most this many trials at once (0: as many as the resources allow)
+
+    def check(self) -> None:
+        if self.type not in SEARCHERS:
+            raise ValueError(f"searcher type must be one of {', '.join(SEARCHERS)}, got {self.type!r}"
+                             f"{_did_you_mean(self.type, SEARCHERS)}")
+        if self.max_concurrent < 0:
+            raise ValueError(f"max_concurrent cannot be negative, got {self.max_concurrent}")
+        module = SEARCHER_PACKAGES.get(self.type)
+        if module and not installed(module):
+            raise ValueError(f"searcher '{self.type}' needs the {module} package: pip install 'agent-lab[search]'")
 
 
 @dataclass(frozen=True)
@@ -74,6 +116,7 @@ class ExperimentSpec:
     mode: str = "max"  # max or min
     num_samples: int = 1  # samples of the search space (times every grid point)
     scheduler: Scheduler = Scheduler()
+    searcher: Searcher = Searcher()
     stop: dict[str, float] = field(default_factory=dict)  # e.g. {training_iteration: 20, eval/average_return: 475}
     resources: Resources = Resources()
     seed: int = 0
@@ -81,6 +124,8 @@ class ExperimentSpec:
     checkpoint_every: int = 1  # iterations between checkpoints (0: only at the end)
     time_budget_s: float = 0.0  # stop the whole experiment after this many seconds (0: none)
     reference: Reference = Reference()
+    storage: str = ""  # where Tune writes: a folder or s3://, gs://, file:// URI (default: $LAB_STORAGE)
+    mlflow: str = ""  # an MLflow tracking URI to log the trials to as well (default: $LAB_MLFLOW_URI)
 
     def check(self) -> None:
         if not self.name or any(c in self.name for c in "/\\ "):
@@ -101,6 +146,31 @@ class ExperimentSpec:
         overlap = set(self.search) & set(self.params)
         if overlap:
             raise ValueError(f"'{sorted(overlap)[0]}' is both in params and in search")
+        self._check_search_strategy()
+
+    def _check_search_strategy(self) -> None:
+        """The scheduler and searcher against the search space (each is checked on its own already)."""
+        grids = [key for key, dist in self.search.items() if "grid" in dist]
+        if self.searcher.type != "random" and grids:
+            raise ValueError(f"searcher '{self.searcher.type}' cannot take grid values ('{grids[0]}'): "
+                             "use choice, or searcher type random")
+        if self.scheduler.type == "pbt":
+            if not self.search:
+                raise ValueError("scheduler pbt needs a search space to mutate (search: {param: {...}})")
+            unknown = [key for key in self.scheduler.mutations if key not in self.search]
+            if unknown:
+                raise ValueError(f"pbt mutation '{unknown[0]}' is not in the search space{suggest(unknown[0], self.search)}")
+            if self.searcher.max_concurrent == 1:
+                raise ValueError("scheduler pbt needs trials side by side: max_concurrent 1 leaves it nothing to compare")
+        scheme = self.storage.split("://", 1)[0] if "://" in self.storage else "file"
+        if scheme not in STORAGE_SCHEMES:
+            raise ValueError(f"storage scheme '{scheme}://' is not supported (use a path or one of "
+                             f"{', '.join(s + '://' for s in STORAGE_SCHEMES)})")
+        if any(word in self.storage.lower() for word in ("secret", "access_key", "session_token", "@")):
+            raise ValueError("storage must not carry credentials (they would be recorded): "
+                             "set AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY in the environment")
+        if self.mlflow and not installed("mlflow"):
+            raise ValueError("mlflow needs the mlflow package: pip install 'agent-lab[mlflow]'")
 
     @property
     def trial_params(self) -> dict[str, Any]:
@@ -126,6 +196,19 @@ def check_distribution(key: str, dist: Any) -> None:
         low, high = args
         if not low < high or (kind == "loguniform" and low <= 0):
             raise ValueError(f"search '{key}': {kind} needs 0 < low < high for loguniform, low < high otherwise")
+
+
+def installed(module: str) -> bool:
+    """Whether `module` can be imported, without importing it (a None in sys.modules blocks it)."""
+    if module in sys.modules:
+        return sys.modules[module] is not None
+    return importlib.util.find_spec(module) is not None
+
+
+def _did_you_mean(word: str, choices) -> str:
+    """' (did you mean ...?)' when a close choice exists, else '' (the caller lists the choices)."""
+    hint = suggest(word, choices)
+    return hint if hint.startswith(" (did you mean") else ""
 
 
 def _is_number(value: Any) -> bool:
@@ -214,7 +297,8 @@ def apply_overrides(raw: dict[str, Any], overrides: list[str]) -> dict[str, Any]
 def build_spec(raw: dict[str, Any], label: str) -> ExperimentSpec:
     """Validate a raw mapping into an ExperimentSpec; SpecError names the first problem."""
     raw = dict(raw)
-    for key, cls in (("scheduler", Scheduler), ("resources", Resources), ("reference", Reference)):
+    for key, cls in (("scheduler", Scheduler), ("searcher", Searcher), ("resources", Resources),
+                     ("reference", Reference)):
         value = raw.get(key)
         if value is None:
             raw.pop(key, None)

@@ -1,7 +1,9 @@
 """`lab run --address` on a local multi-node Ray cluster (cluster/local_cluster.sh: a head and a worker node)."""
 from __future__ import annotations
 
+import contextlib
 import os
+import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -14,15 +16,33 @@ from tests.conftest import ROOT, lab
 SCRIPT = ROOT / "cluster" / "local_cluster.sh"
 
 
-@pytest.fixture(scope="module")
-def local_cluster():
-    env = {**os.environ, "RAY": str(Path(sys.executable).parent / "ray"), "RAY_PORT": "6391"}
-    started = subprocess.run([str(SCRIPT), "start", "1", "1"], capture_output=True, text=True, env=env, timeout=180)
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@contextlib.contextmanager
+def local_cluster_of(workers: int, cpus: int):
+    """cluster/local_cluster.sh on free ports: yields (ray address, dashboard URL, env for the script)."""
+    env = {**os.environ, "RAY": str(Path(sys.executable).parent / "ray"), "RAY_PORT": str(_free_port()),
+           "DASHBOARD_PORT": str(_free_port())}
+    env["CLUSTER_DIR"] = f"/tmp/lab-test-cluster-{env['RAY_PORT']}"
+    started = subprocess.run([str(SCRIPT), "start", str(workers), str(cpus)], capture_output=True, text=True,
+                             env=env, timeout=240)
     try:
         assert started.returncode == 0, started.stderr[-2000:]
-        yield started.stdout.strip().splitlines()[-1]
+        yield started.stdout.strip().splitlines()[-1], f"http://127.0.0.1:{env['DASHBOARD_PORT']}", env
     finally:
         subprocess.run([str(SCRIPT), "stop"], capture_output=True, env=env, timeout=120)
+        leftover = subprocess.run([str(SCRIPT), "pids"], capture_output=True, text=True, env=env).stdout.split()
+        assert not leftover, f"local_cluster.sh stop left processes behind: {leftover}"
+
+
+@pytest.fixture(scope="module")
+def local_cluster():
+    with local_cluster_of(1, 1) as (address, _dashboard, _env):
+        yield address
 
 
 @pytest.mark.slow
