@@ -37,6 +37,30 @@ def make_greedy_evaluation(policy, eval_env, episodes: int):
     return evaluate
 
 
+def episode_observers(num_envs: int, env_steps):
+    """Observers for a collect driver: (count_env_steps, track_returns, running_returns, finished_returns).
+
+    `count_env_steps` adds the env steps taken to `env_steps` (LAST -> FIRST boundary transitions are
+    resets, not steps); `track_returns` sums the returns of training episodes as they end (at their
+    LAST -> FIRST boundary) into `finished_returns` = [sum, count], kept until the caller resets it.
+    """
+    import tensorflow as tf
+
+    running_returns = tf.Variable(tf.zeros([num_envs]), trainable=False)  # episodes under way
+    finished_returns = tf.Variable(tf.zeros([2]), trainable=False)  # sum, count since the last step()
+
+    def count_env_steps(traj):
+        env_steps.assign_add(tf.reduce_sum(tf.cast(~traj.is_boundary(), tf.int64)))
+
+    def track_returns(traj):
+        returns = tf.where(traj.is_first(), 0.0, running_returns) + traj.reward
+        ended = tf.cast(traj.is_last(), tf.float32)
+        finished_returns.assign_add(tf.stack([tf.reduce_sum(returns * ended), tf.reduce_sum(ended)]))
+        running_returns.assign(returns)
+
+    return count_env_steps, track_returns, running_returns, finished_returns
+
+
 def greedy_actions(policy, network, observations: np.ndarray) -> np.ndarray:
     """The greedy policy's actions for a batch of observations (tests, demos)."""
     import tensorflow as tf

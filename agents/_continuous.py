@@ -24,7 +24,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from agents._common import close_envs, export_policy, make_greedy_evaluation, read_checkpoint, write_checkpoint
+from agents._common import close_envs, episode_observers, export_policy, make_greedy_evaluation, read_checkpoint, write_checkpoint
 from lab.workload import Workload
 
 EVAL_SEED_OFFSET = 10_000  # evaluation env i is seeded with seed + EVAL_SEED_OFFSET + i
@@ -138,19 +138,8 @@ class OffPolicyWorkload(Workload):
         )
 
         # Collect: one driver run is one round; observers fill the buffer and count steps and returns.
-        def count_env_steps(traj):
-            """Env steps taken (the LAST -> FIRST boundary transitions are resets, not steps)."""
-            self.env_steps.assign_add(tf.reduce_sum(tf.cast(~traj.is_boundary(), tf.int64)))
-
-        self.running_returns = tf.Variable(tf.zeros([cfg.num_envs]), trainable=False)  # episodes under way
-        self.finished_returns = tf.Variable(tf.zeros([2]), trainable=False)  # sum, count since the last step()
-
-        def track_returns(traj):
-            """Returns of the training episodes (one ends at its LAST -> FIRST boundary transition)."""
-            returns = tf.where(traj.is_first(), 0.0, self.running_returns) + traj.reward
-            ended = tf.cast(traj.is_last(), tf.float32)
-            self.finished_returns.assign_add(tf.stack([tf.reduce_sum(returns * ended), tf.reduce_sum(ended)]))
-            self.running_returns.assign(returns)
+        count_env_steps, track_returns, self.running_returns, self.finished_returns = episode_observers(
+            cfg.num_envs, self.env_steps)
 
         observers = [self.replay_buffer.add_batch, count_env_steps, track_returns]
         random_policy = random_tf_policy.RandomTFPolicy(self.train_env.time_step_spec(), self.train_env.action_spec())

@@ -5,7 +5,9 @@ Both sides are fresh processes timed end to end (Python start, TensorFlow import
   trained by one `model.fit(..., epochs=N, validation_data=...)` call, then evaluated on the test set;
 - lab: `lab run mlp-fashion-mnist` for the same N epochs as one Tune trial (Ray start, registry,
   TensorBoard scalars and images, a checkpoint and a val evaluation after every epoch), with
-  `test_every=N`: the test split evaluated once at the end, as the plain script does.
+  `test_every=N`: the test split evaluated once at the end, as the plain script does, and the trial given
+  every CPU (`resources.cpu`): TensorFlow's thread pools follow the trial's CPUs, and the preset asks for 1
+  so that two trials share 2 cores; the plain script uses them all.
 The lab's fixed cost (Ray start ~4 s, imports) is amortised over the epochs: the ratio falls as N grows.
 
 With `--repeats 2` the runs go plain, lab, lab, plain (ABBA), so that a load that drifts during the
@@ -64,7 +66,8 @@ def through_lab(epochs: int, subset: int) -> tuple[float, dict]:
     lab = str(Path(sys.executable).parent / "lab")
     start = time.perf_counter()
     subprocess.run([lab, "run", "mlp-fashion-mnist", "--set", f"max_epochs={epochs}", "--set",
-                    f"stop.training_iteration={epochs}", "--set", f"subset={subset}", "--set", f"test_every={epochs}"],
+                    f"stop.training_iteration={epochs}", "--set", f"subset={subset}", "--set", f"test_every={epochs}",
+                    "--set", f"resources.cpu={os.cpu_count()}"],
                    env=env, check=True, capture_output=True)
     seconds = time.perf_counter() - start
     os.environ["LAB_HOME"] = env["LAB_HOME"]
