@@ -61,6 +61,32 @@ def episode_observers(num_envs: int, env_steps):
     return count_env_steps, track_returns, running_returns, finished_returns
 
 
+def round_metrics(workload, steps: int, start_steps: int, train_seconds: float) -> dict:
+    """What every agent reports after its training rounds: a greedy evaluation, counters, speed, and the
+    mean return of the training episodes that ended (its `finished_returns`, then reset for the next step).
+
+    `workload` has `_evaluate`, `finished_returns`, `train_step` and `config.max_env_steps`.
+    """
+    import time
+
+    returns_sum, episodes = workload.finished_returns.numpy()
+    workload.finished_returns.assign([0.0, 0.0])
+    started = time.perf_counter()
+    returns, lengths = workload._evaluate()
+    metrics = {
+        "eval/average_return": float(np.mean(returns)),
+        "eval/episode_length": float(np.mean(lengths)),
+        "train/gradient_steps": int(workload.train_step.numpy()),
+        "charts/env_steps": steps,
+        "charts/sps": (steps - start_steps) / max(train_seconds, 1e-9),  # training only, eval apart
+        "charts/eval_seconds": time.perf_counter() - started,
+        "done": steps >= workload.config.max_env_steps,
+    }
+    if episodes:  # returns of the exploring (collect) policy, episodes ended during this step
+        metrics["train/episode_return"] = float(returns_sum / episodes)
+    return metrics
+
+
 def greedy_actions(policy, network, observations: np.ndarray) -> np.ndarray:
     """The greedy policy's actions for a batch of observations (tests, demos)."""
     import tensorflow as tf

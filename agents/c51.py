@@ -33,7 +33,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from agents._common import close_envs, episode_observers, export_policy, greedy_actions, make_greedy_evaluation, read_checkpoint, write_checkpoint
+from agents._common import close_envs, episode_observers, export_policy, greedy_actions, make_greedy_evaluation, read_checkpoint, round_metrics, write_checkpoint
 from lab.workload import Workload, register
 
 EVAL_SEED_OFFSET = 10_000  # evaluation env i is seeded with seed + EVAL_SEED_OFFSET + i
@@ -224,25 +224,10 @@ class C51(Workload):
             if steps >= self.learning_starts:
                 losses.append(self._train())
         train_seconds = time.perf_counter() - started
-        returns_sum, episodes = self.finished_returns.numpy()
-        self.finished_returns.assign([0.0, 0.0])
-
-        started = time.perf_counter()
-        returns, lengths = self._evaluate()
-        metrics = {
-            "eval/average_return": float(np.mean(returns)),
-            "eval/episode_length": float(np.mean(lengths)),
-            "train/epsilon": float(self.epsilon()),
-            "train/gradient_steps": int(self.train_step.numpy()),
-            "charts/env_steps": steps,
-            "charts/sps": (steps - start_steps) / max(train_seconds, 1e-9),  # training only, eval apart
-            "charts/eval_seconds": time.perf_counter() - started,
-            "done": steps >= cfg.max_env_steps,
-        }
+        metrics = round_metrics(self, steps, start_steps, train_seconds)
+        metrics["train/epsilon"] = float(self.epsilon())
         if losses:  # none while the initial random steps are collected
             metrics["train/loss"] = float(np.mean(losses))
-        if episodes:  # returns of the exploring policy, episodes ended during this step
-            metrics["train/episode_return"] = float(returns_sum / episodes)
         return metrics
 
     def greedy_actions(self, observations: np.ndarray) -> np.ndarray:

@@ -39,7 +39,7 @@ from typing import Literal
 
 import numpy as np
 
-from agents._common import close_envs, export_policy, greedy_actions, make_greedy_evaluation, read_checkpoint, write_checkpoint
+from agents._common import close_envs, export_policy, greedy_actions, make_greedy_evaluation, read_checkpoint, round_metrics, write_checkpoint
 from lab.errors import SpecError
 from lab.workload import Workload, register
 
@@ -295,25 +295,10 @@ class PPO(Workload):
             steps = int(self.env_steps.numpy())
         train_seconds = time.perf_counter() - started
         loss, policy_loss, value_loss, entropy_loss = np.mean(losses, axis=0) if losses else [np.nan] * 4
-        returns_sum, episodes = self.finished_returns.numpy()
-        self.finished_returns.assign([0.0, 0.0])
-
-        started = time.perf_counter()
-        returns, lengths = self._evaluate()
-        metrics = {
-            "eval/average_return": float(np.mean(returns)),
-            "eval/episode_length": float(np.mean(lengths)),
-            "train/gradient_steps": int(self.train_step.numpy()),
-            "charts/env_steps": steps,
-            "charts/sps": (steps - start_steps) / max(train_seconds, 1e-9),  # training only, eval apart
-            "charts/eval_seconds": time.perf_counter() - started,
-            "done": steps >= cfg.max_env_steps,
-        }
+        metrics = round_metrics(self, steps, start_steps, train_seconds)
         if losses:  # none when the budget was already spent
             metrics.update({"train/loss": float(loss), "train/policy_loss": float(policy_loss),
                             "train/value_loss": float(value_loss), "train/entropy_loss": float(entropy_loss)})
-        if episodes:  # returns of the stochastic collect policy, episodes ended during this step
-            metrics["train/episode_return"] = float(returns_sum / episodes)
         return metrics
 
     def greedy_actions(self, observations: np.ndarray) -> np.ndarray:

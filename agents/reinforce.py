@@ -34,7 +34,7 @@ from typing import Literal
 
 import numpy as np
 
-from agents._common import close_envs, export_policy, greedy_actions, make_greedy_evaluation, read_checkpoint, write_checkpoint
+from agents._common import close_envs, export_policy, greedy_actions, make_greedy_evaluation, read_checkpoint, round_metrics, write_checkpoint
 from lab.workload import Workload, register
 
 EVAL_SEED_OFFSET = 10_000  # evaluation env i is seeded with seed + EVAL_SEED_OFFSET + i
@@ -214,28 +214,13 @@ class Reinforce(Workload):
             losses.append(self._train(self._collect()).numpy())
             steps = int(self.env_steps.numpy())
         train_seconds = time.perf_counter() - started
-        returns_sum, episodes = self.finished_returns.numpy()
-        self.finished_returns.assign([0.0, 0.0])
-
-        started = time.perf_counter()
-        returns, lengths = self._evaluate()
-        metrics = {
-            "eval/average_return": float(np.mean(returns)),
-            "eval/episode_length": float(np.mean(lengths)),
-            "train/gradient_steps": int(self.train_step.numpy()),
-            "charts/env_steps": steps,
-            "charts/sps": (steps - start_steps) / max(train_seconds, 1e-9),  # training only, eval apart
-            "charts/eval_seconds": time.perf_counter() - started,
-            "done": steps >= cfg.max_env_steps,
-        }
+        metrics = round_metrics(self, steps, start_steps, train_seconds)
         trained = [loss for loss in losses if np.isfinite(loss).all()]
         if trained:  # none when no round finished an episode, or the budget was already spent
             loss, policy_loss, value_loss = np.mean(trained, axis=0)
             metrics.update({"train/loss": float(loss), "train/policy_loss": float(policy_loss)})
             if cfg.value_baseline:
                 metrics["train/value_loss"] = float(value_loss)
-        if episodes:  # returns of the stochastic collect policy, episodes ended during this step
-            metrics["train/episode_return"] = float(returns_sum / episodes)
         return metrics
 
     def greedy_actions(self, observations: np.ndarray) -> np.ndarray:
