@@ -67,6 +67,15 @@ class Workload:
         """Validate a plain dict into `Config`; raise SpecError naming the first problem."""
         return build_dataclass(cls.Config, params, owner=f"workload '{cls.name}'")
 
+    @classmethod
+    def metric_names(cls, config: Any) -> frozenset[str] | None:
+        """The metric keys `step()` reports under `config` (before `setup`); None: not declared.
+
+        Specs are checked against it: a `metric`, `stop` key or scheduler metric outside it is refused
+        before anything runs. The conformance suite checks it against a real `step()`.
+        """
+        return None
+
     def setup(self) -> None:
         """Load data, build models. Called once, in the trial's process."""
 
