@@ -37,10 +37,14 @@ class Outcome:
 # ------------------------------------------------------------------ Ray
 def connect(address: str | None, num_cpus: int | None = None) -> None:
     """Start Ray locally (no address) or join a cluster; ClusterError if it cannot be reached."""
+    from lab import local_ray
+
     settings.apply_worker_env()
     address = address or os.environ.get("LAB_RAY_ADDRESS") or None
     if address and "RAY_AUTH_MODE" not in os.environ and _has_ray_token():
         os.environ["RAY_AUTH_MODE"] = "token"  # clusters from `ray start` want the token; read at import
+    if not address:
+        local_ray.prepare_environment()  # before `import ray`: loopback listeners, token auth
     import ray
 
     if ray.is_initialized():
@@ -52,13 +56,7 @@ def connect(address: str | None, num_cpus: int | None = None) -> None:
         if address:
             ray.init(address=address, runtime_env=runtime_env, log_to_driver=True, logging_level="ERROR")
         else:
-            ray.init(
-                num_cpus=num_cpus,
-                runtime_env=runtime_env,
-                include_dashboard=False,
-                dashboard_host="127.0.0.1",
-                logging_level="ERROR",
-            )
+            ray.init(runtime_env=runtime_env, **local_ray.ray_init_kwargs(num_cpus=num_cpus))
     except (ConnectionError, RuntimeError, ValueError) as exc:
         where = f"the Ray cluster at {address}" if address else "a local Ray instance"
         raise ClusterError(f"cannot start or reach {where}: {str(exc).strip().splitlines()[0]}") from None
@@ -171,6 +169,9 @@ def run(spec: ExperimentSpec, address: str | None = None, registry: Registry | N
     """Run one experiment to its end (or Ctrl-C) and return its outcome."""
     from lab import storage as storages
 
+    from lab.metric_check import check_metrics
+
+    check_metrics(spec)  # a metric no trial reports would fail inside Tune, after the experiment is recorded
     registry = registry or Registry()
     registry.check()
     storage = storages.resolve(spec.storage or settings.storage_path())
@@ -220,7 +221,8 @@ def _fit(tuner, experiment_id: int, name: str, registry: Registry, folder: str) 
     except KeyboardInterrupt:
         pass  # Tune saved the experiment state: `lab resume ID` continues it
     except Exception as exc:  # noqa: BLE001 - recorded, then re-raised as a one-line error
-        error = f"{type(exc).__name__}: {str(exc).strip().splitlines()[0] if str(exc).strip() else ''}"
+        log = write_experiment_log(experiment_id, exc)
+        error = f"{one_line_error(exc)} (traceback: {log})"
     trials = registry.trials(experiment_id)
     errors = sum(t["status"] == "ERROR" for t in trials)
     unfinished = [t for t in trials if t["status"] not in FINISHED]
@@ -244,6 +246,38 @@ def _fit(tuner, experiment_id: int, name: str, registry: Registry, folder: str) 
         best=registry.best_trial(experiment_id),
         storage_path=folder,
     )
+
+
+def experiment_log(experiment_id: int) -> Path:
+    """The driver-side log of an experiment: full tracebacks of what the console shows as one line."""
+    return settings.lab_home() / "logs" / f"experiment-{experiment_id}.log"
+
+
+def write_experiment_log(experiment_id: int, exc: BaseException) -> Path:
+    """Append `exc` with its full traceback to the experiment's log; return the log's path."""
+    import datetime as dt
+    import traceback
+
+    path = experiment_log(experiment_id)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with path.open("a") as handle:
+            handle.write(f"--- {dt.datetime.now(dt.timezone.utc).isoformat()} experiment {experiment_id}\n")
+            handle.write("".join(traceback.format_exception(exc)))
+    except OSError:
+        pass  # the log is a courtesy: the one-line error still reaches the user
+    return path
+
+
+def one_line_error(exc: BaseException, max_chars: int = 300) -> str:
+    """'Type: message' for an exception whose text may be a whole traceback (Tune wraps errors that way):
+    the innermost error's last line then."""
+    text = [line.strip() for line in str(exc).strip().splitlines() if line.strip()]
+    if not text and exc.__cause__ is not None:
+        return one_line_error(exc.__cause__)
+    line = text[-1] if text and text[0].startswith("Traceback") else (
+        f"{type(exc).__name__}: {text[0]}" if text else type(exc).__name__)
+    return line if len(line) <= max_chars else line[: max_chars - 3] + "..."
 
 
 def mlflow_uri(spec: ExperimentSpec) -> str:

@@ -350,3 +350,6 @@ def validate_params(spec: ExperimentSpec) -> None:
         (kind, args), = dist.items()
         for value in args:  # the listed values, or the two bounds of a range
             cls.make_config({**params, key: value})
+    from lab.metric_check import check_metrics
+
+    check_metrics(spec)  # the metric, stop keys and reference against what the workload reports
