@@ -68,7 +68,8 @@ def make_parser() -> argparse.ArgumentParser:
 
     board = commands.add_parser("tensorboard", help="start TensorBoard over experiments (default: the last 10)")
     board.add_argument("ids", type=int, nargs="*")
-    board.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
+    board.add_argument("--host", default="127.0.0.1", help="loopback address to bind (default 127.0.0.1; "
+                       "TensorBoard has no authentication: reach it through an SSH tunnel)")
     board.add_argument("--port", type=int, default=6006)
     board.set_defaults(handler=cmd_tensorboard)
 
@@ -199,10 +200,12 @@ def cmd_best(args: argparse.Namespace) -> int:
 
 def cmd_tensorboard(args: argparse.Namespace) -> int:
     import os
-    import subprocess
 
     from lab.registry import Registry
 
+    if not is_loopback(args.host):
+        raise LabError(f"TensorBoard has no authentication: it binds to loopback only (got --host {args.host}; "
+                       f"reach it from elsewhere through an SSH tunnel: ssh -L {args.port}:127.0.0.1:{args.port} HOST)")
     registry = Registry()
     experiments = [registry.experiment(i) for i in args.ids] if args.ids else registry.experiments(limit=10)
     folders = {f"{e['id']}-{e['name']}": e["storage_path"] for e in experiments if e["storage_path"]}
@@ -215,7 +218,20 @@ def cmd_tensorboard(args: argparse.Namespace) -> int:
     command = [sys.executable, "-m", "tensorboard.main", "--logdir_spec", logdir_spec,
                "--host", args.host, "--port", str(args.port)]
     print(f"TensorBoard on http://{args.host}:{args.port}/ over {', '.join(folders)} (Ctrl-C stops it)", flush=True)
-    return subprocess.call(command)
+    from lab.signals import run_child
+
+    return run_child(command)
+
+
+def is_loopback(host: str) -> bool:
+    import ipaddress
+
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
 
 
 def cmd_baselines(args: argparse.Namespace) -> int:

@@ -13,9 +13,15 @@ The token itself (Ray writes it to ~/.ray/auth_token when missing) is never read
 """
 from __future__ import annotations
 
+import atexit
+import json
 import os
 import sys
+import uuid
+from pathlib import Path
 from typing import Any
+
+from lab import settings
 
 LOOPBACK = "127.0.0.1"
 
@@ -53,3 +59,95 @@ def ray_init_kwargs(num_cpus: int | None = None, num_gpus: int | None = None, **
         kwargs["num_gpus"] = num_gpus
     kwargs.update(extra)
     return kwargs
+
+
+# ------------------------------------------------------------------ the processes of a local instance
+INSTANCE_VAR = "LAB_RAY_INSTANCE"  # inherited by every process of the instance: how its leftovers are found
+_instance = ""  # this process's instance, once it started one
+
+
+def instances_dir() -> Path:
+    return settings.lab_home() / "run"
+
+
+def mark_instance() -> str:
+    """Before `ray.init`: tag this driver's future Ray processes, and record the driver, so that the next
+    lab command can stop them if this driver dies without shutting Ray down (SIGKILL)."""
+    global _instance
+    if _instance:
+        return _instance
+    import psutil
+
+    _instance = instance = uuid.uuid4().hex[:16]
+    os.environ[INSTANCE_VAR] = instance  # a fresh id even when a parent lab process set one
+    folder = instances_dir()
+    folder.mkdir(parents=True, exist_ok=True)
+    me = psutil.Process()
+    (folder / f"ray-{instance}.json").write_text(json.dumps({"pid": me.pid, "create_time": me.create_time()}))
+    atexit.register(_shutdown, instance)
+    return instance
+
+
+def _shutdown(instance: str) -> None:
+    """At exit: stop Ray, then anything of this instance that outlived it; forget the instance."""
+    try:
+        import ray
+
+        if ray.is_initialized():
+            ray.shutdown()
+    except Exception:  # noqa: BLE001 - exiting anyway
+        pass
+    stop_instance(instance)
+    (instances_dir() / f"ray-{instance}.json").unlink(missing_ok=True)
+
+
+def stop_dead_instances() -> int:
+    """Stop the leftover processes of local instances whose driver died; return how many were stopped.
+
+    Only processes tagged with such an instance's id are touched, never another Ray on the machine.
+    """
+    folder = instances_dir()
+    if not folder.is_dir():
+        return 0
+    import psutil
+
+    stopped = 0
+    for record in folder.glob("ray-*.json"):
+        instance = record.stem[len("ray-"):]
+        try:
+            driver = json.loads(record.read_text())
+            alive = psutil.pid_exists(driver["pid"]) and abs(
+                psutil.Process(driver["pid"]).create_time() - driver["create_time"]) < 1e-3
+        except (OSError, ValueError, KeyError, psutil.Error):
+            alive = False
+        if not alive:
+            stopped += stop_instance(instance)
+            record.unlink(missing_ok=True)
+    return stopped
+
+
+def stop_instance(instance: str, timeout: float = 10.0) -> int:
+    """SIGTERM, then SIGKILL, every process (but this one) whose environment carries the instance's id."""
+    import psutil
+
+    tagged = []
+    for process in psutil.process_iter(["pid"]):
+        if process.pid == os.getpid():
+            continue
+        try:
+            if process.environ().get(INSTANCE_VAR) == instance:
+                tagged.append(process)
+        except (psutil.Error, OSError):
+            continue
+    for process in tagged:
+        try:
+            process.terminate()
+        except psutil.Error:
+            pass
+    _gone, alive = psutil.wait_procs(tagged, timeout=timeout)
+    for process in alive:
+        try:
+            process.kill()
+        except psutil.Error:
+            pass
+    return len(tagged)

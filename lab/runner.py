@@ -49,6 +49,9 @@ def connect(address: str | None, num_cpus: int | None = None) -> None:
 
     if ray.is_initialized():
         return
+    if not address:
+        local_ray.stop_dead_instances()  # what a driver killed earlier (SIGKILL) left running
+        local_ray.mark_instance()
     runtime_env = {"env_vars": settings.worker_env()}
     if address and address != "auto":
         _check_reachable(address)
@@ -60,6 +63,9 @@ def connect(address: str | None, num_cpus: int | None = None) -> None:
     except (ConnectionError, RuntimeError, ValueError) as exc:
         where = f"the Ray cluster at {address}" if address else "a local Ray instance"
         raise ClusterError(f"cannot start or reach {where}: {str(exc).strip().splitlines()[0]}") from None
+    from lab import signals
+
+    signals.terminate_like_ctrl_c()  # after ray.init, which installs its own SIGTERM handler
 
 
 def _check_reachable(address: str, timeout: float = 5.0) -> None:
