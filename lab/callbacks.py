@@ -1,14 +1,31 @@
-"""Tune callbacks, run on the driver: the registry record of every trial."""
+"""Tune callbacks, run on the driver: the registry record of every trial.
+
+Writes are buffered per trial and flushed at the end of each turn of Tune's driver loop, after Tune
+saved its experiment state: the registry never says a trial finished that a resume would run again.
+When the database is away (a PostgreSQL restart, a long SQLite lock) the sweep goes on, the buffer
+keeps the latest fields of every trial, and it is written once the database answers again. Past
+`LAB_REGISTRY_OUTAGE_S` the run says so once; `lab resume ID` fills the registry in from Tune's results.
+"""
 from __future__ import annotations
 
 import math
 import os
+import sys
 import time
 from typing import Any
 
 from ray.tune import Callback
 
+from lab.errors import RegistryError
 from lab.registry import HEARTBEAT_EVERY_S, Registry, clean_metrics
+
+RETRY_EVERY_S = (0.5, 1.0, 2.0, 5.0)  # back-off between attempts while the database is away
+WRITE_TIMEOUT_S = 2.0  # a locked SQLite or a dead server holds the driver loop at most this long
+
+
+def outage_limit_s() -> float:
+    """How long the run waits for an unreachable registry before it says so (it keeps buffering)."""
+    return float(os.environ.get("LAB_REGISTRY_OUTAGE_S") or 300)
 
 
 class RegistryCallback(Callback):
@@ -23,6 +40,12 @@ class RegistryCallback(Callback):
         self._registry: Registry | None = None
         self._best: dict[str, float] = {}
         self._last_beat = 0.0
+        self._pending: dict[str, dict[str, Any]] = {}  # trial id -> fields not yet written
+        self._down_since: float | None = None  # monotonic time of the first failed write of an outage
+        self._next_try = 0.0
+        self._failures = 0
+        self._said_gone = False
+        self.writes = 0  # registry transactions done (benchmarks)
 
     def __getstate__(self) -> dict:  # the Tuner pickles its callbacks: keep the connection out
         return {**self.__dict__, "_registry": None}
@@ -30,17 +53,61 @@ class RegistryCallback(Callback):
     @property
     def registry(self) -> Registry:
         if self._registry is None:
-            self._registry = Registry(self.registry_url)
+            self._registry = Registry(self.registry_url, timeout_s=WRITE_TIMEOUT_S)
         return self._registry
 
     def _upsert(self, trial, **fields: Any) -> None:
-        self.registry.upsert_trial(self.experiment_id, trial.trial_id, **fields)
+        self._pending.setdefault(trial.trial_id, {}).update(fields)
 
-    def on_step(self, iteration, trials, **info):
-        """Tune's driver loop turns about once a second: beat every HEARTBEAT_EVERY_S (see `lab ls`)."""
-        if time.monotonic() - self._last_beat >= HEARTBEAT_EVERY_S:
+    def flush(self, force: bool = False) -> bool:
+        """Write the buffered fields; False while the registry is unreachable (they stay buffered)."""
+        if not self._pending:
+            return True
+        now = time.monotonic()
+        if not force and now < self._next_try:
+            return False
+        try:
+            for trial_id in list(self._pending):
+                self.registry.upsert_trial(self.experiment_id, trial_id, **self._pending[trial_id])
+                self.writes += 1
+                del self._pending[trial_id]
+        except RegistryError as exc:
+            self._outage(now, exc)
+            return False
+        if self._down_since is not None:
+            _say(f"registry reachable again after {now - self._down_since:.0f} s: caught up")
+            self._down_since, self._failures, self._said_gone = None, 0, False
+        return True
+
+    def _outage(self, now: float, exc: RegistryError) -> None:
+        if self._down_since is None:
+            self._down_since = now
+            _say(f"registry unreachable, the sweep goes on and its records wait: {str(exc).splitlines()[0]}")
+        self._failures += 1
+        self._next_try = now + RETRY_EVERY_S[min(self._failures, len(RETRY_EVERY_S)) - 1]
+        if not self._said_gone and now - self._down_since > outage_limit_s():
+            self._said_gone = True
+            _say(f"registry unreachable for {now - self._down_since:.0f} s: the sweep goes on; once the database "
+                 f"is back, `lab resume {self.experiment_id}` records what it missed")
+
+    def on_step_end(self, iteration, trials, **info):
+        """After Tune saved its experiment state in this turn of its loop: write what the turn buffered."""
+        self.flush()
+        self._beat()
+
+    def on_experiment_end(self, trials, **info):
+        deadline = time.monotonic() + min(outage_limit_s(), 60.0)
+        while not self.flush(force=True) and time.monotonic() < deadline:
+            time.sleep(RETRY_EVERY_S[-1] if self._failures > 2 else RETRY_EVERY_S[0])
+
+    def _beat(self) -> None:
+        """Tune's driver loop turns several times a second: beat every HEARTBEAT_EVERY_S (see `lab ls`)."""
+        if time.monotonic() - self._last_beat >= HEARTBEAT_EVERY_S and self._down_since is None:
             self._last_beat = time.monotonic()
-            self.registry.heartbeat(self.experiment_id)
+            try:
+                self.registry.heartbeat(self.experiment_id)
+            except RegistryError:
+                pass  # the trial writes notice the outage; a missed beat only risks a 'stale' display
 
     def _uri(self, path: str | None) -> str | None:
         if not path or not self.uri_scheme or "://" in path:
@@ -74,6 +141,10 @@ class RegistryCallback(Callback):
 
     def on_trial_error(self, iteration, trials, trial, **info):
         self._upsert(trial, status="ERROR", error=trial_error(trial))
+
+
+def _say(message: str) -> None:
+    print(f"lab: {message}", file=sys.stderr, flush=True)
 
 
 def trial_error(trial) -> str:

@@ -101,9 +101,10 @@ def safe_url(url: sa.URL | str) -> str:
 class Registry:
     """Read and write experiments and trials. Opens (and creates or migrates) the schema lazily."""
 
-    def __init__(self, url: str | None = None, create: bool = True):
+    def __init__(self, url: str | None = None, create: bool = True, timeout_s: float = 60.0):
         self.url = normalize_url(url or settings.registry_url())
         self._create = create
+        self._timeout_s = timeout_s  # SQLite: how long a write waits for a lock; PostgreSQL: connect timeout (<= 10 s)
         self._engine: sa.Engine | None = None
 
     # ------------------------------------------------------------------ connection
@@ -122,7 +123,7 @@ class Registry:
             engine = self._sqlite_engine(url)
         else:
             try:
-                engine = sa.create_engine(url, pool_pre_ping=True, connect_args=_connect_timeout(url))
+                engine = sa.create_engine(url, pool_pre_ping=True, connect_args=_connect_timeout(url, self._timeout_s))
             except Exception as exc:
                 raise RegistryError(f"cannot use registry {safe_url(url)}: {_one_line(exc)}") from None
         try:
@@ -141,13 +142,13 @@ class Registry:
                 folder.mkdir(parents=True, exist_ok=True)
             except OSError as exc:
                 raise RegistryError(f"cannot create the registry folder {folder}: {exc.strerror}") from None
-        engine = sa.create_engine(url, connect_args={"timeout": 60, "isolation_level": None})
+        engine = sa.create_engine(url, connect_args={"timeout": self._timeout_s, "isolation_level": None})
 
         @sa.event.listens_for(engine, "connect")
         def _on_connect(dbapi_connection, _record):
             cursor = dbapi_connection.cursor()
             cursor.execute("PRAGMA journal_mode=WAL")
-            cursor.execute("PRAGMA busy_timeout=60000")
+            cursor.execute(f"PRAGMA busy_timeout={int(self._timeout_s * 1000)}")
             cursor.execute("PRAGMA foreign_keys=ON")
             cursor.close()
 
@@ -325,8 +326,8 @@ def clean_metrics(result: dict[str, Any]) -> dict[str, Any]:
     return clean
 
 
-def _connect_timeout(url: sa.URL) -> dict[str, Any]:
-    return {"connect_timeout": 10} if url.get_backend_name() == "postgresql" else {}
+def _connect_timeout(url: sa.URL, timeout_s: float = 10.0) -> dict[str, Any]:
+    return {"connect_timeout": max(1, min(10, int(timeout_s)))} if url.get_backend_name() == "postgresql" else {}
 
 
 def _one_line(exc: BaseException) -> str:

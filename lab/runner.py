@@ -134,6 +134,7 @@ def make_tuner(spec: ExperimentSpec, experiment_id: int, registry_url: str, fold
 
     stop = dict(spec.stop)
     where = storage.resolve(folder)
+    _checkpoint_state_every_turn()
     run_config = tune.RunConfig(
         name=where.path.rstrip("/").rsplit("/", 1)[-1],
         storage_path=where.path.rstrip("/").rsplit("/", 1)[0],
@@ -191,7 +192,7 @@ def run(spec: ExperimentSpec, address: str | None = None, registry: Registry | N
     folder = storage.join(f"{spec.name}-{experiment_id}").uri
     registry.update_experiment(experiment_id, storage_path=folder)
     tuner = make_tuner(spec, experiment_id, registry.url, folder)
-    return _fit(tuner, experiment_id, spec.name, registry, folder)
+    return _fit(tuner, experiment_id, spec, registry, folder)
 
 
 def resume(experiment_id: int, address: str | None = None, registry: Registry | None = None) -> Outcome:
@@ -210,16 +211,25 @@ def resume(experiment_id: int, address: str | None = None, registry: Registry | 
     from lab.spec import build_spec
 
     spec = build_spec(record["spec"], f"experiment {experiment_id}")
+    _checkpoint_state_every_turn()
     tuner = tune.Tuner.restore(where.path, trainable=trainable(spec), resume_unfinished=True, resume_errored=True,
                                storage_filesystem=where.filesystem)
     from lab.registry import now
 
     registry.update_experiment(experiment_id, status="running", ended_at=None, heartbeat_at=now())
-    return _fit(tuner, experiment_id, spec.name, registry, folder)
+    return _fit(tuner, experiment_id, spec, registry, folder)
 
 
-def _fit(tuner, experiment_id: int, name: str, registry: Registry, folder: str) -> Outcome:
-    from lab.registry import now
+def _checkpoint_state_every_turn() -> None:
+    """Tune saves its experiment state every TUNE_GLOBAL_CHECKPOINT_S (by default >= 10 s apart): a trial
+    that finished after the last save runs again after a SIGKILL. 0: at every turn of its loop (a JSON
+    file of cached trial states), before the registry callback writes (lab.callbacks)."""
+    os.environ.setdefault("TUNE_GLOBAL_CHECKPOINT_S", "0")
+
+
+def _fit(tuner, experiment_id: int, spec: ExperimentSpec, registry: Registry, folder: str) -> Outcome:
+    from lab.catchup import catch_up
+    from lab.errors import RegistryError
 
     error = None
     try:
@@ -229,6 +239,18 @@ def _fit(tuner, experiment_id: int, name: str, registry: Registry, folder: str) 
     except Exception as exc:  # noqa: BLE001 - recorded, then re-raised as a one-line error
         log = write_experiment_log(experiment_id, exc)
         error = f"{one_line_error(exc)} (traceback: {log})"
+    try:
+        catch_up(registry, experiment_id, folder, spec.metric, spec.mode)  # what the callback could not write
+        return _record_end(experiment_id, spec.name, registry, folder, error)
+    except RegistryError as exc:
+        raise LabError(f"experiment {experiment_id} ran, but the registry cannot record its end "
+                       f"({str(exc).splitlines()[0]}): `lab resume {experiment_id}` records it once the database "
+                       "is back") from None
+
+
+def _record_end(experiment_id: int, name: str, registry: Registry, folder: str, error: str | None) -> Outcome:
+    from lab.registry import now
+
     trials = registry.trials(experiment_id)
     errors = sum(t["status"] == "ERROR" for t in trials)
     unfinished = [t for t in trials if t["status"] not in FINISHED]

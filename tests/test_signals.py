@@ -1,0 +1,136 @@
+"""SIGTERM and SIGHUP are Ctrl-C: `lab run` and `lab tensorboard` stop their children and free their ports;
+a SIGKILLed driver's finished trials are not run again by `lab resume`, and its leftovers are stopped."""
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import psutil
+import pytest
+
+from lab.registry import Registry
+from tests import proc_utils
+from tests.conftest import lab
+
+SWEEP = """
+name: signals
+workload: sklearn_cv
+params: {dataset: digits, model: logistic, cv_folds: 3, log_figures: false, subset: 600}
+search:
+  logisticregression__C: {loguniform: [0.01, 100.0]}
+metric: cv/accuracy
+num_samples: %d
+stop: {training_iteration: 1}
+resources: {cpu: 1}
+"""
+LAB = str(Path(sys.executable).parent / "lab")
+
+
+def _start(args: list[str], env: dict | None = None) -> subprocess.Popen:
+    return subprocess.Popen([LAB, *args], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                            env={**os.environ, **(env or {})})
+
+
+def _wait_finished(registry: Registry, at_least: int, driver: subprocess.Popen, timeout: float = 180) -> int:
+    """Wait until `at_least` trials are TERMINATED in the registry; return the experiment id."""
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        assert driver.poll() is None, driver.communicate()[0][-3000:]
+        try:
+            (experiment,) = registry.experiments(limit=1)
+            if sum(t["status"] == "TERMINATED" for t in registry.trials(experiment["id"])) >= at_least:
+                return experiment["id"]
+        except (ValueError, Exception):  # noqa: BLE001 - the run creates the registry
+            pass
+        time.sleep(0.05)
+    raise AssertionError(f"fewer than {at_least} trials finished in {timeout} s")
+
+
+def _results(storage: str) -> dict[str, int]:
+    """Tune's result lines per trial folder: a trial run again has more than one (one-iteration trials)."""
+    return {path.parent.name: len([line for line in path.read_text().splitlines() if line.strip()])
+            for path in Path(storage).glob("*/result.json")}
+
+
+def _port_free(port: int) -> bool:
+    with socket.socket() as sock:
+        return sock.connect_ex(("127.0.0.1", port)) != 0
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGHUP])
+def test_lab_run_stops_cleanly_on_sigterm_and_sighup(signum, tmp_path, lab_home):
+    spec = tmp_path / "sweep.yaml"
+    spec.write_text(SWEEP % 12)
+    driver, registry = _start(["run", str(spec)]), Registry()
+    exp_id = _wait_finished(registry, 1, driver)
+    processes = proc_utils.tree(driver.pid)
+    ports = [port for *_rest, port in proc_utils.listeners(processes)]
+    assert len(processes) > 3 and ports
+    driver.send_signal(signum)
+    output, _ = driver.communicate(timeout=90)
+    assert proc_utils.wait_gone([p.pid for p in processes]) == [], output[-2000:]
+    assert all(_port_free(port) for port in ports)
+    experiment = registry.experiment(exp_id)
+    assert experiment["status"] == "interrupted", output[-2000:]
+    assert "Traceback" not in output
+    if signum == signal.SIGTERM:  # and it is resumable
+        resumed = lab("resume", str(exp_id))
+        assert resumed.returncode == 0, resumed.stdout[-2000:] + resumed.stderr[-2000:]
+        assert registry.experiment(exp_id)["status"] == "completed"
+        assert len(registry.trials(exp_id)) == 12
+
+
+@pytest.mark.slow
+def test_lab_tensorboard_stops_its_server_on_sigterm(tmp_path, lab_home):
+    registry = Registry()
+    exp_id = registry.create_experiment({"name": "tb", "workload": "sklearn_cv", "metric": "cv/accuracy",
+                                         "mode": "max"})
+    (tmp_path / "runs").mkdir()
+    registry.update_experiment(exp_id, storage_path=str(tmp_path / "runs"), status="completed")
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    board = _start(["tensorboard", str(exp_id), "--port", str(port)])
+    deadline = time.time() + 60
+    while _port_free(port) and time.time() < deadline:
+        time.sleep(0.2)
+    assert not _port_free(port), "TensorBoard never listened"
+    processes = proc_utils.tree(board.pid)
+    assert len(processes) >= 2
+    board.send_signal(signal.SIGTERM)
+    board.communicate(timeout=30)
+    assert proc_utils.wait_gone([p.pid for p in processes], timeout=15) == []
+    assert _port_free(port)
+
+
+@pytest.mark.slow
+def test_resume_after_sigkill_reruns_no_finished_trial_and_stops_the_leftovers(tmp_path, lab_home):
+    spec = tmp_path / "sweep.yaml"
+    spec.write_text(SWEEP % 8)
+    registry = Registry()
+    driver = _start(["run", str(spec)])
+    for kill_after in (1, 4):  # a SIGKILL right after a trial finished, at two points of the sweep
+        exp_id = _wait_finished(registry, kill_after, driver)
+        finished = {t["trial_id"] for t in registry.trials(exp_id) if t["status"] == "TERMINATED"}
+        leftovers = [p for p in proc_utils.tree(driver.pid) if p.pid != driver.pid]
+        os.kill(driver.pid, signal.SIGKILL)
+        driver.wait(30)
+        time.sleep(1)
+        alive = [p for p in leftovers if p.is_running() and p.status() != psutil.STATUS_ZOMBIE]
+        driver = _start(["resume", str(exp_id)])  # the next lab command stops what the dead driver left
+        assert proc_utils.wait_gone([p.pid for p in alive], timeout=60) == []
+        storage = registry.experiment(exp_id)["storage_path"]
+    output, _ = driver.communicate(timeout=300)
+    assert driver.returncode == 0, output[-3000:]
+    trials = registry.trials(exp_id)
+    assert len(trials) == 8 and all(t["status"] == "TERMINATED" and t["iterations"] == 1 for t in trials)
+    runs = _results(storage)
+    assert len(runs) == 8 and set(runs.values()) == {1}, runs  # no trial ran twice, the finished ones included
+    assert finished and not list((lab_home / "run").glob("*.json"))
