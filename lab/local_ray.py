@@ -83,9 +83,27 @@ def mark_instance() -> str:
     folder = instances_dir()
     folder.mkdir(parents=True, exist_ok=True)
     me = psutil.Process()
-    (folder / f"ray-{instance}.json").write_text(json.dumps({"pid": me.pid, "create_time": me.create_time()}))
+    _record(instance, {"pid": me.pid, "create_time": me.create_time(), "processes": []})
     atexit.register(_shutdown, instance)
     return instance
+
+
+def record_processes() -> None:
+    """After `ray.init`: record the instance's processes by pid and start time. Some rename themselves
+    (setproctitle overwrites their environment block), so the environment tag alone does not find them."""
+    if not _instance:
+        return
+    import psutil
+
+    path = instances_dir() / f"ray-{_instance}.json"
+    record = json.loads(path.read_text())
+    record["processes"] = [[p.pid, p.create_time()] for p in psutil.Process().children(recursive=True)]
+    _record(_instance, record)
+
+
+def _record(instance: str, record: dict) -> None:
+    path = instances_dir() / f"ray-{instance}.json"
+    path.write_text(json.dumps(record))
 
 
 def _shutdown(instance: str) -> None:
@@ -97,8 +115,13 @@ def _shutdown(instance: str) -> None:
             ray.shutdown()
     except Exception:  # noqa: BLE001 - exiting anyway
         pass
-    stop_instance(instance)
-    (instances_dir() / f"ray-{instance}.json").unlink(missing_ok=True)
+    path = instances_dir() / f"ray-{instance}.json"
+    try:
+        recorded = json.loads(path.read_text()).get("processes", [])
+    except (OSError, ValueError):
+        recorded = []
+    stop_instance(instance, recorded)
+    path.unlink(missing_ok=True)
 
 
 def stop_dead_instances() -> int:
@@ -116,29 +139,45 @@ def stop_dead_instances() -> int:
         instance = record.stem[len("ray-"):]
         try:
             driver = json.loads(record.read_text())
-            alive = psutil.pid_exists(driver["pid"]) and abs(
-                psutil.Process(driver["pid"]).create_time() - driver["create_time"]) < 1e-3
-        except (OSError, ValueError, KeyError, psutil.Error):
-            alive = False
-        if not alive:
-            stopped += stop_instance(instance)
+        except (OSError, ValueError):
+            continue  # being written by a driver starting right now
+        if not _same_process(driver.get("pid"), driver.get("create_time")):
+            stopped += stop_instance(instance, driver.get("processes", []))
             record.unlink(missing_ok=True)
     return stopped
 
 
-def stop_instance(instance: str, timeout: float = 10.0) -> int:
-    """SIGTERM, then SIGKILL, every process (but this one) whose environment carries the instance's id."""
+def _same_process(pid: int | None, create_time: float | None) -> bool:
+    """Whether `pid` is still the process that started at `create_time` (pids are reused)."""
     import psutil
 
-    tagged = []
+    try:
+        return pid is not None and abs(psutil.Process(pid).create_time() - create_time) < 0.01
+    except (psutil.Error, TypeError):
+        return False
+
+
+def stop_instance(instance: str, recorded: list = (), timeout: float = 10.0) -> int:
+    """SIGTERM, then SIGKILL, every process (but this one) of the instance: those recorded at its start
+    (same pid and start time), and those whose environment carries its id."""
+    import psutil
+
+    tagged = {}
+    for pid, started in recorded:
+        if pid != os.getpid() and _same_process(pid, started):
+            try:
+                tagged[pid] = psutil.Process(pid)
+            except psutil.Error:
+                pass
     for process in psutil.process_iter(["pid"]):
-        if process.pid == os.getpid():
+        if process.pid == os.getpid() or process.pid in tagged:
             continue
         try:
             if process.environ().get(INSTANCE_VAR) == instance:
-                tagged.append(process)
+                tagged[process.pid] = process
         except (psutil.Error, OSError):
             continue
+    tagged = list(tagged.values())
     for process in tagged:
         try:
             process.terminate()

@@ -65,6 +65,8 @@ def connect(address: str | None, num_cpus: int | None = None) -> None:
         raise ClusterError(f"cannot start or reach {where}: {str(exc).strip().splitlines()[0]}") from None
     from lab import signals
 
+    if not address:
+        local_ray.record_processes()
     signals.terminate_like_ctrl_c()  # after ray.init, which installs its own SIGTERM handler
 
 
