@@ -8,6 +8,7 @@ from __future__ import annotations
 import dataclasses
 import importlib.resources
 import importlib.util
+import re
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -18,6 +19,7 @@ import yaml
 from lab.errors import SpecError
 from lab.workload import build_dataclass, suggest
 
+NAME_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,99}")  # an experiment name: a folder name anywhere
 PRESET_PACKAGES = ("lab", "classical", "deep", "agents")
 DISTRIBUTIONS = ("grid", "choice", "uniform", "loguniform", "randint")
 SCHEDULERS = ("fifo", "asha", "hyperband", "pbt")
@@ -128,8 +130,9 @@ class ExperimentSpec:
     mlflow: str = ""  # an MLflow tracking URI to log the trials to as well (default: $LAB_MLFLOW_URI)
 
     def check(self) -> None:
-        if not self.name or any(c in self.name for c in "/\\ "):
-            raise ValueError(f"name must be a non-empty word without slashes or spaces, got {self.name!r}")
+        if not NAME_PATTERN.fullmatch(self.name):
+            raise ValueError("name must be 1-100 letters, digits, '.', '_' or '-', starting with a letter or digit "
+                             f"(it names the experiment's folder), got {self.name!r}")
         if self.mode not in ("max", "min"):
             raise ValueError(f"mode must be 'max' or 'min', got {self.mode!r}")
         if self.num_samples < 1:

@@ -152,8 +152,10 @@ def build_dataclass(cls: type, params: dict[str, Any], owner: str) -> Any:
     hints = typing.get_type_hints(cls)
     values = {}
     for key, value in params.items():
+        if not isinstance(key, str):
+            raise SpecError(f"parameter names of {owner} must be words, got {key!r}")
         if key not in fields:
-            raise SpecError(f"unknown parameter '{key}' for {owner}{suggest(key, fields)}")
+            raise SpecError(f"unknown parameter {key!r} for {owner}{suggest(key, fields)}")
         values[key] = coerce(value, hints[key], f"parameter '{key}' of {owner}")
     missing = [
         n for n, f in fields.items()
