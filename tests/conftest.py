@@ -19,7 +19,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 
 def pytest_configure(config):
-    # TF-Agents' ParallelPyEnvironment needs its multiprocessing context (shared/STACK.md)
+    # TF-Agents' ParallelPyEnvironment needs its multiprocessing context (docs/stack.md)
     try:
         from tf_agents.system.default import multiprocessing_core
     except ImportError:
