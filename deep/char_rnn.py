@@ -233,20 +233,12 @@ class CharRNN(KerasWorkload):
     # ------------------------------------------------------------ one step: train, evaluate, sample
     def step(self) -> dict[str, Any]:
         c = self.config
-        tf = load_tf()
         n_epochs = self.epochs_this_step()
-        train_seconds = 0.0
-        for _ in range(n_epochs):
-            batches = train_batches(self._train_ids, c.seq_length, c.window_shift, c.batch_size,
-                                    seed=c.seed * 100_003 + self.epoch)
-            start = time.perf_counter()
-            history = self.model.fit(batches, epochs=self.epoch + 1, initial_epoch=self.epoch, verbose=0,
-                                     callbacks=[tf.keras.callbacks.TerminateOnNaN()]).history
-            train_seconds += time.perf_counter() - start
-            self.epoch += 1
-            loss = float(history["loss"][-1])
-            if not math.isfinite(loss):  # reported, not hidden: the adapter fails the trial on it
-                return {"train/loss": loss, "charts/epoch": self.epoch, "done": True}
+        history, train_seconds = self.fit_epochs(
+            n_epochs, lambda seed: train_batches(self._train_ids, c.seq_length, c.window_shift, c.batch_size, seed=seed))
+        loss = float(history["loss"][-1])
+        if not math.isfinite(loss):  # reported, not hidden: the adapter fails the trial on it
+            return {"train/loss": loss, "charts/epoch": self.epoch, "done": True}
 
         val = self.model.evaluate(self._val, verbose=0, return_dict=True)
         windows_per_sec = self.steps_per_epoch * c.batch_size * n_epochs / train_seconds

@@ -12,7 +12,6 @@ as params: data augmentation, early stopping (`patience`), learning-rate schedul
 from __future__ import annotations
 
 import math
-import time
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -158,21 +157,11 @@ class KerasClassifier(KerasWorkload):
     # ------------------------------------------------------------ one step: train, evaluate
     def step(self) -> dict[str, Any]:
         c = self.config
-        tf = load_tf()
         n_epochs = self.epochs_this_step()
-        train_seconds = 0.0
-        for _ in range(n_epochs):
-            batches = train_batches(self._x_train, self._y_train, self.global_batch_size,
-                                    seed=c.seed * 100_003 + self.epoch)
-            start = time.perf_counter()
-            history = self.model.fit(
-                batches, epochs=self.epoch + 1, initial_epoch=self.epoch, verbose=0,
-                callbacks=[tf.keras.callbacks.TerminateOnNaN()],
-            ).history
-            train_seconds += time.perf_counter() - start
-            self.epoch += 1
-            loss = history["loss"][-1]
-            self.check_finite(loss)
+        history, train_seconds = self.fit_epochs(
+            n_epochs, lambda seed: train_batches(self._x_train, self._y_train, self.global_batch_size, seed=seed))
+        loss = history["loss"][-1]
+        self.check_finite(loss)
 
         metrics: dict[str, Any] = {"train/loss": loss, "train/accuracy": history["accuracy"][-1],
                                    "charts/learning_rate": self._learning_rate()}

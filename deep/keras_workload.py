@@ -60,6 +60,23 @@ class KerasWorkload(Workload):
             self.check_losses(means)
         return means, train_seconds
 
+    def fit_epochs(self, n_epochs: int, make_batches) -> tuple[dict, float]:
+        """`n_epochs` epochs of `self.model.fit` on `make_batches(seed)`, the seed following the epoch (a
+        resumed trial replays the same batches); the last epoch's history and the seconds taken. An epoch
+        whose loss is NaN ends the loop (Keras' TerminateOnNaN ends the epoch): the caller reports it."""
+        tf = load_tf()
+        train_seconds = 0.0
+        for _ in range(n_epochs):
+            batches = make_batches(self.config.seed * 100_003 + self.epoch)
+            start = time.perf_counter()
+            history = self.model.fit(batches, epochs=self.epoch + 1, initial_epoch=self.epoch, verbose=0,
+                                     callbacks=[tf.keras.callbacks.TerminateOnNaN()]).history
+            train_seconds += time.perf_counter() - start
+            self.epoch += 1
+            if not math.isfinite(history["loss"][-1]):
+                break
+        return history, train_seconds
+
     def check_losses(self, means: np.ndarray) -> None:
         self.check_finite(means[0])
 
