@@ -64,15 +64,18 @@ def parse(text: str) -> list[Condition]:
     conditions = []
     i = 0
     while True:
-        if i + 3 > len(tokens):
+        field, op, value = (tokens[i:i + 3] + [(None, None)] * 3)[:3]
+        if field[0] is None:
             raise QueryError(f"--where: incomplete condition at the end of {text!r} (expected FIELD OP VALUE)")
-        (fkind, field), (okind, op), (vkind, value) = tokens[i:i + 3]
-        if fkind != "word":
-            raise QueryError(f"--where: expected a field name, got {field!r}")
-        if okind != "op":
-            raise QueryError(f"--where: expected an operator ({' '.join(OPERATORS)}) after '{field}', got {op!r}")
-        if vkind == "op":
-            raise QueryError(f"--where: expected a value after '{field} {op}', got {value!r}")
+        if field[0] != "word":
+            raise QueryError(f"--where: expected a field name, got {field[1]!r}")
+        if op[0] is None or value[0] is None:
+            raise QueryError(f"--where: incomplete condition at the end of {text!r} (expected FIELD OP VALUE)")
+        if op[0] != "op":
+            raise QueryError(f"--where: expected an operator ({' '.join(OPERATORS)}) after '{field[1]}', got {op[1]!r}")
+        if value[0] == "op":
+            raise QueryError(f"--where: expected a value after '{field[1]} {op[1]}', got {value[1]!r}")
+        (_, field), (_, op), (vkind, value) = field, op, value
         conditions.append(_condition(field, op, value, quoted=vkind == "str"))
         i += 3
         if i == len(tokens):
