@@ -183,9 +183,25 @@ def _read_text(folder: str, name: str) -> str | None:
 
 def leaderboard(workload: str | None = None, dataset: str | None = None, metric: str | None = None,
                 limit: int | None = 20, where: str | None = None):
-    """Trials ranked across experiments (and users) by one metric: one table whatever the workload."""
+    """Trials ranked across experiments (and users) by one metric: one table whatever the workload.
+
+    The DataFrame's `attrs` name the metric and mode it ranks by (the newest matching experiment's,
+    unless `metric` is given); `config` holds the params whose values differ between the rows.
+    """
     import pandas as pd
 
+    chosen, mode, records = leaderboard_rows(workload, dataset, metric, limit, where)
+    frame = pd.DataFrame.from_records(records, columns=LEADERBOARD_COLUMNS)
+    frame.attrs.update(metric=chosen, mode=mode)
+    return frame
+
+
+LEADERBOARD_COLUMNS = ["rank", "experiment_id", "name", "workload", "dataset", "user", "trial_id", "status",
+                       "metric", "value", "config"]
+
+
+def leaderboard_rows(workload=None, dataset=None, metric=None, limit=20, where=None):
+    """(metric, mode, rows) of `leaderboard` as plain dicts (the CLI prints them without pandas)."""
     from lab.registry import Registry
 
     chosen, mode, rows = Registry().leaderboard(workload, dataset, metric, limit, where)
@@ -196,10 +212,7 @@ def leaderboard(workload: str | None = None, dataset: str | None = None, metric:
                 "metric": chosen, "value": r["best_metric"],
                 "config": _short_config({k: v for k, v in r["config"].items() if k in varying})}
                for i, r in enumerate(rows, 1)]
-    frame = pd.DataFrame.from_records(records, columns=["rank", "experiment_id", "name", "workload", "dataset",
-                                                        "user", "trial_id", "status", "metric", "value", "config"])
-    frame.attrs.update(metric=chosen, mode=mode)
-    return frame
+    return chosen, mode, records
 
 
 def compare(*experiment_ids: int):

@@ -58,20 +58,19 @@ def cmd_leaderboard(args: argparse.Namespace) -> int:
 
     if args.limit < 1:
         raise LabError(f"--limit must be at least 1, got {args.limit}")
-    from lab.api import leaderboard
+    from lab.api import leaderboard_rows
 
-    board = leaderboard(args.workload, args.dataset, args.metric, args.limit, args.where)
-    if board.empty:
-        if args.metric and board.attrs["metric"] is None and Registry().leaderboard(
+    metric, mode, rows = leaderboard_rows(args.workload, args.dataset, args.metric, args.limit, args.where)
+    if not rows:
+        if args.metric and metric is None and Registry().leaderboard(
                 args.workload, args.dataset, None, 1, args.where)[0] is not None:
             raise LabError(f"no matching experiment is ranked by metric '{args.metric}'")
         print("no trials match")
         return 0
-    print(f"ranked by {board.attrs['metric']} ({board.attrs['mode']})")
-    rows = [[r.rank, r.experiment_id, r.name, r.workload, r.dataset or "-", r.user or "-", r.trial_id,
-             _fmt(r.value), r.config] for r in board.itertuples()]
-    print_table(["RANK", "EXP", "NAME", "WORKLOAD", "DATASET", "USER", "TRIAL", board.attrs["metric"].upper(),
-                 "CONFIG"], rows)
+    print(f"ranked by {metric} ({mode})")
+    table = [[r["rank"], r["experiment_id"], r["name"], r["workload"], r["dataset"] or "-", r["user"] or "-",
+              r["trial_id"], _fmt(r["value"]), r["config"]] for r in rows]
+    print_table(["RANK", "EXP", "NAME", "WORKLOAD", "DATASET", "USER", "TRIAL", metric.upper(), "CONFIG"], table)
     return 0
 
 
