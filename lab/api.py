@@ -248,7 +248,7 @@ def compare(*experiment_ids: int):
 
 
 # ------------------------------------------------------------------ the trained object
-def load(experiment_id: int, trial: str | None = None, trust: bool = False):
+def load(experiment_id: int, trial: str | None = None):
     """The trial's trained object (default: the best trial), through the lab's safe export formats.
 
     scikit-learn: the fitted pipeline (skops, only scikit-learn/NumPy/SciPy/lab types); Keras: the model
