@@ -251,25 +251,27 @@ def compare(*experiment_ids: int):
 def load(experiment_id: int, trial: str | None = None):
     """The trial's trained object (default: the best trial), through the lab's safe export formats.
 
-    scikit-learn: the fitted pipeline (skops, only scikit-learn/NumPy/SciPy/lab types); Keras: the model
-    (`.keras`; a dict of name -> model when the workload exports several); TF-Agents: the saved greedy
-    policy (PolicySaver). LabError when the trial has no checkpoint; nothing is changed.
+    scikit-learn: the fitted pipeline (skops, loaded by the loader its workload names, which trusts only
+    scikit-learn/NumPy/SciPy/lab types); Keras: the model (`.keras`, safe mode; a dict of name -> model when
+    the workload exports several); TF-Agents: the saved greedy policy (PolicySaver). LabError when the trial
+    has no checkpoint; nothing is changed.
     """
+    from lab import workload as workloads
     from lab.artifacts import export_trial
+    from lab.registry import Registry
 
+    workload = workloads.get(Registry().experiment(int(experiment_id))["workload"])
     out = tempfile.mkdtemp(prefix="lab-load-")
     path, _ = export_trial(int(experiment_id), out, trial)
-    return load_exported(path)
+    return load_exported(path, workload)
 
 
-def load_exported(path: str):
+def load_exported(path: str, workload=None):
     """Load what `lab export` wrote at `path` (a .skops file, a .keras file, a policy folder or a folder of .keras)."""
     from lab import settings
 
     if path.endswith(".skops"):
-        from classical.cross_validation import load_pipeline
-
-        return load_pipeline(path)
+        return _declared_loader(path, workload)(path)
     settings.apply_worker_env()
     if os.path.isdir(path) and os.path.isfile(os.path.join(path, "saved_model.pb")):
         import tensorflow as tf
@@ -286,6 +288,24 @@ def load_exported(path: str):
             return {f[: -len(".keras")]: tf_keras.models.load_model(os.path.join(path, f), safe_mode=True)
                     for f in files}
     raise LabError(f"do not know how to load the export at {path}")
+
+
+def _declared_loader(path: str, workload):
+    """The public loader the export's model.json names (`load_with`), taken only from the package of the
+    workload that wrote it: the core imports no workload package, the workload says how to read its files."""
+    import importlib
+
+    about_file = os.path.join(os.path.dirname(path), "model.json")
+    try:
+        with open(about_file) as handle:
+            target = json.load(handle).get("load_with", "")
+    except (OSError, ValueError):
+        target = ""
+    module, _, name = target.rpartition(".")
+    package = workload.__module__.split(".")[0] if workload is not None else None
+    if not module or module.split(".")[0] != package:
+        raise LabError(f"{about_file} names no loader of the '{package}' package (load_with: {target or '-'})")
+    return getattr(importlib.import_module(module), name)
 
 
 # ------------------------------------------------------------------ tags and notes
