@@ -20,6 +20,16 @@ SPEC = {"name": "svc", "workload": "sklearn_cv", "metric": "cv/accuracy", "mode"
         "search": {"svc__C": {"loguniform": [0.1, 100.0]}, "svc__kernel": {"choice": ["rbf", "linear"]}}}
 
 
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def backend(request, monkeypatch):
+    """The registry the API and the `lab` subprocesses use: LAB_HOME's SQLite, or an emptied PostgreSQL."""
+    if request.param == "postgres":
+        from tests.test_registry_v3 import clean_postgres
+
+        monkeypatch.setenv("LAB_REGISTRY_URL", clean_postgres(request.getfixturevalue("postgres_url")))
+    return request.param
+
+
 def fake_sweep(home: Path, trials: int = 12, spec: dict | None = None, user: str = "ann", seed: int = 0) -> int:
     """An experiment as a finished sweep leaves it: trials in the registry, progress.csv in each trial folder.
 
@@ -55,7 +65,7 @@ def test_import_lab_is_light():
     assert out.returncode == 0, out.stderr
 
 
-def test_dataframes_of_experiments_trials_and_history(lab_home):
+def test_dataframes_of_experiments_trials_and_history(lab_home, backend):
     a = fake_sweep(lab_home)
     b = fake_sweep(lab_home, trials=2, spec={**SPEC, "workload": "dqn", "params": {"env_id": "CartPole-v1"}})
     lab.tag(a, team="vision")
@@ -74,7 +84,7 @@ def test_dataframes_of_experiments_trials_and_history(lab_home):
     assert list(one["training_iteration"]) == [1, 2, 3] and set(one["trial_id"]) == {"00003"}
 
 
-def test_compare_and_leaderboard(lab_home):
+def test_compare_and_leaderboard(lab_home, backend):
     a = fake_sweep(lab_home, user="ann")
     b = fake_sweep(lab_home, trials=4, spec={**SPEC, "params": {"dataset": "digits", "model": "rbf_svc"}}, user="bob",
                    seed=1)
@@ -135,7 +145,7 @@ def test_environment_record_names_versions_and_a_dirty_tree(tmp_path, monkeypatc
 
 
 # ------------------------------------------------------------------ the CLI
-def test_cli_ls_where_tag_note_show(lab_home):
+def test_cli_ls_where_tag_note_show(lab_home, backend):
     a = fake_sweep(lab_home)
     b = fake_sweep(lab_home, trials=2, spec={**SPEC, "workload": "dqn", "params": {"env_id": "CartPole-v1"}})
     out = lab_cli("tag", str(a), "team=vision", "stage=baseline")
@@ -155,7 +165,13 @@ def test_cli_ls_where_tag_note_show(lab_home):
                           (["tag", str(a), "--rm", "nosuch"], "has no tag 'nosuch'"),
                           (["tag", str(a), "justakey"], "KEY=VALUE"),
                           (["note", "999", "x"], "no experiment with id 999"),
-                          (["show", "999"], "no experiment with id 999")):
+                          (["show", "999"], "no experiment with id 999"),
+                          (["rerun", "999"], "no experiment with id 999"),
+                          (["rm", "999", "--yes"], "no experiment with id 999"),
+                          (["compare", str(a), "999"], "no experiment with id 999"),
+                          (["importance", "999"], "no experiment with id 999"),
+                          (["report", "999"], "no experiment with id 999"),
+                          (["leaderboard", "--where", "best > x"], "compares with a number")):
         out = lab_cli(*args)
         assert out.returncode == 2 and message in out.stderr and len(out.stderr.strip().splitlines()) == 1, args
     assert Registry().tags(a) == {"stage": "baseline", "team": "vision"}  # the failed commands changed nothing
@@ -170,7 +186,7 @@ def test_cli_ls_where_tag_note_show(lab_home):
     assert out.returncode == 0 and out.stdout.splitlines()[2].startswith("svc__kernel")
 
 
-def test_cli_rm_refuses_a_running_experiment_and_deletes_otherwise(lab_home):
+def test_cli_rm_refuses_a_running_experiment_and_deletes_otherwise(lab_home, backend):
     from lab.registry import now
 
     a = fake_sweep(lab_home, trials=2)
@@ -192,7 +208,7 @@ def test_cli_rm_refuses_a_running_experiment_and_deletes_otherwise(lab_home):
 def chromium_dom(html_file: Path) -> str:
     browser = shutil.which("chromium") or shutil.which("chromium-browser")
     if browser is None:
-        if os.environ.get("CI"):
+        if os.environ.get("CI") or os.environ.get("LAB_REQUIRE_CHROMIUM") == "1":  # set by `make test` as root
             pytest.fail("chromium is not installed (scripts/setup.sh --test installs it)")
         pytest.skip("chromium is not installed (apt-get install chromium)")
     with tempfile.TemporaryDirectory() as profile:
