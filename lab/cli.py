@@ -5,6 +5,7 @@ Start-up stays light: TensorFlow and Ray are imported only by the commands that 
 from __future__ import annotations
 
 import argparse
+import errno
 import json
 import sys
 from typing import Any
@@ -13,16 +14,62 @@ from lab.errors import LabError
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Run one command; any end other than success is one line on stderr (never a traceback)."""
+    import signal
+
+    from lab.errors import HangUp
+
+    def hang_up(signum, frame):  # the terminal closed: end like Ctrl-C, without a word to a dead terminal
+        raise HangUp()
+
+    if hasattr(signal, "SIGHUP") and signal.getsignal(signal.SIGHUP) is signal.SIG_DFL:
+        signal.signal(signal.SIGHUP, hang_up)
     parser = make_parser()
     args = parser.parse_args(argv)
     try:
-        return args.handler(args)
+        code = args.handler(args)
+        sys.stdout.flush()  # a closed pipe shows here, not in the interpreter's own flush at exit
+        return code
     except LabError as exc:
-        print(f"lab: error: {str(exc).splitlines()[0]}", file=sys.stderr)
-        return 2
+        return _say(f"lab: error: {(str(exc).splitlines() or [type(exc).__name__])[0]}", 2)
+    except HangUp:
+        return _quiet_exit(129)
     except KeyboardInterrupt:
-        print("lab: interrupted", file=sys.stderr)
-        return 130
+        return _say("lab: interrupted", 130)
+    except BrokenPipeError:  # `lab best --json | head -c1`: the reader went away, nothing more to say
+        return _quiet_exit(141)
+    except OSError as exc:
+        if exc.errno in (errno.ENOSPC, errno.EDQUOT):
+            return _say(f"lab: error: no space left on the device{_where(exc)}", 2)
+        if exc.errno == errno.EIO:  # a closed terminal
+            return _quiet_exit(129)
+        raise
+
+
+def _say(line: str, code: int) -> int:
+    """Print one line to stderr (if anyone still reads it) and return `code`."""
+    try:
+        print(line, file=sys.stderr, flush=True)
+    except OSError:
+        pass
+    return code
+
+
+def _quiet_exit(code: int) -> int:
+    """Stdout's reader is gone: point stdout at /dev/null so that flushing at exit raises nothing."""
+    import os
+
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
+    except (OSError, ValueError):
+        pass
+    return code
+
+
+def _where(exc: OSError) -> str:
+    return f" (writing {exc.filename})" if getattr(exc, "filename", None) else ""
 
 
 def make_parser() -> argparse.ArgumentParser:
