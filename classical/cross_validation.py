@@ -79,7 +79,8 @@ class CrossValidatedPipeline(Workload):
         config = build_dataclass(cls.Config, {k: v for k, v in params.items() if k in own}, f"workload '{cls.name}'")
         pipeline = build_pipeline(config.model, config.reduce, config.n_components)
         known = pipeline.get_params()
-        for key in estimator_params:
+        for key, value in estimator_params.items():
+            _check_step_param(key, value)
             if key not in known:
                 hints = [k for k in known if "__" in k]
                 from lab.workload import suggest
@@ -354,6 +355,20 @@ def _seed_estimators(pipeline, seed: int) -> None:
     """Set random_state on every step that has one and was not given one."""
     params = pipeline.get_params()
     pipeline.set_params(**{k: seed for k, v in params.items() if k.endswith("__random_state") and v is None})
+
+
+PLAIN = (str, int, float, bool, type(None))
+
+
+def _check_step_param(key: str, value: Any) -> None:
+    """A spec sets `step__param` values of plain data, never a pipeline's own settings (`memory` would make
+    joblib cache and load pickles in a folder the spec names) nor an object."""
+    if "__" not in key or key.rsplit("__", 1)[-1] == "memory":
+        raise SpecError(f"parameter '{key}' is not a `step__param` of the model's pipeline "
+                        f"(a spec sets only its steps' parameters, e.g. svc__C)")
+    items = value if isinstance(value, (list, tuple)) else [value]
+    if not all(isinstance(item, PLAIN) for item in items):
+        raise SpecError(f"parameter '{key}' must be a number, a string, a boolean or a list of them")
 
 
 def _check_estimator_params(pipeline, params: dict[str, Any]) -> None:

@@ -84,6 +84,8 @@ def make_parser() -> argparse.ArgumentParser:
     run.add_argument("--dry-run", action="store_true", help="validate and print the resolved spec, run nothing")
     run.add_argument("--storage", help="where Tune writes: a folder, or s3://, gs://, file:// (default: $LAB_STORAGE)")
     run.add_argument("--mlflow", metavar="URI", help="also log the trials to this MLflow tracking URI ($LAB_MLFLOW_URI)")
+    run.add_argument("--trust-spec", action="store_true",
+                     help="use the storage and MLflow server a spec file names (else: refused, or asked at a terminal)")
     run.set_defaults(handler=cmd_run)
 
     submit = commands.add_parser("submit", help="run a preset or a spec.yaml as a Ray job on a cluster (its dashboard's job API)")
@@ -93,6 +95,7 @@ def make_parser() -> argparse.ArgumentParser:
     submit.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                         help="override a spec field, as for `lab run`")
     submit.add_argument("--wait", action="store_true", help="follow the job's logs; exit with its exit status")
+    submit.add_argument("--trust-spec", action="store_true", help="use the storage and MLflow server a spec file names")
     submit.set_defaults(handler=cmd_submit)
 
     resume = commands.add_parser("resume", help="continue an interrupted experiment")
@@ -152,7 +155,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     from lab import spec as specs
 
     extra = [f"{key}={value}" for key, value in (("storage", args.storage), ("mlflow", args.mlflow)) if value]
-    experiment_specs = specs.load(args.source, [*args.overrides, *extra])
+    experiment_specs = specs.load(args.source, [*args.overrides, *extra], trust_spec=args.trust_spec)
     if args.dry_run:
         import yaml
 
@@ -174,7 +177,7 @@ def cmd_run(args: argparse.Namespace) -> int:
 def cmd_submit(args: argparse.Namespace) -> int:
     from lab import jobs
 
-    return jobs.submit(args.source, args.overrides, args.address, wait=args.wait)
+    return jobs.submit(args.source, args.overrides, args.address, wait=args.wait, trust_spec=args.trust_spec)
 
 
 def cmd_resume(args: argparse.Namespace) -> int:

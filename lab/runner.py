@@ -120,8 +120,9 @@ def trainable(spec: ExperimentSpec):
     return tune.with_resources(tune.with_parameters(WorkloadTrainable, workload=spec.workload), resources)
 
 
-def make_tuner(spec: ExperimentSpec, experiment_id: int, registry_url: str, folder: str):
-    """The Tuner of one experiment; `folder` is its storage location (a path or a URI, see lab.storage)."""
+def make_tuner(spec: ExperimentSpec, experiment_id: int, registry: Registry | str, folder: str):
+    """The Tuner of one experiment; `folder` is its storage location (a path or a URI, see lab.storage);
+    `registry` (or its URL) receives the trials (its password is not kept in what Tune pickles)."""
     from ray import tune
     from ray.tune.logger import CSVLoggerCallback, JsonLoggerCallback
 
@@ -144,7 +145,7 @@ def make_tuner(spec: ExperimentSpec, experiment_id: int, registry_url: str, fold
             checkpoint_at_end=True,
         ),
         callbacks=[
-            RegistryCallback(registry_url, experiment_id, spec.metric, spec.mode,
+            RegistryCallback(registry, experiment_id, spec.metric, spec.mode,
                              uri_scheme=None if where.is_local else where.scheme),
             CSVLoggerCallback(),
             JsonLoggerCallback(),
@@ -173,7 +174,7 @@ def run(spec: ExperimentSpec, address: str | None = None, registry: Registry | N
 
     registry = registry or Registry()
     registry.check()
-    storage = storages.resolve(spec.storage or settings.storage_path())
+    storage = storages.resolve(spec.storage or settings.storage_path(), "the spec" if spec.storage else "LAB_STORAGE")
     storage.check_writable()
     _check_mlflow(spec)
     connect(address)
@@ -183,7 +184,7 @@ def run(spec: ExperimentSpec, address: str | None = None, registry: Registry | N
     )
     folder = storage.join(f"{spec.name}-{experiment_id}").uri
     registry.update_experiment(experiment_id, storage_path=folder)
-    tuner = make_tuner(spec, experiment_id, registry.url, folder)
+    tuner = make_tuner(spec, experiment_id, registry, folder)
     return _fit(tuner, experiment_id, spec.name, registry, folder)
 
 
@@ -247,8 +248,15 @@ def _fit(tuner, experiment_id: int, name: str, registry: Registry, folder: str) 
 
 
 def mlflow_uri(spec: ExperimentSpec) -> str:
-    """The MLflow tracking URI of a run: the spec's `mlflow`, else $LAB_MLFLOW_URI, else '' (none)."""
-    return spec.mlflow or settings.mlflow_uri()
+    """The MLflow tracking URI of a run: the spec's `mlflow`, else $LAB_MLFLOW_URI, else '' (none).
+
+    A URI with a credential in it is refused (its login comes from MLFLOW_TRACKING_USERNAME/PASSWORD or
+    MLFLOW_TRACKING_TOKEN, read by MLflow in the process that logs, never stored with the run)."""
+    from lab.safety import check_location
+
+    uri = spec.mlflow or settings.mlflow_uri()
+    check_location(uri, "MLflow", "the spec" if spec.mlflow else "LAB_MLFLOW_URI")
+    return uri
 
 
 def _check_mlflow(spec: ExperimentSpec) -> None:
