@@ -80,8 +80,9 @@ class CrossValidatedPipeline(Workload):
         pipeline = build_pipeline(config.model, config.reduce, config.n_components)
         known = pipeline.get_params()
         for key, value in estimator_params.items():
-            _check_step_param(key, value)
-            if key not in known:
+            if key in known:
+                _check_step_param(key, value)
+            else:
                 hints = [k for k in known if "__" in k]
                 from lab.workload import suggest
 

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import io
 import json
+import subprocess
 import zipfile
 
 import pytest
@@ -69,3 +70,88 @@ def test_the_trust_list_is_exactly_what_the_catalogue_needs():
 
     assert catalogue_types() == set(TRUSTED_TYPES)
     assert not any(t.endswith(".") or t in ("numpy", "sklearn", "scipy") for t in TRUSTED_TYPES)
+
+
+# ------------------------------------------------------------------ a spec is data (finding 3)
+SPEC = """
+name: svc
+workload: sklearn_cv
+params: {dataset: iris, model: svc, cv_folds: 3, log_figures: false}
+metric: cv/accuracy
+stop: {training_iteration: 1}
+resources: {cpu: 1}
+"""
+
+
+def write_spec(tmp_path, text: str = SPEC, name: str = "spec.yaml") -> str:
+    path = tmp_path / name
+    path.write_text(text)
+    return str(path)
+
+
+def one_line_error(result, *fragments: str) -> str:
+    from lab.registry import Registry
+
+    assert result.returncode == 2, result.stdout + result.stderr
+    assert result.stderr.count("\n") == 1 and result.stderr.startswith("lab: error: "), result.stderr
+    for fragment in fragments:
+        assert fragment in result.stderr, result.stderr
+    assert not Registry().experiments()
+    return result.stderr
+
+
+def test_a_spec_file_does_not_choose_where_credentials_go(tmp_path, lab_home):
+    from tests.conftest import lab
+
+    path = write_spec(tmp_path, SPEC + "mlflow: http://127.0.0.1:9/\nstorage: s3://their-bucket/runs\n")
+    error = one_line_error(lab("run", path, "--dry-run", stdin=subprocess.DEVNULL),
+                           "chooses where your runs and credentials go", "--trust-spec")
+    assert "MLflow tracking server http://127.0.0.1:9/" in error and "storage s3://their-bucket/runs" in error
+    assert lab("run", path, "--dry-run", "--trust-spec").returncode == 0
+    # the command line's own choice replaces the spec's: nothing left to confirm
+    ok = lab("run", path, "--dry-run", "--storage", str(tmp_path / "runs"), "--set", "mlflow=")
+    assert ok.returncode == 0, ok.stderr
+    assert lab("run", "svc-digits", "--dry-run").returncode == 0  # presets ship with the lab
+
+
+@pytest.mark.parametrize("field, value", [
+    ("mlflow", "http://alice:mlflow-pw-4711@127.0.0.1:9/"),
+    ("storage", "s3://AKIAEXAMPLE:aws-secret-4711@bucket/runs"),
+    ("storage", "s3://bucket/runs?secret_key=aws-secret-4711"),
+    ("mlflow", "https://mlflow.example/?token=mlflow-pw-4711"),
+])
+def test_uris_with_credentials_are_refused_from_the_spec_set_and_environment(tmp_path, lab_home, field, value):
+    from tests.conftest import lab
+
+    secret = "4711"
+    results = [lab("run", write_spec(tmp_path, SPEC + f"{field}: '{value}'\n"), "--dry-run", "--trust-spec"),
+               lab("run", "svc-digits", "--dry-run", "--set", f"{field}={value}")]
+    env = {"storage": "LAB_STORAGE", "mlflow": "LAB_MLFLOW_URI"}[field]
+    results.append(lab("run", write_spec(tmp_path), env={env: value, "LAB_MLFLOW_URI": "" if field == "storage" else value}))
+    for result in results:
+        assert secret not in one_line_error(result, "credential") + result.stdout
+
+
+def test_only_step_params_of_the_catalogue_pipelines(tmp_path, lab_home):
+    from tests.conftest import lab
+
+    cache = tmp_path / "cache"
+    for params in ("memory: " + str(cache), "steps: []", "svc__memory: x", "estimator_params: {memory: x}"):
+        text = SPEC.replace("log_figures: false}", "log_figures: false, " + params + "}")
+        one_line_error(lab("run", write_spec(tmp_path, text), "--dry-run"), "lab: error:")
+    one_line_error(lab("run", "svc-digits", "--dry-run", "--set", f"memory={cache}"), "step__param")
+    one_line_error(lab("run", "svc-digits", "--dry-run", "--set", "svc__C={a: 1}"), "svc__C")
+    assert lab("run", "svc-digits", "--dry-run", "--set", "svc__C=3.0").returncode == 0
+    assert not cache.exists()
+
+
+@pytest.mark.parametrize("name", ["a,b", "a:b", "evil\x1b[2J", "../up", ".hidden", "x" * 101, "a b"])
+def test_experiment_names_are_plain_words(tmp_path, lab_home, name):
+    from lab import spec as specs
+    from lab.errors import SpecError
+
+    with pytest.raises(SpecError, match="name must be 1-100 letters") as info:
+        specs.load(write_spec(tmp_path, SPEC.replace("name: svc", f"name: {json.dumps(name)}")))
+    assert "\x1b" not in str(info.value)
+    (spec,) = specs.load(write_spec(tmp_path), ["name=my_run-2.b"])
+    assert spec.name == "my_run-2.b"
