@@ -134,7 +134,8 @@ def make_parser() -> argparse.ArgumentParser:
     export = commands.add_parser("export", help="write a trial's trained model in a portable format")
     export.add_argument("id", type=int, help="experiment id")
     export.add_argument("--trial", help="trial id (default: the best trial)")
-    export.add_argument("--out", required=True, help="folder to write into")
+    export.add_argument("--out", required=True, help="folder to write (absent or empty)")
+    export.add_argument("--force", action="store_true", help="replace --out when it is not empty")
     export.set_defaults(handler=cmd_export)
 
     evaluate = commands.add_parser("eval", help="play a trained policy for N episodes: mean return, optional video")
@@ -143,6 +144,8 @@ def make_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--video", metavar="FILE", help="record the first episode to FILE.gif or FILE.mp4")
     evaluate.add_argument("--trial", help="trial id (default: the best trial; only with an experiment id)")
     evaluate.add_argument("--seed", type=int, default=0, help="episode i is reset with seed + i (default 0)")
+    evaluate.add_argument("--trust", action="store_true",
+                          help="load a policy folder this lab did not export (a SavedModel is code: only from people you trust)")
     evaluate.set_defaults(handler=cmd_eval)
 
     presets = commands.add_parser("presets", help="list the presets shipped with the lab")
@@ -300,7 +303,7 @@ def cmd_baselines(args: argparse.Namespace) -> int:
 def cmd_export(args: argparse.Namespace) -> int:
     from lab.artifacts import export_trial
 
-    path, trial = export_trial(args.id, args.out, args.trial)
+    path, trial = export_trial(args.id, args.out, args.trial, force=args.force)
     print(f"exported trial {trial['trial_id']} of experiment {args.id}: {path}")
     return 0
 
@@ -308,7 +311,7 @@ def cmd_export(args: argparse.Namespace) -> int:
 def cmd_eval(args: argparse.Namespace) -> int:
     from lab.evaluate import evaluate, format_result
 
-    print(format_result(evaluate(args.source, args.episodes, args.video, args.trial, args.seed)))
+    print(format_result(evaluate(args.source, args.episodes, args.video, args.trial, args.seed, trust=args.trust)))
     return 0
 
 

@@ -101,7 +101,7 @@ def safe_url(url: sa.URL | str) -> str:
 def public_url(url: str) -> str:
     """The URL without its password (what may be stored or pickled: Tune writes its callbacks to disk)."""
     try:
-        return sa.make_url(normalize_url(url)).set(password=None).render_as_string(hide_password=False)
+        return sa.make_url(normalize_url(url))._replace(password=None).render_as_string(hide_password=False)
     except Exception:  # noqa: BLE001 - an invalid URL: let Registry() say so when it is used
         return "<unparseable registry URL>"
 

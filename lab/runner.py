@@ -201,6 +201,10 @@ def resume(experiment_id: int, address: str | None = None, registry: Registry | 
     where = storage.resolve(folder) if folder else None
     if not where or not tune.Tuner.can_restore(where.path, storage_filesystem=where.filesystem):
         raise LabError(f"experiment {experiment_id} has no resumable Tune state at {folder}")
+    if where.is_local:  # Tune unpickles tuner.pkl: only from a folder that nobody else could have written
+        from lab.provenance import check_owned
+
+        check_owned(where.path)
     from lab.spec import build_spec
 
     spec = build_spec(record["spec"], f"experiment {experiment_id}")

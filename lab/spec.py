@@ -166,7 +166,7 @@ class ExperimentSpec:
         if scheme not in STORAGE_SCHEMES:
             raise ValueError(f"storage scheme '{scheme}://' is not supported (use a path or one of "
                              f"{', '.join(s + '://' for s in STORAGE_SCHEMES)})")
-        if credential_problem(self.storage) or any(w in self.storage.lower() for w in ("secret", "access_key", "@")):
+        if credential_problem(self.storage) or "@" in self.storage:
             raise ValueError("storage must not carry credentials (they would be recorded): "
                              "set AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY in the environment")
         if credential_problem(self.mlflow):

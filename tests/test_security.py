@@ -9,6 +9,7 @@ import zipfile
 import pytest
 
 from lab.errors import LabError
+from tests.test_storage import BUCKET, s3_server  # noqa: F401 - the moto S3 server fixture
 
 
 # ------------------------------------------------------------------ crafted .skops files (finding 1)
@@ -155,3 +156,87 @@ def test_experiment_names_are_plain_words(tmp_path, lab_home, name):
     assert "\x1b" not in str(info.value)
     (spec,) = specs.load(write_spec(tmp_path), ["name=my_run-2.b"])
     assert spec.name == "my_run-2.b"
+
+
+# ------------------------------------------------------------------ no secret in any artifact (finding 2)
+SECRETS = {
+    "AWS_ACCESS_KEY_ID": "AKIALABFAKEKEY4711XYZ",
+    "AWS_SECRET_ACCESS_KEY": "lab-fake-aws-secret-4711",
+    "AWS_SESSION_TOKEN": "lab-fake-session-token-4711",
+    "MLFLOW_TRACKING_USERNAME": "lab-mlflow-user",
+    "MLFLOW_TRACKING_PASSWORD": "lab-fake-mlflow-password-4711",
+    "RAY_AUTH_TOKEN_FAKE": "lab-fake-ray-token-4711",  # a token Ray would read, under a name it does not
+}
+REGISTRY_PASSWORD = "lab-fake-registry-password-4711"
+
+
+def files_holding(folder, needles: list[str]) -> list[str]:
+    hits = []
+    for path in folder.rglob("*"):
+        if path.is_file() and not path.is_symlink():
+            data = path.read_bytes()
+            hits += [f"{path}: {needle}" for needle in needles if needle.encode() in data]
+    return hits
+
+
+@pytest.fixture(scope="module")
+def ray_with_secrets(tmp_path_factory):
+    """Ray started with the fake secrets in its environment (its workers inherit them, as on a real node)."""
+    import os
+
+    saved = {k: os.environ.get(k) for k in [*SECRETS, "LAB_HOME"]}
+    os.environ.update(SECRETS)
+    os.environ["LAB_HOME"] = str(tmp_path_factory.mktemp("ray-home"))
+    from lab import runner
+
+    runner.connect(None, num_cpus=2)
+    yield
+    import ray
+
+    ray.shutdown()
+    for key, value in saved.items():
+        os.environ.pop(key, None) if value is None else os.environ.__setitem__(key, value)
+
+
+@pytest.mark.slow
+@pytest.mark.postgres
+def test_no_secret_in_anything_a_run_writes(tmp_path, lab_home, monkeypatch, s3_server, postgres_url,
+                                            ray_with_secrets):
+    """Local and s3:// runs with every credential in the environment: none of it in LAB_HOME, the storage,
+    the bucket, the MLflow store or the registry's records."""
+    from lab import runner
+    from lab import spec as specs
+    from lab.registry import Registry
+
+    env, client = s3_server
+    monkeypatch.setenv("AWS_ENDPOINT_URL", env["AWS_ENDPOINT_URL"])
+    monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
+    for key, value in SECRETS.items():
+        monkeypatch.setenv(key, value)
+    user, rest = postgres_url.split("://", 1)[1].split("@", 1)
+    monkeypatch.setenv("LAB_REGISTRY_URL", f"postgresql://{user}:{REGISTRY_PASSWORD}@{rest}")  # trust auth: accepted
+    monkeypatch.setenv("LAB_MLFLOW_URI", f"file://{tmp_path}/mlruns")
+    local = tmp_path / "runs"
+    for storage in (str(local), f"s3://{BUCKET}/secret-check"):
+        (spec,) = specs.load(write_spec(tmp_path), [f"storage={storage}"])
+        outcome = runner.run(spec)
+        assert outcome.status == "completed", outcome
+    needles = [*SECRETS.values(), REGISTRY_PASSWORD]
+    hits = files_holding(lab_home, needles) + files_holding(local, needles) + files_holding(tmp_path / "mlruns", needles)
+    for item in client.list_objects_v2(Bucket=BUCKET, Prefix="secret-check/")["Contents"]:
+        data = client.get_object(Bucket=BUCKET, Key=item["Key"])["Body"].read()
+        hits += [f"s3://{BUCKET}/{item['Key']}: {n}" for n in needles if n.encode() in data]
+    records = json.dumps([[e, Registry().trials(e["id"])] for e in Registry().experiments()], default=str)
+    hits += [f"registry: {n}" for n in needles if n in records]
+    assert any(p.name == "tuner.pkl" for p in local.rglob("*"))
+    assert not hits, hits
+
+
+def test_lab_submit_sends_no_password(monkeypatch):
+    """`lab submit` passes LAB_* settings as the job's env vars (shown by the dashboard): no password."""
+    from lab import jobs
+
+    monkeypatch.setenv("LAB_REGISTRY_URL", f"postgresql://lab:{REGISTRY_PASSWORD}@db.example/lab")
+    env = jobs.job_env()
+    assert env["LAB_REGISTRY_URL"] == "postgresql+psycopg://lab@db.example/lab"
+    assert REGISTRY_PASSWORD not in json.dumps(env)
