@@ -78,9 +78,9 @@ def export_trial(experiment_id: int, out: str, trial_id: str | None = None,
     """
     from lab.provenance import record_export
 
-    _, trial = trial_record(experiment_id, trial_id)
     target = Path(out).expanduser()
     _check_out(target, force)
+    _, trial = trial_record(experiment_id, trial_id)
     parent = target.absolute().parent
     parent.mkdir(parents=True, exist_ok=True)
     staging = tempfile.mkdtemp(prefix=f".{target.name}.", dir=parent)

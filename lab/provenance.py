@@ -66,6 +66,8 @@ def check_owned(path: str) -> None:
     """LabError unless `path` (a local folder) and its files belong to this user and only this user may
     write them: Tune unpickles what is there (`lab resume`)."""
     uid = os.getuid()
+    if not os.path.isdir(path):
+        return  # nothing to unpickle: the caller says so
     for current in [Path(path), *Path(path).glob("*.pkl")]:
         info = current.lstat()
         if current.is_symlink() or info.st_uid != uid or info.st_mode & 0o022:

@@ -193,6 +193,10 @@ def resume(experiment_id: int, address: str | None = None, registry: Registry | 
     registry = registry or Registry()
     record = registry.experiment(experiment_id)
     folder = record["storage_path"]
+    if folder and "://" not in folder:  # Tune unpickles tuner.pkl: only from a folder nobody else could write
+        from lab.provenance import check_owned
+
+        check_owned(folder)
     connect(address)  # before importing Ray: it sets RAY_AUTH_MODE for token clusters, read at import
     from ray import tune
 
@@ -201,10 +205,6 @@ def resume(experiment_id: int, address: str | None = None, registry: Registry | 
     where = storage.resolve(folder) if folder else None
     if not where or not tune.Tuner.can_restore(where.path, storage_filesystem=where.filesystem):
         raise LabError(f"experiment {experiment_id} has no resumable Tune state at {folder}")
-    if where.is_local:  # Tune unpickles tuner.pkl: only from a folder that nobody else could have written
-        from lab.provenance import check_owned
-
-        check_owned(where.path)
     from lab.spec import build_spec
 
     spec = build_spec(record["spec"], f"experiment {experiment_id}")

@@ -240,3 +240,99 @@ def test_lab_submit_sends_no_password(monkeypatch):
     env = jobs.job_env()
     assert env["LAB_REGISTRY_URL"] == "postgresql+psycopg://lab@db.example/lab"
     assert REGISTRY_PASSWORD not in json.dumps(env)
+
+
+# ------------------------------------------------------------------ loading what others made (finding 4)
+def fake_policy(folder):
+    """A folder that looks like a `lab export` policy to the checks before loading."""
+    folder.mkdir(parents=True)
+    for name in ("saved_model.pb", "policy_specs.pbtxt"):
+        (folder / name).write_bytes(b"")
+    (folder / "lab_policy.json").write_text(json.dumps({"env_id": "CartPole-v1", "agent": "DQN"}))
+    return folder
+
+
+def test_eval_refuses_a_policy_this_lab_did_not_export(tmp_path, lab_home):
+    from lab import provenance
+    from lab.evaluate import load_policy
+    from tests.conftest import lab
+
+    policy = fake_policy(tmp_path / "their" / "policy")
+    result = lab("eval", str(policy.parent), "--episodes", "1")
+    assert result.returncode == 2 and result.stderr.count("\n") == 1, result.stderr
+    assert "is a policy this lab did not export (loading it runs the code it holds): pass --trust" in result.stderr
+    with pytest.raises(LabError, match="did not export"):
+        load_policy(str(policy))
+    provenance.record_export(str(policy))  # as `lab export` does
+    assert provenance.written_here(str(policy))
+    (policy / "saved_model.pb").write_bytes(b"changed")  # not what the lab wrote any more
+    with pytest.raises(LabError, match="did not export"):
+        load_policy(str(policy))
+    (policy / "variables").symlink_to("/etc")
+    with pytest.raises(LabError, match="symbolic link"):
+        load_policy(str(policy), trust=False)
+
+
+def test_keras_loader_refuses_a_model_this_lab_did_not_export(tmp_path, lab_home):
+    from lab.artifacts import load_keras_model
+
+    (tmp_path / "model.keras").write_bytes(b"PK")
+    for path in (tmp_path, tmp_path / "model.keras"):
+        with pytest.raises(LabError, match="is a Keras model this lab did not export"):
+            load_keras_model(str(path))
+
+
+def test_resume_refuses_a_folder_others_can_write(tmp_path, lab_home):
+    """Tune unpickles <experiment>/tuner.pkl: a planted one must not run."""
+    import os
+    import pickle
+
+    from lab.registry import Registry
+    from tests.conftest import lab
+
+    marker = tmp_path / "pwned"
+
+    class Planted:
+        def __reduce__(self):
+            return (os.system, (f"touch {marker}",))
+
+    folder = tmp_path / "shared" / "svc-1"
+    folder.mkdir(parents=True)
+    (folder / "tuner.pkl").write_bytes(pickle.dumps(Planted()))
+    os.chmod(folder / "tuner.pkl", 0o666)
+    registry = Registry()
+    experiment = registry.create_experiment({"name": "svc", "workload": "sklearn_cv", "metric": "cv/accuracy",
+                                             "mode": "max"})
+    registry.update_experiment(experiment, storage_path=str(folder), status="interrupted")
+    result = lab("resume", str(experiment))
+    assert result.returncode == 2 and result.stderr.count("\n") == 1, result.stderr
+    assert "is not owned by you alone" in result.stderr and "mode 0o666" in result.stderr
+    assert not marker.exists()
+
+
+# ------------------------------------------------------------------ writes stay inside their folder (finding 5)
+def test_export_refuses_a_non_empty_folder_and_a_symlink(tmp_path, lab_home):
+    from tests.conftest import lab
+
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "keep.txt").write_text("mine")
+    result = lab("export", "1", "--out", str(out))
+    assert result.returncode == 2 and f"--out {out} is not empty: pass --force" in result.stderr
+    link = tmp_path / "link"
+    link.symlink_to(tmp_path / "elsewhere")
+    result = lab("export", "1", "--out", str(link), "--force")
+    assert result.returncode == 2 and "is a symbolic link" in result.stderr
+    assert (out / "keep.txt").read_text() == "mine" and not (tmp_path / "elsewhere").exists()
+
+
+# ------------------------------------------------------------------ one line, always (finding 6)
+def test_a_closed_pipe_and_a_full_disk_end_with_one_line_at_most(lab_home):
+    import shutil
+
+    lab_bin = shutil.which("lab", path=str(__import__("pathlib").Path(__import__("sys").executable).parent))
+    for command in ("presets", "ls"):
+        piped = subprocess.run(f"'{lab_bin}' {command} | head -c1", shell=True, capture_output=True, text=True)
+        assert piped.stderr == "", piped.stderr
+    full = subprocess.run(f"'{lab_bin}' presets > /dev/full", shell=True, capture_output=True, text=True)
+    assert full.returncode == 2 and full.stderr == "lab: error: no space left on the device\n", full.stderr
