@@ -122,27 +122,3 @@ def _replace(staging: str, target: Path) -> None:
     os.rename(target, os.path.join(old, "previous"))
     os.rename(staging, target)
     shutil.rmtree(old, ignore_errors=True)  # rmtree does not follow symbolic links
-
-
-def load_keras_model(path: str, trust: bool = False):
-    """A Keras model exported by `lab export` (a `.keras` file, or the folder holding one), in safe mode.
-
-    A `.keras` file is code (it names modules that tf_keras imports, even in safe mode): one that this lab
-    did not export is refused unless `trust` (lab/provenance.py).
-    """
-    from lab.provenance import check_trusted
-
-    if os.path.isdir(path):
-        found = sorted(name for name in os.listdir(path) if name.endswith(".keras"))
-        if len(found) != 1:
-            raise LabError(f"{path} holds {len(found)} .keras files: name the one to load")
-        path = os.path.join(path, found[0])
-    if not os.path.isfile(path) or not path.endswith(".keras"):
-        raise LabError(f"no .keras file at {path}")
-    check_trusted(path, "Keras model", trust)
-    settings.apply_worker_env()
-    import tf_keras
-
-    from deep.sentiment import custom_objects
-
-    return tf_keras.models.load_model(path, custom_objects=custom_objects(), safe_mode=True)

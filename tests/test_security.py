@@ -254,7 +254,7 @@ def fake_policy(folder):
 
 def test_eval_refuses_a_policy_this_lab_did_not_export(tmp_path, lab_home):
     from lab import provenance
-    from lab.evaluate import load_policy
+    from agents.evaluate import load_policy
     from tests.conftest import lab
 
     policy = fake_policy(tmp_path / "their" / "policy")
@@ -274,7 +274,7 @@ def test_eval_refuses_a_policy_this_lab_did_not_export(tmp_path, lab_home):
 
 
 def test_keras_loader_refuses_a_model_this_lab_did_not_export(tmp_path, lab_home):
-    from lab.artifacts import load_keras_model
+    from deep.loading import load_keras_model
 
     (tmp_path / "model.keras").write_bytes(b"PK")
     for path in (tmp_path, tmp_path / "model.keras"):
