@@ -190,11 +190,10 @@ class AgentWorkload(Workload):
 
     @classmethod
     def load_exported(cls, path: str):
-        """The policy `export` wrote (a SavedModel), loaded."""
-        import tensorflow as tf
-        import tensorflow_probability  # noqa: F401  (registers the TFP specs the saved policy refers to)
+        """The policy `export` wrote (a SavedModel), loaded; trusted, as the caller exported it (agents/evaluate.py)."""
+        from agents.evaluate import load_policy
 
-        return tf.saved_model.load(path)
+        return load_policy(path, trust=True)
 
     def close(self) -> None:
         close_envs(getattr(self, "train_env", None), getattr(self, "eval_env", None))

@@ -41,15 +41,6 @@ def make_optimizer(name: str, learning_rate: float, momentum: float = 0.0, decay
     return tf.keras.optimizers.Adam(learning_rate=learning_rate)
 
 
-def load_keras(path: str, custom_objects: dict | None = None):
-    """A model `save_keras` wrote; for a folder, {file name: model} of every `.keras` file in it."""
-    tf = load_tf()
-    if os.path.isdir(path):
-        return {name: load_keras(os.path.join(path, name), custom_objects)
-                for name in sorted(os.listdir(path)) if name.endswith(".keras")}
-    return tf.keras.models.load_model(path, custom_objects=custom_objects)
-
-
 def save_keras(model, out_dir: str, file_name: str = EXPORT_FILE) -> str:
     """Save a Keras model as `<out_dir>/<file_name>` (the `.keras` zip: config, weights, optimizer); the path."""
     os.makedirs(out_dir, exist_ok=True)

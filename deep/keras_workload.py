@@ -17,7 +17,7 @@ import time
 
 import numpy as np
 
-from deep.backend import load_keras, load_tf
+from deep.backend import load_tf
 from deep.pipeline import train_batches
 from lab.workload import Workload
 
@@ -123,7 +123,14 @@ class KerasWorkload(Workload):
     # ------------------------------------------------------------ export, closing
     @classmethod
     def load_exported(cls, path: str):
-        return load_keras(path)
+        """What `export` wrote (a `.keras` file, or a folder of them: {file name: model}), in safe mode; trusted,
+        as the caller exported it (deep/loading.py)."""
+        from deep.loading import load_keras_model
+
+        if os.path.isdir(path):
+            return {name: load_keras_model(os.path.join(path, name), trust=True)
+                    for name in sorted(os.listdir(path)) if name.endswith(".keras")}
+        return load_keras_model(path, trust=True)
 
     def close(self) -> None:
         """Drop the models and Keras' global state (an actor reused by Tune builds the next trial's)."""

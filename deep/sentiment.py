@@ -30,7 +30,7 @@ from typing import Any
 import numpy as np
 
 from deep import text_data
-from deep.backend import load_keras, load_tf, make_optimizer
+from deep.backend import load_tf, make_optimizer
 from deep.keras_workload import KerasWorkload
 from deep.pipeline import eval_batches, train_batches
 from lab.workload import suggest
@@ -247,10 +247,6 @@ class Sentiment(KerasWorkload):
             raise ValueError(f"checkpoint of a '{state['model']}' model, this trial is '{self.config.model}'")
         if state["vocabulary"] != [str(w) for w in self.vectorizer.get_vocabulary()]:
             raise ValueError("the checkpoint's vocabulary differs from this trial's (another vocab_size or subset?)")
-
-    @classmethod
-    def load_exported(cls, path: str):
-        return load_keras(path, custom_objects())
 
     def export(self, out_dir: str) -> str:
         """`model.keras`: raw strings -> TextVectorization (vocabulary inside) -> P(fresh). The transformer

@@ -21,6 +21,10 @@ class DataError(LabError):
     """A data set is missing or malformed."""
 
 
+class HangUp(KeyboardInterrupt):
+    """SIGHUP: the terminal closed. Handled as Ctrl-C is (a running experiment stops and stays resumable)."""
+
+
 def one_line(exc: BaseException) -> str:
     """The first non-empty line of an error (of the driver's error under a SQLAlchemy one), without the
     request ids S3 appends; the error's type name when it has no text."""
