@@ -10,6 +10,7 @@ import pytest
 from agents.c51 import C51
 from lab.errors import SpecError
 from lab.testing import make
+from tests.conftest import trained_workload
 
 TINY = {
     "num_envs": 2, "fc_layers": [16], "num_atoms": 11, "replay_capacity": 1_000, "batch_size": 16,
@@ -20,13 +21,7 @@ TINY = {
 OBSERVATIONS = np.random.default_rng(0).normal(size=(64, 4)).astype(np.float32)
 
 
-@pytest.fixture(scope="module")
-def trained(tmp_path_factory):
-    """A tiny C51 after its whole budget (two steps), with the metrics of each step."""
-    workload = make("c51", {**TINY, "seed": 1}, trial_dir=str(tmp_path_factory.mktemp("c51")))
-    results = [workload.step(), workload.step()]
-    yield workload, results
-    workload.close()
+trained = trained_workload("c51", TINY)  # a tiny C51 after its whole budget (two steps)
 
 
 def test_steps_return_finite_metrics_and_stop_at_budget(trained):

@@ -8,6 +8,7 @@ import pytest
 from agents.dqn import DQN
 from lab.errors import SpecError
 from lab.testing import make
+from tests.conftest import trained_workload
 
 TINY = {
     "num_envs": 2, "fc_layers": [16], "replay_capacity": 1_000, "batch_size": 16, "initial_collect_steps": 40,
@@ -16,13 +17,7 @@ TINY = {
 }
 
 
-@pytest.fixture(scope="module")
-def trained(tmp_path_factory):
-    """A tiny DQN after its whole budget (two steps), with the metrics of each step."""
-    workload = make("dqn", {**TINY, "seed": 1}, trial_dir=str(tmp_path_factory.mktemp("dqn")))
-    results = [workload.step(), workload.step()]
-    yield workload, results
-    workload.close()
+trained = trained_workload("dqn", TINY)  # a tiny DQN after its whole budget (two steps)
 
 
 def test_steps_return_finite_metrics_and_stop_at_budget(trained):

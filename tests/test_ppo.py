@@ -9,6 +9,7 @@ import pytest
 from agents.ppo import PPO
 from lab.errors import SpecError
 from lab.testing import make
+from tests.conftest import trained_workload
 
 TINY = {
     "num_envs": 2, "collect_steps_per_iteration": 32, "num_epochs": 2, "num_minibatches": 2,
@@ -18,13 +19,7 @@ TINY = {
 LOSSES = ("train/loss", "train/policy_loss", "train/value_loss", "train/entropy_loss")
 
 
-@pytest.fixture(scope="module")
-def trained(tmp_path_factory):
-    """A tiny PPO on CartPole after its whole budget (two steps), with the metrics of each step."""
-    workload = make("ppo", {**TINY, "seed": 1}, trial_dir=str(tmp_path_factory.mktemp("ppo")))
-    results = [workload.step(), workload.step()]
-    yield workload, results
-    workload.close()
+trained = trained_workload("ppo", TINY)  # a tiny PPO on CartPole after its whole budget (two steps)
 
 
 def graph_size(concrete_function) -> int:

@@ -11,19 +11,14 @@ import pytest
 from agents.reinforce import Reinforce
 from lab.errors import SpecError
 from lab.testing import make
+from tests.conftest import trained_workload
 
 TINY = {"num_envs": 2, "actor_fc_layers": [16], "value_fc_layers": [16], "env_steps_per_step": 100,
         "eval_episodes": 2, "max_env_steps": 200}
 OBSERVATIONS = np.random.default_rng(0).normal(size=(64, 4)).astype(np.float32)
 
 
-@pytest.fixture(scope="module")
-def trained(tmp_path_factory):
-    """A tiny REINFORCE (with baseline) after its whole budget (two steps), with the metrics of each step."""
-    workload = make("reinforce", {**TINY, "seed": 1}, trial_dir=str(tmp_path_factory.mktemp("reinforce")))
-    results = [workload.step(), workload.step()]
-    yield workload, results
-    workload.close()
+trained = trained_workload("reinforce", TINY)  # a tiny REINFORCE (with baseline) after its whole budget (two steps)
 
 
 def test_steps_return_finite_metrics_and_stop_at_budget(trained):
