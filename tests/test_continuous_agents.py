@@ -92,7 +92,7 @@ def test_exported_sac_plays_in_a_fresh_process(tmp_path):
         path = workload.export(str(tmp_path))
     finally:
         workload.close()
-    out = lab("eval", path, "--episodes", "2")
+    out = lab("eval", path, "--episodes", "2", "--trust")  # exported by hand, not by `lab export`: not recorded
     assert out.returncode == 0, out.stderr
     assert "Pendulum-v1" in out.stdout and "SAC" in out.stdout
 
