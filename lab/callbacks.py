@@ -10,9 +10,16 @@ from ray.tune import Callback
 
 from lab.registry import HEARTBEAT_EVERY_S, Registry, clean_metrics
 
+FLUSH_EVERY_S = 1.0  # the registry trails Tune by at most this much while an experiment runs
+
 
 class RegistryCallback(Callback):
-    """Mirrors every trial's status, config, metrics, checkpoint and error into the registry."""
+    """Mirrors every trial's status, config, metrics, checkpoint and error into the registry.
+
+    Writes are batched off Tune's hot path: a trial's updates merge in memory and go to the registry in
+    one transaction per FLUSH_EVERY_S (Tune's loop turns often), and all of them at the experiment's end
+    (Tune calls it on Ctrl-C too), so a trivial trial costs one write, not four.
+    """
 
     def __init__(self, registry_url: str, experiment_id: int, metric: str, mode: str, uri_scheme: str | None = None):
         self.registry_url = registry_url
@@ -23,9 +30,11 @@ class RegistryCallback(Callback):
         self._registry: Registry | None = None
         self._best: dict[str, float] = {}
         self._last_beat = 0.0
+        self._pending: dict[str, dict[str, Any]] = {}
+        self._last_flush = 0.0
 
     def __getstate__(self) -> dict:  # the Tuner pickles its callbacks: keep the connection out
-        return {**self.__dict__, "_registry": None}
+        return {**self.__dict__, "_registry": None, "_pending": {}}
 
     @property
     def registry(self) -> Registry:
@@ -34,10 +43,32 @@ class RegistryCallback(Callback):
         return self._registry
 
     def _upsert(self, trial, **fields: Any) -> None:
-        self.registry.upsert_trial(self.experiment_id, trial.trial_id, **fields)
+        self._pending.setdefault(trial.trial_id, {}).update(fields)
+        self._flush_due()
+
+    def _flush_due(self) -> None:
+        if time.monotonic() - self._last_flush >= FLUSH_EVERY_S:
+            self.flush()
+
+    def flush(self) -> None:
+        """Write every pending trial update (one transaction)."""
+        pending, self._pending = self._pending, {}
+        self._last_flush = time.monotonic()
+        if pending:
+            try:
+                self.registry.upsert_trials(self.experiment_id, pending)
+            except BaseException:
+                for trial_id, fields in pending.items():  # keep them for the next flush
+                    self._pending[trial_id] = {**fields, **self._pending.get(trial_id, {})}
+                raise
+
+    def on_experiment_end(self, trials, **info):
+        self.flush()
 
     def on_step(self, iteration, trials, **info):
         """Tune's driver loop turns about once a second: beat every HEARTBEAT_EVERY_S (see `lab ls`)."""
+        if self._pending:
+            self._flush_due()
         if time.monotonic() - self._last_beat >= HEARTBEAT_EVERY_S:
             self._last_beat = time.monotonic()
             self.registry.heartbeat(self.experiment_id)

@@ -35,11 +35,21 @@ class Outcome:
 
 
 # ------------------------------------------------------------------ Ray
-def connect(address: str | None, num_cpus: int | None = None) -> None:
-    """Start Ray locally (no address) or join a cluster; ClusterError if it cannot be reached."""
+def connect(address: str | None, num_cpus: int | None = None, verbose: bool = False) -> None:
+    """Join a cluster (an address), else the warm instance of `lab up`, else start Ray locally.
+
+    ClusterError if it cannot be reached. Worker output reaches the console only when `verbose`.
+    """
     settings.apply_worker_env()
     address = address or os.environ.get("LAB_RAY_ADDRESS") or None
-    if address and "RAY_AUTH_MODE" not in os.environ and _has_ray_token():
+    warm_instance = None
+    if not address and not _ray_initialized():
+        from lab import warm
+
+        warm_instance = warm.usable()
+    if warm_instance is not None:
+        os.environ.update(warm_instance.client_env())  # its own token; read when Ray is imported
+    elif address and "RAY_AUTH_MODE" not in os.environ and _has_ray_token():
         os.environ["RAY_AUTH_MODE"] = "token"  # clusters from `ray start` want the token; read at import
     import ray
 
@@ -49,8 +59,14 @@ def connect(address: str | None, num_cpus: int | None = None) -> None:
     if address and address != "auto":
         _check_reachable(address)
     try:
-        if address:
-            ray.init(address=address, runtime_env=runtime_env, log_to_driver=True, logging_level="ERROR")
+        if warm_instance is not None:
+            # the warm workers belong to no job and have no runtime env: a job with one would start cold
+            # workers; the instance's workers got the lab's environment from `lab up`
+            same_env = warm_instance.worker_env == settings.worker_env()
+            ray.init(address=warm_instance.address, runtime_env=None if same_env else runtime_env,
+                     log_to_driver=verbose, logging_level="ERROR")
+        elif address:
+            ray.init(address=address, runtime_env=runtime_env, log_to_driver=verbose, logging_level="ERROR")
         else:
             ray.init(
                 num_cpus=num_cpus,
@@ -58,10 +74,17 @@ def connect(address: str | None, num_cpus: int | None = None) -> None:
                 include_dashboard=False,
                 dashboard_host="127.0.0.1",
                 logging_level="ERROR",
+                log_to_driver=verbose,
             )
     except (ConnectionError, RuntimeError, ValueError) as exc:
         where = f"the Ray cluster at {address}" if address else "a local Ray instance"
         raise ClusterError(f"cannot start or reach {where}: {str(exc).strip().splitlines()[0]}") from None
+
+
+def _ray_initialized() -> bool:
+    import sys
+
+    return "ray" in sys.modules and sys.modules["ray"].is_initialized()
 
 
 def _check_reachable(address: str, timeout: float = 5.0) -> None:
@@ -120,13 +143,14 @@ def trainable(spec: ExperimentSpec):
     return tune.with_resources(tune.with_parameters(WorkloadTrainable, workload=spec.workload), resources)
 
 
-def make_tuner(spec: ExperimentSpec, experiment_id: int, registry_url: str, folder: str):
+def make_tuner(spec: ExperimentSpec, experiment_id: int, registry_url: str, folder: str, verbose: bool = False):
     """The Tuner of one experiment; `folder` is its storage location (a path or a URI, see lab.storage)."""
     from ray import tune
     from ray.tune.logger import CSVLoggerCallback, JsonLoggerCallback
 
     from lab import search, storage
     from lab.callbacks import RegistryCallback
+    from lab.progress import ProgressCallback
 
     stop = dict(spec.stop)
     where = storage.resolve(folder)
@@ -149,8 +173,9 @@ def make_tuner(spec: ExperimentSpec, experiment_id: int, registry_url: str, fold
             CSVLoggerCallback(),
             JsonLoggerCallback(),
             *_mlflow_callbacks(spec, experiment_id),
+            *([] if verbose else [ProgressCallback(spec.metric, spec.mode)]),
         ],
-        verbose=1,
+        verbose=1 if verbose else 0,
     )
     tune_config = tune.TuneConfig(
         metric=spec.metric,
@@ -167,7 +192,8 @@ def make_tuner(spec: ExperimentSpec, experiment_id: int, registry_url: str, fold
 
 
 # ------------------------------------------------------------------ runs
-def run(spec: ExperimentSpec, address: str | None = None, registry: Registry | None = None) -> Outcome:
+def run(spec: ExperimentSpec, address: str | None = None, registry: Registry | None = None,
+        verbose: bool = False) -> Outcome:
     """Run one experiment to its end (or Ctrl-C) and return its outcome."""
     from lab import storage as storages
 
@@ -176,23 +202,24 @@ def run(spec: ExperimentSpec, address: str | None = None, registry: Registry | N
     storage = storages.resolve(spec.storage or settings.storage_path())
     storage.check_writable()
     _check_mlflow(spec)
-    connect(address)
+    connect(address, verbose=verbose)
     check_resources(spec)
     experiment_id = registry.create_experiment(
         spec.to_dict(), user=_user(), host=socket.gethostname(), git_commit=_git_commit()
     )
     folder = storage.join(f"{spec.name}-{experiment_id}").uri
     registry.update_experiment(experiment_id, storage_path=folder)
-    tuner = make_tuner(spec, experiment_id, registry.url, folder)
+    tuner = make_tuner(spec, experiment_id, registry.url, folder, verbose=verbose)
     return _fit(tuner, experiment_id, spec.name, registry, folder)
 
 
-def resume(experiment_id: int, address: str | None = None, registry: Registry | None = None) -> Outcome:
+def resume(experiment_id: int, address: str | None = None, registry: Registry | None = None,
+           verbose: bool = False) -> Outcome:
     """Continue an interrupted experiment from its Tune state; finished trials are not rerun."""
     registry = registry or Registry()
     record = registry.experiment(experiment_id)
     folder = record["storage_path"]
-    connect(address)  # before importing Ray: it sets RAY_AUTH_MODE for token clusters, read at import
+    connect(address, verbose=verbose)  # before importing Ray: it sets RAY_AUTH_MODE for token clusters, read at import
     from ray import tune
 
     from lab import storage
