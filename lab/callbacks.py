@@ -8,6 +8,7 @@ from typing import Any
 
 from ray.tune import Callback
 
+from lab import profile
 from lab.registry import HEARTBEAT_EVERY_S, Registry, clean_metrics
 
 FLUSH_EVERY_S = 1.0  # the registry trails Tune by at most this much while an experiment runs
@@ -55,14 +56,17 @@ class RegistryCallback(Callback):
         pending, self._pending = self._pending, {}
         self._last_flush = time.monotonic()
         if pending:
+            started = time.perf_counter()
             try:
                 self.registry.upsert_trials(self.experiment_id, pending)
+                profile.add("registry_writes", time.perf_counter() - started)
             except BaseException:
                 for trial_id, fields in pending.items():  # keep them for the next flush
                     self._pending[trial_id] = {**fields, **self._pending.get(trial_id, {})}
                 raise
 
     def on_experiment_end(self, trials, **info):
+        profile.mark("experiment_end")
         self.flush()
 
     def on_step(self, iteration, trials, **info):
@@ -79,6 +83,7 @@ class RegistryCallback(Callback):
         return f"{self.uri_scheme}://{path.lstrip('/')}"
 
     def on_trial_start(self, iteration, trials, trial, **info):
+        profile.mark("trial_start")
         self._upsert(trial, status="RUNNING", config=trial.config, logdir=self._uri(trial.path))
 
     def on_trial_restore(self, iteration, trials, trial, **info):
@@ -86,6 +91,8 @@ class RegistryCallback(Callback):
         self._upsert(trial, status="RUNNING", config=trial.config)
 
     def on_trial_result(self, iteration, trials, trial, result, **info):
+        if profile.mark("first_result"):
+            profile.add("first_iteration", float(result.get("time_this_iter_s") or 0.0))
         metrics = clean_metrics(result)
         fields = {"status": "RUNNING", "iterations": int(result.get("training_iteration", 0)), "last_result": metrics}
         value = metrics.get(self.metric)

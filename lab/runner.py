@@ -195,14 +195,17 @@ def make_tuner(spec: ExperimentSpec, experiment_id: int, registry_url: str, fold
 def run(spec: ExperimentSpec, address: str | None = None, registry: Registry | None = None,
         verbose: bool = False) -> Outcome:
     """Run one experiment to its end (or Ctrl-C) and return its outcome."""
+    from lab import profile
     from lab import storage as storages
 
+    profile.mark("run")
     registry = registry or Registry()
     registry.check()
     storage = storages.resolve(spec.storage or settings.storage_path())
     storage.check_writable()
     _check_mlflow(spec)
     connect(address, verbose=verbose)
+    profile.mark("connected")
     check_resources(spec)
     experiment_id = registry.create_experiment(
         spec.to_dict(), user=_user(), host=socket.gethostname(), git_commit=_git_commit()
@@ -239,8 +242,10 @@ def resume(experiment_id: int, address: str | None = None, registry: Registry | 
 
 
 def _fit(tuner, experiment_id: int, name: str, registry: Registry, folder: str) -> Outcome:
+    from lab import profile
     from lab.registry import now
 
+    profile.mark("fit")
     error = None
     try:
         tuner.fit()
@@ -248,6 +253,7 @@ def _fit(tuner, experiment_id: int, name: str, registry: Registry, folder: str) 
         pass  # Tune saved the experiment state: `lab resume ID` continues it
     except Exception as exc:  # noqa: BLE001 - recorded, then re-raised as a one-line error
         error = f"{type(exc).__name__}: {str(exc).strip().splitlines()[0] if str(exc).strip() else ''}"
+    profile.mark("fit_done")
     trials = registry.trials(experiment_id)
     errors = sum(t["status"] == "ERROR" for t in trials)
     unfinished = [t for t in trials if t["status"] not in FINISHED]
