@@ -32,6 +32,7 @@ from lab.errors import ClusterError, LabError
 # Imported by every worker of a warm instance before it accepts work (failures are only logged by Ray)
 PRELOAD = ("lab.preload",)
 POOL_CHECK_S = 1.0
+MARKS_ENV = "LAB_WARM_MARKS"  # lab.preload marks there each worker whose imports are done
 READY_TIMEOUT_S = 120.0
 
 
@@ -162,7 +163,8 @@ def up(num_cpus: int | None = None, pool: int | None = None, dashboard: bool = F
     keeper = subprocess.Popen(
         [sys.executable, "-m", "lab.warm", json.dumps(asdict(instance))],
         stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
-        env={**os.environ, **instance.worker_env, **instance.client_env(), "RAY_USAGE_STATS_ENABLED": "0"},
+        env={**os.environ, **instance.worker_env, **instance.client_env(), "RAY_USAGE_STATS_ENABLED": "0",
+             MARKS_ENV: str(Path(temp_dir) / "warm")},
     )
     log.close()
     instance.pid, instance.pid_started = keeper.pid, _start_ticks(keeper.pid)
@@ -204,7 +206,7 @@ def describe() -> str:
         return f"the warm Ray instance recorded in {record_path()} is not running (stale record; `lab up` replaces it)"
     if not (ray_dir() / "ready").exists():
         return f"a warm Ray instance is starting at {instance.address} (pid {instance.pid})"
-    idle = len(_idle_workers(instance.pid))
+    idle = len(_idle_workers(instance.pid, instance.temp_dir))
     since = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(instance.started_at))
     text = (f"warm Ray instance up at {instance.address} since {since} (pid {instance.pid}): "
             f"{instance.num_cpus} CPUs, {idle}/{instance.pool} warm workers idle")
@@ -216,7 +218,7 @@ def wait_warm(timeout: float = 120.0) -> bool:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         instance = usable(note=lambda *a, **k: None)
-        if instance and len(_idle_workers(instance.pid)) >= instance.pool:
+        if instance and len(_idle_workers(instance.pid, instance.temp_dir)) >= instance.pool:
             return True
         time.sleep(0.5)
     return False
@@ -227,7 +229,8 @@ def head_command(instance: Instance) -> list[str]:
     """`ray start` of the warm head: loopback, token auth (from the environment), no dashboard unless asked."""
     system_config = {"preload_python_modules": list(PRELOAD)}
     command = [
-        str(Path(sys.executable).parent / "ray"), "start", "--head", "--block",
+        # this interpreter, not the `ray` script (its shebang may name another environment's Python)
+        sys.executable, "-m", "ray.scripts.scripts", "start", "--head", "--block",
         f"--port={instance.address.rsplit(':', 1)[1]}", "--node-ip-address=127.0.0.1",
         f"--num-cpus={instance.num_cpus}", f"--temp-dir={instance.temp_dir}", "--disable-usage-stats",
         f"--system-config={json.dumps(system_config)}", f"--ray-client-server-port={_free_port()}",
@@ -255,24 +258,19 @@ def _keep(instance: Instance) -> int:
     signal.signal(signal.SIGINT, stop)
     stub = None
     ready = ray_dir() / "ready"
-    busy_since = 0.0
+    runtime_env = trainable_runtime_env()
     while not stopping and head.poll() is None:
         if stub is None:
             stub = _raylet_stub(instance.address)
             if stub is None:
                 time.sleep(0.3)
                 continue
-        workers = _session_workers(os.getpid())
-        idle = [w for w in workers if w[1]]
-        running = len(workers) - len(idle)
+        pool, running = _pool_workers(os.getpid(), instance.temp_dir)
         # refill only while no trial runs: a worker importing TensorFlow competes with training for the CPUs
-        if len(idle) < instance.pool and running == 0:
-            if time.monotonic() - busy_since > 0.5:
-                _prestart(stub, instance.pool - len(idle))
-                time.sleep(2.0)
-        elif running:
-            busy_since = time.monotonic()
-        if not ready.exists() and len(idle) >= instance.pool:
+        if len(pool) < instance.pool and not running:
+            _prestart(stub, instance.pool - len(pool), runtime_env)
+            time.sleep(2.0)
+        if not ready.exists() and sum(warm for _, warm in pool) >= instance.pool:
             ready.touch()
         time.sleep(POOL_CHECK_S)
     if head.poll() is None:
@@ -299,31 +297,59 @@ def _raylet_stub(address: str):
         return None
 
 
-def _prestart(stub, count: int) -> None:
-    """Ask the raylet for `count` idle Python workers bound to no job (any run without a runtime env takes them)."""
+def trainable_runtime_env() -> dict:
+    """The runtime env Tune gives every trainable actor, as a run of the lab would get it (Tune adds
+    PL_DISABLE_FORK and copies a few variables from the driver): a pool worker must have the same, or
+    the raylet starts a new worker for the trial."""
+    from ray.tune.execution import class_cache
+
+    env_vars = dict(class_cache.DEFAULT_ENV_VARS)
+    env_vars.update({k: os.environ[k] for k in class_cache.ENV_VARS_TO_PROPAGATE if k in os.environ})
+    return {"env_vars": env_vars}
+
+
+def _prestart(stub, count: int, runtime_env: dict) -> None:
+    """Ask the raylet for `count` idle Python workers bound to no job, with Tune's trainable runtime env."""
+    from ray._private.utils import get_runtime_env_info
     from ray.core.generated import common_pb2, node_manager_pb2
+    from ray.runtime_env import RuntimeEnv
 
     try:
+        info = get_runtime_env_info(RuntimeEnv(**runtime_env), is_job_runtime_env=False, serialize=False)
         stub.PrestartWorkers(node_manager_pb2.PrestartWorkersRequest(
-            language=common_pb2.PYTHON, num_workers=count, keep_alive_duration_secs=24 * 3600), timeout=10)
+            language=common_pb2.PYTHON, num_workers=count, keep_alive_duration_secs=24 * 3600,
+            runtime_env_info=info), timeout=10)
     except Exception as exc:  # noqa: BLE001 - logged; the next round retries
         print(f"prestart failed: {exc}", flush=True)
 
 
 # ------------------------------------------------------------------ processes
-def _session_workers(sid: int) -> list[tuple[int, bool]]:
-    """(pid, idle) of the Ray worker processes in session `sid` (starting workers count as idle)."""
-    found = []
+def _pool_workers(sid: int, temp_dir: str) -> tuple[list[tuple[int, bool]], bool]:
+    """The idle pool workers of session `sid` as (pid, warm: its imports are done), and whether a trial runs."""
+    marks = Path(temp_dir) / "warm"
+    pool, running = [], False
     for pid, cmdline in _session_processes(sid):
-        if cmdline.startswith("ray::IDLE") or "default_worker.py" in cmdline:
-            found.append((pid, True))
+        idle = cmdline.startswith("ray::IDLE")
+        starting = "default_worker.py" in cmdline and "python" in cmdline.split(" ", 1)[0]
+        if idle or starting:
+            if _pool_env(pid):
+                pool.append((pid, idle and (marks / str(pid)).exists()))
         elif cmdline.startswith("ray::") and not cmdline.startswith(("ray::DashboardAgent", "ray::RuntimeEnvAgent")):
-            found.append((pid, False))
-    return found
+            running = True
+    return pool, running
 
 
-def _idle_workers(sid: int) -> list[int]:
-    return [pid for pid, idle in _session_workers(sid) if idle]
+def _pool_env(pid: int) -> bool:
+    """A worker started with Tune's trainable env (PL_DISABLE_FORK=1), not a plain one."""
+    try:
+        return b"PL_DISABLE_FORK=1" in Path(f"/proc/{pid}/environ").read_bytes().split(b"\0")
+    except OSError:
+        return False
+
+
+def _idle_workers(sid: int, temp_dir: str) -> list[int]:
+    """Pool workers ready to take a trial (idle, imports done)."""
+    return [pid for pid, warm in _pool_workers(sid, temp_dir)[0] if warm]
 
 
 def _session_processes(sid: int) -> list[tuple[int, str]]:

@@ -143,6 +143,8 @@ def test_warm_instance_runs_side_by_side_and_stops_alone(tmp_path, lab_home):
     assert instance.address.startswith("127.0.0.1:") and oct(os.stat(instance.token_path).st_mode)[-3:] == "600"
     assert "1/1 warm workers idle" in lab("status").stdout
     assert "already up" in one_error_line(lab("up"))
+    warm_pids = set(warm._idle_workers(instance.pid, instance.temp_dir))
+    assert len(warm_pids) == 1
 
     # two runs side by side on the one instance: separate experiments, trials and folders
     runs = []
@@ -164,9 +166,10 @@ def test_warm_instance_runs_side_by_side_and_stops_alone(tmp_path, lab_home):
         trials = registry.trials(exp["id"])
         assert len(trials) == 2 and all(t["status"] == "TERMINATED" for t in trials)
         assert all(t["logdir"].startswith(exp["storage_path"]) for t in trials)
-    # the runs joined the warm instance: its session holds their finished jobs' logs
-    assert list(Path(instance.temp_dir).glob("session_*/logs/job-driver-*")) or \
-        len(list(Path(instance.temp_dir).glob("session_*/logs/worker-*"))) >= 2
+    # the runs joined the warm instance, and a trial ran in its warm worker (TensorFlow already imported)
+    pids = {json.loads(path.read_text().splitlines()[0])["pid"]
+            for exp in experiments.values() for path in Path(exp["storage_path"]).glob("*/result.json")}
+    assert pids & warm_pids, (pids, warm_pids)
 
     down = lab("down")
     assert down.returncode == 0 and "stopped" in down.stdout
