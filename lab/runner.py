@@ -152,6 +152,7 @@ def make_tuner(spec: ExperimentSpec, experiment_id: int, registry_url: str, fold
     from lab.callbacks import RegistryCallback
     from lab.progress import ProgressCallback
 
+    _skip_callback_telemetry()
     stop = dict(spec.stop)
     where = storage.resolve(folder)
     run_config = tune.RunConfig(
@@ -189,6 +190,14 @@ def make_tuner(spec: ExperimentSpec, experiment_id: int, registry_url: str, fold
         trial_dirname_creator=lambda trial: f"{spec.workload}_{trial.trial_id}",
     )
     return tune.Tuner(trainable(spec), param_space=param_space(spec), tune_config=tune_config, run_config=run_config)
+
+
+def _skip_callback_telemetry() -> None:
+    """Tune's usage tag of the callbacks imports the MLflow, W&B, Comet and Aim integrations to name
+    them (~1 s of every run with MLflow installed); the lab sends no usage stats: skip the tag."""
+    from ray.air._internal import usage
+
+    usage.tag_callbacks = lambda callbacks: False
 
 
 # ------------------------------------------------------------------ runs

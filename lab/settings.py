@@ -21,6 +21,7 @@ WORKER_ENV = {
     "RAY_AIR_NEW_OUTPUT": "0",  # with verbose=0: no tables; `lab run --verbose` shows the classic ones
     "TF_FORCE_GPU_ALLOW_GROWTH": "true",  # fractional-GPU trials share a GPU without grabbing all its memory
     "RAY_CHDIR_TO_TRIAL_DIR": "0",  # relative paths (a CSV file) mean the same in trials as in `lab run`
+    "RAY_USAGE_STATS_ENABLED": "0",  # no usage reports from the lab's Ray instances
 }
 
 
