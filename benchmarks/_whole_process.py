@@ -53,9 +53,10 @@ def phases(profile: dict, start: float, end: float, best: dict) -> dict[str, flo
     cut = {
         "imports": at("run", start) - start,
         "ray start/connect": at("connected", at("run", start)) - at("run", start),
-        "tuner set-up": at("trial_start", at("connected", start)) - at("connected", start),
-        "setup+tracing": max(0.0, at("first_result", at("trial_start", start)) - at("trial_start", start)
-                             - first_iteration),
+        "tuner set-up": at("fit", at("connected", start)) - at("connected", start),
+        # from Tuner.fit() to the first result, less the first iteration: Tune's start, the worker (a warm one
+        # or a fresh process importing TensorFlow), the trial's setup with its tracing
+        "setup+tracing": max(0.0, at("first_result", at("fit", start)) - at("fit", start) - first_iteration),
         "training": training,
         "registry writes": totals.get("registry_writes", 0.0),
         "shut-down": end - at("experiment_end", end),
