@@ -63,14 +63,14 @@ def lab_args(algo: str, score: float, seed: int) -> list[str]:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("algos", nargs="*", default=["dqn", "ppo"], choices=["dqn", "ppo"])
+    parser.add_argument("algos", nargs="*", choices=["dqn", "ppo"], help="default: both")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--quick", action="store_true", help="score 200 instead of 475 (a check, not a measurement)")
     parser.add_argument("--no-warm", action="store_true", help="only the cold lab run")
     args = parser.parse_args()
     score = 200.0 if args.quick else 475.0
     ok = True
-    for algo in args.algos:
+    for algo in args.algos or ["dqn", "ppo"]:
         print(f"\n{algo.upper()} on CartPole-v1 to a greedy mean of {score:g}, seed {args.seed}; load before {load()}",
               flush=True)
         peer_s, peer_cut, info = peer(algo, score, args.seed)
