@@ -63,11 +63,13 @@ def lab_args(algo: str, score: float, seed: int) -> list[str]:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("algos", nargs="*", choices=["dqn", "ppo"], help="default: both")
+    parser.add_argument("algos", nargs="*", help="dqn, ppo (default: both)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--quick", action="store_true", help="score 200 instead of 475 (a check, not a measurement)")
     parser.add_argument("--no-warm", action="store_true", help="only the cold lab run")
     args = parser.parse_args()
+    if set(args.algos) - set(TARGETS):
+        parser.error(f"unknown algorithm(s): {', '.join(sorted(set(args.algos) - set(TARGETS)))}")
     score = 200.0 if args.quick else 475.0
     ok = True
     for algo in args.algos or ["dqn", "ppo"]:
