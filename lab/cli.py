@@ -74,16 +74,6 @@ def make_parser() -> argparse.ArgumentParser:
     board.add_argument("--port", type=int, default=6006)
     board.set_defaults(handler=cmd_tensorboard)
 
-    baselines = commands.add_parser("baselines", help="rank a standard set of scikit-learn models on a data set")
-    baselines.add_argument("dataset", help="a bundled data set (digits, iris, wine, breast_cancer, diabetes, ...) or FILE.csv")
-    baselines.add_argument("--target", default="", help="the label column of a CSV file")
-    baselines.add_argument("--models", help="comma-separated models (default: the standard set for the task)")
-    baselines.add_argument("--cv", type=int, default=5, help="folds of the cross-validation (default 5)")
-    baselines.add_argument("--subset", type=int, default=0, help="use only this many rows")
-    baselines.add_argument("--address", help="Ray cluster address")
-    baselines.add_argument("--verbose", action="store_true", help="Tune's progress tables and the libraries' log output")
-    baselines.set_defaults(handler=cmd_baselines)
-
     up = commands.add_parser("up", help="start a warm local Ray (workers with TensorFlow imported) that runs then use")
     up.add_argument("--cpus", type=int, help="CPUs of the instance (default: all)")
     up.add_argument("--workers", type=int, help="idle warm workers to keep (default: one per CPU)")
@@ -102,17 +92,22 @@ def make_parser() -> argparse.ArgumentParser:
     export.add_argument("--out", required=True, help="folder to write into")
     export.set_defaults(handler=cmd_export)
 
-    evaluate = commands.add_parser("eval", help="play a trained policy for N episodes: mean return, optional video")
-    evaluate.add_argument("source", metavar="ID|PATH", help="experiment id (its best trial) or a policy folder from `lab export`")
-    evaluate.add_argument("--episodes", type=int, default=10, help="greedy episodes to play (default 10)")
-    evaluate.add_argument("--video", metavar="FILE", help="record the first episode to FILE.gif or FILE.mp4")
-    evaluate.add_argument("--trial", help="trial id (default: the best trial; only with an experiment id)")
-    evaluate.add_argument("--seed", type=int, default=0, help="episode i is reset with seed + i (default 0)")
-    evaluate.set_defaults(handler=cmd_eval)
-
     presets = commands.add_parser("presets", help="list the presets shipped with the lab")
     presets.set_defaults(handler=cmd_presets)
+
+    for add_command in command_plugins():
+        add_command(commands)
     return parser
+
+
+def command_plugins() -> list:
+    """The functions of the `agent_lab.commands` entry points, each adding one subcommand (`lab.plugins`).
+
+    Their modules are small (heavy imports happen inside the handlers), so start-up stays fast.
+    """
+    from lab import plugins
+
+    return [entry.load() for _, entry in sorted(plugins.entry_points(plugins.COMMANDS).items())]
 
 
 # ------------------------------------------------------------------ commands
@@ -233,35 +228,6 @@ def cmd_tensorboard(args: argparse.Namespace) -> int:
     return subprocess.call(command)
 
 
-def cmd_baselines(args: argparse.Namespace) -> int:
-    from classical.baselines import baseline_spec
-    from lab import runner
-    from lab import spec as specs
-    from lab.errors import DataError, SpecError
-    from lab.registry import Registry
-
-    try:
-        spec = baseline_spec(args.dataset, target=args.target, cv_folds=args.cv, subset=args.subset,
-                             models=args.models.split(",") if args.models else None)
-    except DataError as exc:
-        raise SpecError(str(exc)) from None
-    spec = specs.build_spec(spec.to_dict(), "baselines")  # the same validation as any spec
-    specs.validate_params(spec)
-    registry = Registry()
-    outcome = runner.run(spec, address=args.address, registry=registry, verbose=args.verbose)
-    metric = spec.metric
-    rows = []
-    for rank, t in enumerate(sorted(registry.trials(outcome.experiment_id),
-                                    key=lambda t: -(t["best_metric"] if t["best_metric"] is not None else float("inf"))), 1):
-        result = t["last_result"]
-        rows.append([rank, t["config"].get("model"), _fmt(result.get(metric)), _fmt(result.get(metric + "_std")),
-                     _fmt(result.get(metric.replace("cv/", "test/"))), _fmt(result.get("charts/fit_seconds")),
-                     t["status"] if t["status"] != "TERMINATED" else ""])
-    print(f"\nexperiment {outcome.experiment_id}: {spec.description}, ranked by {metric} ({args.cv}-fold CV)")
-    print_table(["RANK", "MODEL", metric.upper(), "STD", "TEST", "FIT S", "STATUS"], rows)
-    return exit_code([outcome])
-
-
 def cmd_up(args: argparse.Namespace) -> int:
     from lab import warm
 
@@ -295,13 +261,6 @@ def cmd_export(args: argparse.Namespace) -> int:
 
     path, trial = export_trial(args.id, args.out, args.trial)
     print(f"exported trial {trial['trial_id']} of experiment {args.id}: {path}")
-    return 0
-
-
-def cmd_eval(args: argparse.Namespace) -> int:
-    from lab.evaluate import evaluate, format_result
-
-    print(format_result(evaluate(args.source, args.episodes, args.video, args.trial, args.seed)))
     return 0
 
 
