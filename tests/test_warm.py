@@ -177,3 +177,12 @@ def test_warm_instance_runs_side_by_side_and_stops_alone(tmp_path, lab_home):
     while session_processes(instance.pid) and time.time() < deadline:
         time.sleep(0.5)
     assert not session_processes(instance.pid) and not warm.record_path().exists()
+
+    # a record left by an instance that died: the next run says so in one line and starts its own Ray
+    write_record()
+    spec = tmp_path / "after.yaml"
+    spec.write_text(TINY.format(name="after"))
+    after = lab("run", str(spec), timeout=300)
+    assert after.returncode == 0, after.stderr[-3000:]
+    notes = [line for line in after.stderr.splitlines() if line.startswith("lab: note:")]
+    assert len(notes) == 1 and "no longer running" in notes[0] and not warm.record_path().exists()
