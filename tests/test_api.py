@@ -13,6 +13,7 @@ import pytest
 
 import lab
 from lab.registry import Registry
+from lab.cli import main as cli_main
 from tests.conftest import lab as lab_cli
 
 SPEC = {"name": "svc", "workload": "sklearn_cv", "metric": "cv/accuracy", "mode": "max",
@@ -145,7 +146,7 @@ def test_environment_record_names_versions_and_a_dirty_tree(tmp_path, monkeypatc
 
 
 # ------------------------------------------------------------------ the CLI
-def test_cli_ls_where_tag_note_show(lab_home, backend):
+def test_cli_ls_where_tag_note_show(lab_home, backend, capsys):
     a = fake_sweep(lab_home)
     b = fake_sweep(lab_home, trials=2, spec={**SPEC, "workload": "dqn", "params": {"env_id": "CartPole-v1"}})
     out = lab_cli("tag", str(a), "team=vision", "stage=baseline")
@@ -172,8 +173,10 @@ def test_cli_ls_where_tag_note_show(lab_home, backend):
                           (["importance", "999"], "no experiment with id 999"),
                           (["report", "999"], "no experiment with id 999"),
                           (["leaderboard", "--where", "best > x"], "compares with a number")):
-        out = lab_cli(*args)
-        assert out.returncode == 2 and message in out.stderr and len(out.stderr.strip().splitlines()) == 1, args
+        capsys.readouterr()
+        code = cli_main(args)  # in-process: the same handlers and error path as the console script
+        err = capsys.readouterr().err
+        assert code == 2 and message in err and err.count("\n") == 1 and err.startswith("lab: error: "), args
     assert Registry().tags(a) == {"stage": "baseline", "team": "vision"}  # the failed commands changed nothing
     assert lab_cli("tag", str(a), "--rm", "stage").returncode == 0 and Registry().tags(a) == {"team": "vision"}
     out = lab_cli("compare", str(a), str(b))
