@@ -5,6 +5,7 @@ Start-up stays light: TensorFlow and Ray are imported only by the commands that 
 from __future__ import annotations
 
 import argparse
+import errno
 import json
 import sys
 from typing import Any
@@ -13,16 +14,62 @@ from lab.errors import LabError
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Run one command; any end other than success is one line on stderr (never a traceback)."""
+    import signal
+
+    from lab.errors import HangUp
+
+    def hang_up(signum, frame):  # the terminal closed: end like Ctrl-C, without a word to a dead terminal
+        raise HangUp()
+
+    if hasattr(signal, "SIGHUP") and signal.getsignal(signal.SIGHUP) is signal.SIG_DFL:
+        signal.signal(signal.SIGHUP, hang_up)
     parser = make_parser()
     args = parser.parse_args(argv)
     try:
-        return args.handler(args)
+        code = args.handler(args)
+        sys.stdout.flush()  # a closed pipe shows here, not in the interpreter's own flush at exit
+        return code
     except LabError as exc:
-        print(f"lab: error: {str(exc).splitlines()[0]}", file=sys.stderr)
-        return 2
+        return _say(f"lab: error: {(str(exc).splitlines() or [type(exc).__name__])[0]}", 2)
+    except HangUp:
+        return _quiet_exit(129)
     except KeyboardInterrupt:
-        print("lab: interrupted", file=sys.stderr)
-        return 130
+        return _say("lab: interrupted", 130)
+    except BrokenPipeError:  # `lab best --json | head -c1`: the reader went away, nothing more to say
+        return _quiet_exit(141)
+    except OSError as exc:
+        if exc.errno in (errno.ENOSPC, errno.EDQUOT):
+            return _say(f"lab: error: no space left on the device{_where(exc)}", 2)
+        if exc.errno == errno.EIO:  # a closed terminal
+            return _quiet_exit(129)
+        raise
+
+
+def _say(line: str, code: int) -> int:
+    """Print one line to stderr (if anyone still reads it) and return `code`."""
+    try:
+        print(line, file=sys.stderr, flush=True)
+    except OSError:
+        pass
+    return code
+
+
+def _quiet_exit(code: int) -> int:
+    """Stdout's reader is gone: point stdout at /dev/null so that flushing at exit raises nothing."""
+    import os
+
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
+    except (OSError, ValueError):
+        pass
+    return code
+
+
+def _where(exc: OSError) -> str:
+    return f" (writing {exc.filename})" if getattr(exc, "filename", None) else ""
 
 
 def make_parser() -> argparse.ArgumentParser:
@@ -37,6 +84,8 @@ def make_parser() -> argparse.ArgumentParser:
     run.add_argument("--dry-run", action="store_true", help="validate and print the resolved spec, run nothing")
     run.add_argument("--storage", help="where Tune writes: a folder, or s3://, gs://, file:// (default: $LAB_STORAGE)")
     run.add_argument("--mlflow", metavar="URI", help="also log the trials to this MLflow tracking URI ($LAB_MLFLOW_URI)")
+    run.add_argument("--trust-spec", action="store_true",
+                     help="use the storage and MLflow server a spec file names (else: refused, or asked at a terminal)")
     run.set_defaults(handler=cmd_run)
 
     submit = commands.add_parser("submit", help="run a preset or a spec.yaml as a Ray job on a cluster (its dashboard's job API)")
@@ -46,6 +95,7 @@ def make_parser() -> argparse.ArgumentParser:
     submit.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                         help="override a spec field, as for `lab run`")
     submit.add_argument("--wait", action="store_true", help="follow the job's logs; exit with its exit status")
+    submit.add_argument("--trust-spec", action="store_true", help="use the storage and MLflow server a spec file names")
     submit.set_defaults(handler=cmd_submit)
 
     resume = commands.add_parser("resume", help="continue an interrupted experiment")
@@ -78,7 +128,8 @@ def make_parser() -> argparse.ArgumentParser:
     export = commands.add_parser("export", help="write a trial's trained model in a portable format")
     export.add_argument("id", type=int, help="experiment id")
     export.add_argument("--trial", help="trial id (default: the best trial)")
-    export.add_argument("--out", required=True, help="folder to write into")
+    export.add_argument("--out", required=True, help="folder to write (absent or empty)")
+    export.add_argument("--force", action="store_true", help="replace --out when it is not empty")
     export.set_defaults(handler=cmd_export)
 
     presets = commands.add_parser("presets", help="list the presets shipped with the lab")
@@ -107,7 +158,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     from lab import spec as specs
 
     extra = [f"{key}={value}" for key, value in (("storage", args.storage), ("mlflow", args.mlflow)) if value]
-    experiment_specs = specs.load(args.source, [*args.overrides, *extra])
+    experiment_specs = specs.load(args.source, [*args.overrides, *extra], trust_spec=args.trust_spec)
     if args.dry_run:
         import yaml
 
@@ -129,7 +180,7 @@ def cmd_run(args: argparse.Namespace) -> int:
 def cmd_submit(args: argparse.Namespace) -> int:
     from lab import jobs
 
-    return jobs.submit(args.source, args.overrides, args.address, wait=args.wait)
+    return jobs.submit(args.source, args.overrides, args.address, wait=args.wait, trust_spec=args.trust_spec)
 
 
 def cmd_resume(args: argparse.Namespace) -> int:
@@ -230,7 +281,7 @@ def cmd_tensorboard(args: argparse.Namespace) -> int:
 def cmd_export(args: argparse.Namespace) -> int:
     from lab.artifacts import export_trial
 
-    path, trial = export_trial(args.id, args.out, args.trial)
+    path, trial = export_trial(args.id, args.out, args.trial, force=args.force)
     print(f"exported trial {trial['trial_id']} of experiment {args.id}: {path}")
     return 0
 

@@ -126,6 +126,21 @@ def safe_url(url: sa.URL | str) -> str:
         return "<unparseable registry URL>"
 
 
+def public_url(url: str) -> str:
+    """The URL without its password (what may be stored or pickled: Tune writes its callbacks to disk)."""
+    try:
+        return sa.make_url(normalize_url(url))._replace(password=None).render_as_string(hide_password=False)
+    except Exception:  # noqa: BLE001 - an invalid URL: let Registry() say so when it is used
+        return "<unparseable registry URL>"
+
+
+def credentialed_url(public: str) -> str:
+    """`public` with the password of $LAB_REGISTRY_URL when that names the same database (else as is:
+    the driver then finds its password in PGPASSWORD or ~/.pgpass, as psycopg does)."""
+    env = settings.registry_url()
+    return env if public_url(env) == public else public
+
+
 class Registry:
     """Read and write experiments and trials. Opens (and creates or migrates) the schema lazily."""
 
