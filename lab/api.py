@@ -249,63 +249,37 @@ def compare(*experiment_ids: int):
 
 # ------------------------------------------------------------------ the trained object
 def load(experiment_id: int, trial: str | None = None):
-    """The trial's trained object (default: the best trial), through the lab's safe export formats.
+    """The trial's trained object (default: the best trial), through the lab's safe export and its loaders.
 
-    scikit-learn: the fitted pipeline (skops, loaded by the loader its workload names, which trusts only
-    scikit-learn/NumPy/SciPy/lab types); Keras: the model (`.keras`, safe mode; a dict of name -> model when
-    the workload exports several); TF-Agents: the saved greedy policy (PolicySaver). LabError when the trial
-    has no checkpoint; nothing is changed.
+    The trial is restored from its checkpoint and exported as `lab export` does (into a fresh temporary
+    folder), then read back by the public loader its workload's package declares (entry point group
+    `agent_lab.loaders`): scikit-learn, the fitted pipeline (skops, an exact list of trusted types); Keras,
+    the model (`.keras`, safe mode; a dict of name -> model when the workload exports several); TF-Agents,
+    the saved greedy policy. LabError when the trial has no checkpoint; nothing is changed.
     """
     from lab import workload as workloads
     from lab.artifacts import export_trial
     from lab.registry import Registry
 
-    workload = workloads.get(Registry().experiment(int(experiment_id))["workload"])
+    loader = package_loader(workloads.get(Registry().experiment(int(experiment_id))["workload"]))
     out = tempfile.mkdtemp(prefix="lab-load-")
     path, _ = export_trial(int(experiment_id), out, trial)
-    return load_exported(path, workload)
+    several = sorted(f for f in os.listdir(path) if f.endswith(".keras")) if os.path.isdir(path) else []
+    if len(several) > 1:  # e.g. an autoencoder's encoder and decoder: the export this call just wrote
+        return {f[: -len(".keras")]: loader(os.path.join(path, f), trust=True) for f in several}
+    return loader(path)
 
 
-def load_exported(path: str, workload=None):
-    """Load what `lab export` wrote at `path` (a .skops file, a .keras file, a policy folder or a folder of .keras)."""
-    from lab import settings
+def package_loader(workload):
+    """The loader of exports declared by the package that provides `workload` (the core imports no leaf)."""
+    from lab import plugins
 
-    if path.endswith(".skops"):
-        return _declared_loader(path, workload)(path)
-    settings.apply_worker_env()
-    if os.path.isdir(path) and os.path.isfile(os.path.join(path, "saved_model.pb")):
-        import tensorflow as tf
-        import tensorflow_probability  # noqa: F401  (registers the specs a saved policy refers to)
-
-        return tf.saved_model.load(path)
-    import tf_keras
-
-    if path.endswith(".keras"):
-        return tf_keras.models.load_model(path, safe_mode=True)
-    if os.path.isdir(path):
-        files = sorted(f for f in os.listdir(path) if f.endswith(".keras"))
-        if files:
-            return {f[: -len(".keras")]: tf_keras.models.load_model(os.path.join(path, f), safe_mode=True)
-                    for f in files}
-    raise LabError(f"do not know how to load the export at {path}")
-
-
-def _declared_loader(path: str, workload):
-    """The public loader the export's model.json names (`load_with`), taken only from the package of the
-    workload that wrote it: the core imports no workload package, the workload says how to read its files."""
-    import importlib
-
-    about_file = os.path.join(os.path.dirname(path), "model.json")
-    try:
-        with open(about_file) as handle:
-            target = json.load(handle).get("load_with", "")
-    except (OSError, ValueError):
-        target = ""
-    module, _, name = target.rpartition(".")
-    package = workload.__module__.split(".")[0] if workload is not None else None
-    if not module or module.split(".")[0] != package:
-        raise LabError(f"{about_file} names no loader of the '{package}' package (load_with: {target or '-'})")
-    return getattr(importlib.import_module(module), name)
+    package = workload.__module__.split(".")[0]
+    entry = plugins.entry_points(plugins.LOADERS).get(package)
+    if entry is None:
+        raise LabError(f"the '{package}' package declares no loader of its exports "
+                       f"(entry point group {plugins.LOADERS}): use `lab export` instead")
+    return entry.load()
 
 
 # ------------------------------------------------------------------ tags and notes
