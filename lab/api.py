@@ -43,12 +43,14 @@ class Result:
 
 
 # ------------------------------------------------------------------ running
-def run(source: str | dict[str, Any], *, verbose: int = 0, address: str | None = None,
+def run(source: str | dict[str, Any], *, verbose: int = 0, address: str | None = None, trust_spec: bool = False,
         **overrides: Any) -> Result | list[Result]:
     """Run a preset name, a spec YAML path or a spec dict (a suite gives a list of Results).
 
     `overrides` are `--set` overrides: `num_samples=2`, `learning_rate=1e-3` (a param), or a dotted field
     through a dict: `**{"stop.training_iteration": 3}`. `verbose` is Tune's (0: only a line per experiment).
+    A spec file naming its own storage or MLflow server needs `trust_spec=True` (as `lab run --trust-spec`);
+    a dict is the caller's own.
     """
     from lab import runner
     from lab import spec as specs
@@ -59,7 +61,7 @@ def run(source: str | dict[str, Any], *, verbose: int = 0, address: str | None =
         spec_list = [specs.build_spec(specs.apply_overrides(source, texts), "the spec dict")]
         specs.validate_params(spec_list[0])
     elif isinstance(source, str):
-        spec_list = specs.load(source, texts)
+        spec_list = specs.load(source, texts, trust_spec=trust_spec)
     else:
         raise LabError(f"lab.run takes a preset name, a YAML path or a dict, got {type(source).__name__}")
     registry = Registry()
@@ -74,11 +76,21 @@ def run(source: str | dict[str, Any], *, verbose: int = 0, address: str | None =
     return results[0] if len(results) == 1 else results
 
 
-def rerun(experiment_id: int, *, verbose: int = 0, address: str | None = None) -> Result:
+def rerun(experiment_id: int, *, verbose: int = 0, address: str | None = None, trust_spec: bool = False) -> Result:
     """Run an experiment's recorded (resolved) spec again, as a new experiment."""
-    from lab.registry import Registry
+    return run(recorded_spec(experiment_id, trust_spec), verbose=verbose, address=address)
 
-    return run(Registry().experiment(experiment_id)["spec"], verbose=verbose, address=address)
+
+def recorded_spec(experiment_id: int, trust_spec: bool = False) -> dict[str, Any]:
+    """The spec an experiment ran, as recorded; on a shared registry it may be someone else's, so a storage
+    or MLflow server it names is used only with `trust_spec` (or a yes at the terminal), as for a spec file."""
+    from lab.registry import Registry
+    from lab.safety import confirm_services, untrusted_services
+
+    spec = Registry().experiment(experiment_id)["spec"]
+    label = f"experiment {experiment_id}'s recorded spec"
+    confirm_services(untrusted_services(spec, label, set()), label, trust_spec)
+    return spec
 
 
 # ------------------------------------------------------------------ reading the registry

@@ -239,3 +239,12 @@ def test_report_renders_its_plots_in_chromium(lab_home, tmp_path):
     assert dom.count('class="trace scatter') == 6  # one curve per trial
     out = lab_cli("report", str(exp_id), "--out", str(tmp_path / "no" / "such" / "r.html"))
     assert out.returncode == 2 and "does not exist" in out.stderr
+
+
+def test_rerun_of_a_recorded_spec_naming_its_own_storage_needs_trust(lab_home, tmp_path):
+    exp_id = Registry().create_experiment({**SPEC, "storage": str(tmp_path / "elsewhere")})
+    with pytest.raises(lab.SpecError, match="--trust-spec"):
+        lab.rerun(exp_id)
+    out = lab_cli("rerun", str(exp_id), stdin=subprocess.DEVNULL)
+    assert out.returncode == 2 and "--trust-spec" in out.stderr
+    assert len(Registry().experiments()) == 1 and not (tmp_path / "elsewhere").exists()
