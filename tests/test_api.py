@@ -158,7 +158,7 @@ def test_cli_ls_where_tag_note_show(lab_home, backend, capsys):
     assert "no experiments match" in out.stdout
     out = lab_cli("show", str(a))
     assert "team=vision" in out.stdout and "C barely matters" in out.stdout
-    assert "python 3.11.9" in out.stdout and "numpy==2.3.5" in out.stdout
+    assert "python 3.11.9" in out.stdout and "numpy==2.3.5" in out.stdout and 'model="svc"' in out.stdout
     out = lab_cli("ls", "--where", "status = completed or name = x")
     assert out.returncode == 2 and out.stderr.strip().splitlines() == [
         "lab: error: --where: expected 'and' between conditions, got 'or'"]
