@@ -43,12 +43,13 @@ class Result:
 
 
 # ------------------------------------------------------------------ running
-def run(source: str | dict[str, Any], *, verbose: int = 0, address: str | None = None, trust_spec: bool = False,
+def run(source: str | dict[str, Any], *, verbose: bool = False, address: str | None = None, trust_spec: bool = False,
         **overrides: Any) -> Result | list[Result]:
     """Run a preset name, a spec YAML path or a spec dict (a suite gives a list of Results).
 
     `overrides` are `--set` overrides: `num_samples=2`, `learning_rate=1e-3` (a param), or a dotted field
-    through a dict: `**{"stop.training_iteration": 3}`. `verbose` is Tune's (0: only a line per experiment).
+    through a dict: `**{"stop.training_iteration": 3}`. `verbose`: Tune's tables and the workers' logs
+    (default: `lab run`'s compact progress lines, then the Result).
     A spec file naming its own storage or MLflow server needs `trust_spec=True` (as `lab run --trust-spec`);
     a dict is the caller's own.
     """
@@ -71,12 +72,11 @@ def run(source: str | dict[str, Any], *, verbose: int = 0, address: str | None =
         outcome = runner.run(spec, address=address, registry=registry, verbose=verbose)
         results.append(Result(outcome.experiment_id, outcome.name, outcome.status, outcome.num_trials,
                               outcome.num_errors, outcome.best, trials(outcome.experiment_id)))
-        if not verbose:
-            print(results[-1])
+        print(results[-1])
     return results[0] if len(results) == 1 else results
 
 
-def rerun(experiment_id: int, *, verbose: int = 0, address: str | None = None, trust_spec: bool = False) -> Result:
+def rerun(experiment_id: int, *, verbose: bool = False, address: str | None = None, trust_spec: bool = False) -> Result:
     """Run an experiment's recorded (resolved) spec again, as a new experiment."""
     return run(recorded_spec(experiment_id, trust_spec), verbose=verbose, address=address)
 

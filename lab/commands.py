@@ -40,6 +40,7 @@ def add_commands(commands) -> None:
     rerun = commands.add_parser("rerun", help="run an experiment's recorded spec again, as a new experiment")
     rerun.add_argument("id", type=int)
     rerun.add_argument("--address", help="Ray cluster address")
+    rerun.add_argument("--verbose", action="store_true", help="Tune's progress tables and the workers' logs")
     rerun.add_argument("--trust-spec", action="store_true",
                        help="use the storage and MLflow server the recorded spec names (it may be another user's)")
     rerun.set_defaults(handler=cmd_rerun)
@@ -154,7 +155,7 @@ def cmd_rerun(args: argparse.Namespace) -> int:
 
     spec = build_spec(recorded_spec(args.id, args.trust_spec), f"experiment {args.id}'s recorded spec")
     validate_params(spec)
-    outcome = runner.run(spec, address=args.address, registry=Registry())
+    outcome = runner.run(spec, address=args.address, registry=Registry(), verbose=args.verbose)
     print(f"rerun of experiment {args.id}:")
     print_outcomes([outcome])
     return exit_code([outcome])
