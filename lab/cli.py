@@ -371,6 +371,9 @@ def print_provenance(registry, exp: dict[str, Any]) -> None:
         print(f"  tags     {' '.join(f'{k}={v}' for k, v in tags.items())}")
     for note in registry.notes(exp["id"]):
         print(f"  note     {_time(note['created_at'])} {note['user'] or ''}: {note['text']}")
+    params = exp["spec"].get("params") or {}
+    if params:
+        print(f"  params   {' '.join(f'{k}={json.dumps(v)}' for k, v in params.items())}")
     for i, line in enumerate(format_lines(exp.get("environment") or {})):
         print(f"  {'env' if i == 0 else '':<8} {line}")
 
