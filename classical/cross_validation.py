@@ -37,6 +37,7 @@ class CrossValidatedPipeline(Workload):
     class Config:
         dataset: str = "digits"  # a name of classical.datasets.DATASETS, or a path to a .csv file
         target: str = ""  # the label column of a CSV file
+        data_sha256: str = ""  # a CSV file's content hash, recorded when the spec loads (checked in setup)
         subset: int = 0  # keep this many rows (stratified), 0 for all
         model: str = "svc"  # see classical.models
         cv_folds: int = 5  # k of the (stratified, for classification) k-fold CV
@@ -72,6 +73,22 @@ class CrossValidatedPipeline(Workload):
                 raise ValueError("n_clusters must be at least 2")
 
     @classmethod
+    def resolve_params(cls, params: dict[str, Any]) -> dict[str, Any]:
+        return datasets.resolve_data_file(params)
+
+    @classmethod
+    def searchable_params(cls, params: dict[str, Any]) -> dict[str, dict[str, Any]]:
+        """The pipeline's `step__param` names (and defaults) by step, for the model that `params` name."""
+        config = build_dataclass(cls.Config, {k: v for k, v in params.items()
+                                              if k in ("model", "reduce", "n_components")}, f"workload '{cls.name}'")
+        pipeline = build_pipeline(config.model, config.reduce, config.n_components)
+        groups: dict[str, dict[str, Any]] = {}
+        for name, value in pipeline.get_params(deep=True).items():
+            if "__" in name and "__" not in name.split("__", 1)[1]:  # step__param, not step__sub__param
+                groups.setdefault(name.split("__", 1)[0], {})[name] = value
+        return groups
+
+    @classmethod
     def make_config(cls, params: dict[str, Any]) -> Any:
         """Own fields as usual; any other key must be a parameter of the model's pipeline."""
         own = {f.name for f in dataclasses.fields(cls.Config)} - {"estimator_params"}
@@ -79,12 +96,18 @@ class CrossValidatedPipeline(Workload):
         config = build_dataclass(cls.Config, {k: v for k, v in params.items() if k in own}, f"workload '{cls.name}'")
         pipeline = build_pipeline(config.model, config.reduce, config.n_components)
         known = pipeline.get_params()
-        for key in estimator_params:
-            if key not in known:
-                hints = [k for k in known if "__" in k]
-                from lab.workload import suggest
+        unknown = [key for key in estimator_params if key not in known]
+        if unknown:
+            from lab.workload import close_names
 
-                raise SpecError(f"unknown parameter '{key}' for model '{config.model}'{suggest(key, hints)}")
+            names = [k for k in known if "__" in k] + sorted(own)
+            lines = []
+            for key in unknown:
+                close = close_names(key, names)
+                hint = (f" (did you mean {', '.join(repr(c) for c in close)}?)" if close else
+                        f" (`lab params sklearn_cv --set model={config.model}` lists them)")
+                lines.append(f"unknown parameter '{key}' for model '{config.model}'{hint}")
+            raise SpecError("\n".join(lines))
         _check_estimator_params(pipeline, estimator_params)
         frame_options = config.ratios or config.log_columns or config.cluster_columns or config.stratify_column
         if config.dataset.endswith(".csv") or config.dataset not in datasets.DATASETS or frame_options:
@@ -100,7 +123,7 @@ class CrossValidatedPipeline(Workload):
         from sklearn.model_selection import train_test_split
 
         c = self.config
-        data = datasets.load(c.dataset, target=c.target, subset=c.subset, seed=c.seed)
+        data = datasets.load(c.dataset, target=c.target, sha256=c.data_sha256, subset=c.subset, seed=c.seed)
         self.task = data.task
         self.scoring = c.scoring or DEFAULT_SCORING[data.task]
         stratify = data.y if data.task == "classification" else None
