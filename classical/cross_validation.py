@@ -93,21 +93,21 @@ class CrossValidatedPipeline(Workload):
         """Own fields as usual; any other key must be a parameter of the model's pipeline."""
         own = {f.name for f in dataclasses.fields(cls.Config)} - {"estimator_params"}
         estimator_params = {k: v for k, v in params.items() if k not in own}
-        config = build_dataclass(cls.Config, {k: v for k, v in params.items() if k in own}, f"workload '{cls.name}'")
+        owner = f"workload '{cls.name}'"
+        problems = []
+        try:
+            config = build_dataclass(cls.Config, {k: v for k, v in params.items() if k in own}, owner)
+        except SpecError as exc:  # still check the step__param names against the model, if it is valid
+            problems, config = str(exc).splitlines(), None
+            try:
+                config = build_dataclass(cls.Config, {k: params[k] for k in ("model", "reduce", "n_components")
+                                                      if k in params}, owner)
+            except SpecError:
+                raise SpecError("\n".join(problems)) from None
         pipeline = build_pipeline(config.model, config.reduce, config.n_components)
-        known = pipeline.get_params()
-        unknown = [key for key in estimator_params if key not in known]
-        if unknown:
-            from lab.workload import close_names
-
-            names = [k for k in known if "__" in k] + sorted(own)
-            lines = []
-            for key in unknown:
-                close = close_names(key, names)
-                hint = (f" (did you mean {', '.join(repr(c) for c in close)}?)" if close else
-                        f" (`lab params sklearn_cv --set model={config.model}` lists them)")
-                lines.append(f"unknown parameter '{key}' for model '{config.model}'{hint}")
-            raise SpecError("\n".join(lines))
+        problems += unknown_step_params(pipeline, config.model, estimator_params, sorted(own))
+        if problems:
+            raise SpecError("\n".join(problems))
         _check_estimator_params(pipeline, estimator_params)
         frame_options = config.ratios or config.log_columns or config.cluster_columns or config.stratify_column
         if config.dataset.endswith(".csv") or config.dataset not in datasets.DATASETS or frame_options:
@@ -360,6 +360,26 @@ def _seed_estimators(pipeline, seed: int) -> None:
     """Set random_state on every step that has one and was not given one."""
     params = pipeline.get_params()
     pipeline.set_params(**{k: seed for k, v in params.items() if k.endswith("__random_state") and v is None})
+
+
+def unknown_step_params(pipeline, model: str, params: dict[str, Any], own: list[str]) -> list[str]:
+    """One line per key of `params` that is no `step__param` of `pipeline`, with what it may have meant."""
+    from lab.workload import close_names
+
+    known = pipeline.get_params()
+    steps = [name for name, _ in pipeline.steps]
+    lines = []
+    for key in (k for k in params if k not in known):
+        step = key.split("__", 1)[0] if "__" in key else ""
+        if step and step not in steps:
+            lines.append(f"unknown parameter '{key}' for model '{model}': it has no step '{step}' "
+                         f"(its steps: {', '.join(steps)})")
+            continue
+        close = close_names(key, [k for k in known if "__" in k] + own)
+        hint = (f" (did you mean {', '.join(repr(c) for c in close)}?)" if close else
+                f" (`lab params sklearn_cv --set model={model}` lists them)")
+        lines.append(f"unknown parameter '{key}' for model '{model}'{hint}")
+    return lines
 
 
 def _check_estimator_params(pipeline, params: dict[str, Any]) -> None:

@@ -353,6 +353,20 @@ def per_trial_seeds(raw: dict[str, Any], label: str) -> dict[str, Any]:
     return {**raw, "seed": 0, "num_samples": 1, "search": search}
 
 
+def whole_randint_bounds(raw: dict[str, Any]) -> dict[str, Any]:
+    """`randint: [1e1, 1e2]` draws integers: its whole-number bounds become ints (YAML reads 1e1 as 10.0)."""
+    search = raw.get("search")
+    if not isinstance(search, dict):
+        return raw
+    fixed = {}
+    for key, dist in search.items():
+        bounds = dist.get("randint") if isinstance(dist, dict) and len(dist) == 1 else None
+        if isinstance(bounds, list) and all(isinstance(b, float) and b.is_integer() for b in bounds):
+            dist = {"randint": [int(b) for b in bounds]}
+        fixed[key] = dist
+    return {**raw, "search": fixed}
+
+
 def identical_trials(spec: ExperimentSpec) -> str | None:
     """A one-line warning when the spec would run the same trial several times, else None."""
     if spec.num_samples <= 1:
@@ -435,7 +449,7 @@ def load(source: str, overrides: list[str] = (), say=None) -> list[ExperimentSpe
 
 def validated(raw: dict[str, Any], label: str, say=None) -> ExperimentSpec:
     """The spec and its workload params checked together: every problem of both in one SpecError."""
-    raw = per_trial_seeds(raw, label)
+    raw = whole_randint_bounds(per_trial_seeds(raw, label))
     problems = Problems()
     spec = problems.collect(build_spec, raw, label)
     if spec is not None:
