@@ -101,7 +101,7 @@ class PPO(Workload):
             if self.num_minibatches > self.collect_steps_per_iteration:
                 raise ValueError(f"num_minibatches ({self.num_minibatches}) cannot exceed the transitions of a round "
                                  f"(collect_steps_per_iteration={self.collect_steps_per_iteration})")
-            from envs.tf_env import check_spaces as check_gym_spaces
+            from agents.tf_env import check_spaces as check_gym_spaces
 
             check_gym_spaces(self.env_id, "PPO", discrete_actions=None)  # before any trial starts
 
@@ -113,7 +113,7 @@ class PPO(Workload):
         from tf_agents.networks import actor_distribution_network, value_network
         from tf_agents.trajectories import trajectory
 
-        from envs.tf_env import check_env_id, make_tf_env
+        from agents.tf_env import check_env_id, make_tf_env
 
         cfg = self.config
         tf.keras.utils.set_random_seed(cfg.seed)  # Python, NumPy and TensorFlow

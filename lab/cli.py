@@ -82,28 +82,11 @@ def make_parser() -> argparse.ArgumentParser:
                        help="port (default 6006, or a free one when 6006 is taken; a taken --port is an error)")
     board.set_defaults(handler=cmd_tensorboard)
 
-    baselines = commands.add_parser("baselines", help="rank a standard set of scikit-learn models on a data set")
-    baselines.add_argument("dataset", help="a bundled data set (digits, iris, wine, breast_cancer, diabetes, ...) or FILE.csv")
-    baselines.add_argument("--target", default="", help="the label column of a CSV file")
-    baselines.add_argument("--models", help="comma-separated models (default: the standard set for the task)")
-    baselines.add_argument("--cv", type=int, default=5, help="folds of the cross-validation (default 5)")
-    baselines.add_argument("--subset", type=int, default=0, help="use only this many rows")
-    baselines.add_argument("--address", help="Ray cluster address")
-    baselines.set_defaults(handler=cmd_baselines)
-
     export = commands.add_parser("export", help="write a trial's trained model in a portable format")
     export.add_argument("id", type=int, help="experiment id")
     export.add_argument("--trial", help="trial id (default: the best trial)")
     export.add_argument("--out", required=True, help="folder to write into")
     export.set_defaults(handler=cmd_export)
-
-    evaluate = commands.add_parser("eval", help="play a trained policy for N episodes: mean return, optional video")
-    evaluate.add_argument("source", metavar="ID|PATH", help="experiment id (its best trial) or a policy folder from `lab export`")
-    evaluate.add_argument("--episodes", type=int, default=10, help="greedy episodes to play (default 10)")
-    evaluate.add_argument("--video", metavar="FILE", help="record the first episode to FILE.gif or FILE.mp4")
-    evaluate.add_argument("--trial", help="trial id (default: the best trial; only with an experiment id)")
-    evaluate.add_argument("--seed", type=int, default=0, help="episode i is reset with seed + i (default 0)")
-    evaluate.set_defaults(handler=cmd_eval)
 
     presets = commands.add_parser("presets", help="list the presets shipped with the lab, or show one resolved")
     presets.add_argument("name", nargs="?", help="a preset: print its resolved spec (what `lab run NAME` runs)")
@@ -116,7 +99,20 @@ def make_parser() -> argparse.ArgumentParser:
                         help="params to show it with, e.g. model=random_forest for that pipeline's step__param names")
     params.add_argument("--json", action="store_true", help=JSON_HELP)
     params.set_defaults(handler=cmd_params)
+
+    for add_command in command_plugins():
+        add_command(commands)
     return parser
+
+
+def command_plugins() -> list:
+    """The functions of the `agent_lab.commands` entry points, each adding one subcommand (`lab.plugins`).
+
+    Their modules are small (heavy imports happen inside the handlers), so start-up stays fast.
+    """
+    from lab import plugins
+
+    return [entry.load() for _, entry in sorted(plugins.entry_points(plugins.COMMANDS).items())]
 
 
 # ------------------------------------------------------------------ commands
@@ -253,50 +249,11 @@ def cmd_tensorboard(args: argparse.Namespace) -> int:
     return board.serve(logdir_spec, args.host, args.port, list(folders))
 
 
-def cmd_baselines(args: argparse.Namespace) -> int:
-    from classical.baselines import baseline_spec
-    from lab import runner
-    from lab import spec as specs
-    from lab.errors import DataError, SpecError
-    from lab.registry import Registry
-
-    try:
-        spec = baseline_spec(args.dataset, target=args.target, cv_folds=args.cv, subset=args.subset,
-                             models=args.models.split(",") if args.models else None)
-    except DataError as exc:
-        raise SpecError(str(exc)) from None
-    spec = specs.validated(spec.to_dict(), "baselines")  # the same validation as any spec
-    registry = Registry()
-    outcome = runner.run(spec, address=args.address, registry=registry)
-    from lab import views
-
-    metric = spec.metric
-    shown, _ = views.natural(metric, 0.0)
-    rows = []
-    for rank, t in enumerate(sorted(registry.trials(outcome.experiment_id),
-                                    key=lambda t: -(t["best_metric"] if t["best_metric"] is not None else float("inf"))), 1):
-        result = t["last_result"]
-        test = metric.replace("cv/", "test/")
-        rows.append([rank, t["config"].get("model"), _fmt(views.natural(metric, result.get(metric))[1]),
-                     _fmt(result.get(metric + "_std")), _fmt(views.natural(test, result.get(test))[1]),
-                     _fmt(result.get("charts/fit_seconds")), t["status"] if t["status"] != "TERMINATED" else ""])
-    print(f"\nexperiment {outcome.experiment_id}: {spec.description}, ranked by {shown} ({args.cv}-fold CV)")
-    print_table(["RANK", "MODEL", shown.upper(), "STD", "TEST", "FIT S", "STATUS"], rows)
-    return exit_code([outcome])
-
-
 def cmd_export(args: argparse.Namespace) -> int:
     from lab.artifacts import export_trial
 
     path, trial = export_trial(args.id, args.out, args.trial)
     print(f"exported trial {trial['trial_id']} of experiment {args.id}: {path}")
-    return 0
-
-
-def cmd_eval(args: argparse.Namespace) -> int:
-    from lab.evaluate import evaluate, format_result
-
-    print(format_result(evaluate(args.source, args.episodes, args.video, args.trial, args.seed)))
     return 0
 
 

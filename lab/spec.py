@@ -17,10 +17,10 @@ from typing import Any
 
 import yaml
 
+from lab import plugins
 from lab.errors import SpecError
 from lab.workload import build_dataclass, suggest
 
-PRESET_PACKAGES = ("lab", "classical", "deep", "agents")
 DISTRIBUTIONS = ("grid", "choice", "uniform", "loguniform", "randint")
 SCHEDULERS = ("fifo", "asha", "hyperband", "pbt")
 SEARCHERS = ("random", "optuna", "hyperopt")
@@ -250,9 +250,10 @@ def parse_yaml(text: str, source: str) -> Any:
 
 
 def presets() -> dict[str, Any]:
-    """Every preset shipped in the packages: name -> resource (a YAML file)."""
+    """Every preset shipped: the lab's own and those of the `agent_lab.presets` packages; name -> YAML resource."""
     found = {}
-    for package in PRESET_PACKAGES:
+    packages = ["lab", *(entry.value for entry in plugins.entry_points(plugins.PRESETS).values())]
+    for package in packages:
         folder = importlib.resources.files(package) / "presets"
         if folder.is_dir():
             for item in folder.iterdir():

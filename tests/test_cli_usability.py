@@ -203,7 +203,7 @@ def test_tables_show_every_final_metric_in_its_natural_sign(lab_home):
 
 
 def test_eval_reports_the_frames_the_gif_holds(tmp_path):
-    from lab.evaluate import write_video
+    from agents.evaluate import write_video
 
     still, moved = np.zeros((20, 30, 3), np.uint8), np.full((20, 30, 3), 200, np.uint8)
     written = write_video(str(tmp_path / "run.gif"), [still] * 5 + [moved] * 5, fps=50)

@@ -1,4 +1,4 @@
-"""`lab eval` (lab/evaluate.py): a tiny DQN run, evaluated by experiment id and by exported policy folder."""
+"""`lab eval` (agents/evaluate.py): a tiny DQN run, evaluated by experiment id and by exported policy folder."""
 from __future__ import annotations
 
 import json
@@ -8,7 +8,7 @@ import shutil
 import pytest
 
 from lab.errors import LabError
-from lab.evaluate import evaluate
+from agents.evaluate import evaluate
 from tests.conftest import lab
 
 TINY_SPEC = """\
@@ -72,7 +72,7 @@ def test_eval_of_exported_policy_matches_eval_by_id(trained, by_id, tmp_path):
     assert by_path.returncode == 0 and by_id[0].returncode == 0, by_path.stderr[-2000:]
     assert RETURN.search(by_path.stdout).groups() == RETURN.search(by_id[0].stdout).groups()  # same policy and seeds
     assert (tmp_path / "x.mp4").stat().st_size > 1000
-    from lab.evaluate import policy_folder
+    from agents.evaluate import policy_folder
 
     assert policy_folder(str(policy.parent)) == str(policy)  # the --out folder of `lab export` is accepted too
 

@@ -19,9 +19,9 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from agents._common import POLICY_META
 from lab.errors import LabError
 
-POLICY_META = "lab_policy.json"  # the same name as agents/_common.POLICY_META (kept light: no agents import)
 MAX_VIDEO_FRAMES = 2_000  # a longer first episode is cut in the video (not in the returns)
 VIDEO_SUFFIXES = (".gif", ".mp4")
 
@@ -110,11 +110,13 @@ def evaluate_policy(path: str, episodes: int, video: str | None, seed: int) -> E
         meta = json.load(handle)
     if "env_id" not in meta:
         raise LabError(f"{os.path.join(path, POLICY_META)} names no env_id")
-    from envs.gym_envs import make_gym_env
-    from envs.tf_env import check_env_id
+    from envs.gym_envs import EnvError, check_env_id, make_gym_env
 
     env_id = meta["env_id"]
-    check_env_id(env_id)
+    try:
+        check_env_id(env_id)
+    except EnvError as exc:
+        raise LabError(str(exc)) from None
     settings.apply_worker_env()
     import tensorflow as tf
     import tensorflow_probability  # noqa: F401  (registers the TFP specs the saved policy refers to; STACK.md)
