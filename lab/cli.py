@@ -191,7 +191,11 @@ def cmd_show(args: argparse.Namespace) -> int:
         status += f" (no heartbeat since {_time(exp['heartbeat_at'])}: its driver died; `lab resume {exp['id']}`)"
     metric_name, _ = views.natural(exp["metric"], 0.0)
     print(f"experiment {exp['id']}: {exp['name']} ({exp['workload']}) - {status}")
-    print(f"  metric   {metric_name} ({exp['mode']}{', shown un-negated' if metric_name != exp['metric'] else ''})")
+    if metric_name == exp["metric"]:
+        print(f"  metric   {metric_name} ({exp['mode']})")
+    else:  # a neg_* scoring: shown in its natural sign, so the better direction flips too
+        natural_mode = "min" if exp["mode"] == "max" else "max"
+        print(f"  metric   {metric_name} ({natural_mode}; recorded as {exp['metric']}, {exp['mode']})")
     print(f"  started  {_time(exp['started_at'])}   ended {_time(exp['ended_at'])}")
     print(f"  by       {exp['user']}@{exp['host']}   commit {exp['git_commit'] or '-'}")
     print(f"  storage  {exp['storage_path']}")
