@@ -5,6 +5,7 @@ Start-up stays light: TensorFlow and Ray are imported only by the commands that 
 from __future__ import annotations
 
 import argparse
+import errno
 import json
 import sys
 from typing import Any
@@ -16,20 +17,66 @@ JSON_HELP = "print it as JSON (the shapes are in README.md, 'Machine-readable ou
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Run one command; any end other than success is one line on stderr (never a traceback)."""
+    import signal
+
+    from lab.errors import HangUp
+
+    def hang_up(signum, frame):  # the terminal closed: end like Ctrl-C, without a word to a dead terminal
+        raise HangUp()
+
+    if hasattr(signal, "SIGHUP") and signal.getsignal(signal.SIGHUP) is signal.SIG_DFL:
+        signal.signal(signal.SIGHUP, hang_up)
     parser = make_parser()
     args = parser.parse_args(argv)
     try:
-        return args.handler(args)
+        code = args.handler(args)
+        sys.stdout.flush()  # a closed pipe shows here, not in the interpreter's own flush at exit
+        return code
     except SpecError as exc:  # every problem of a spec, one per line
         for line in str(exc).splitlines()[:MAX_ERROR_LINES] or [""]:
-            print(f"lab: error: {line}", file=sys.stderr)
+            _say(f"lab: error: {line}", 2)
         return 2
     except LabError as exc:
-        print(f"lab: error: {str(exc).splitlines()[0]}", file=sys.stderr)
-        return 2
+        return _say(f"lab: error: {(str(exc).splitlines() or [type(exc).__name__])[0]}", 2)
+    except HangUp:
+        return _quiet_exit(129)
     except KeyboardInterrupt:
-        print("lab: interrupted", file=sys.stderr)
-        return 130
+        return _say("lab: interrupted", 130)
+    except BrokenPipeError:  # `lab best --json | head -c1`: the reader went away, nothing more to say
+        return _quiet_exit(141)
+    except OSError as exc:
+        if exc.errno in (errno.ENOSPC, errno.EDQUOT):
+            return _say(f"lab: error: no space left on the device{_where(exc)}", 2)
+        if exc.errno == errno.EIO:  # a closed terminal
+            return _quiet_exit(129)
+        raise
+
+
+def _say(line: str, code: int) -> int:
+    """Print one line to stderr (if anyone still reads it) and return `code`."""
+    try:
+        print(line, file=sys.stderr, flush=True)
+    except OSError:
+        pass
+    return code
+
+
+def _quiet_exit(code: int) -> int:
+    """Stdout's reader is gone: point stdout at /dev/null so that flushing at exit raises nothing."""
+    import os
+
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
+    except (OSError, ValueError):
+        pass
+    return code
+
+
+def _where(exc: OSError) -> str:
+    return f" (writing {exc.filename})" if getattr(exc, "filename", None) else ""
 
 
 def make_parser() -> argparse.ArgumentParser:
@@ -44,6 +91,8 @@ def make_parser() -> argparse.ArgumentParser:
     run.add_argument("--dry-run", action="store_true", help="validate and print the resolved spec, run nothing")
     run.add_argument("--storage", help="where Tune writes: a folder, or s3://, gs://, file:// (default: $LAB_STORAGE)")
     run.add_argument("--mlflow", metavar="URI", help="also log the trials to this MLflow tracking URI ($LAB_MLFLOW_URI)")
+    run.add_argument("--trust-spec", action="store_true",
+                     help="use the storage and MLflow server a spec file names (else: refused, or asked at a terminal)")
     run.set_defaults(handler=cmd_run)
 
     submit = commands.add_parser("submit", help="run a preset or a spec.yaml as a Ray job on a cluster (its dashboard's job API)")
@@ -53,6 +102,7 @@ def make_parser() -> argparse.ArgumentParser:
     submit.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                         help="override a spec field, as for `lab run`")
     submit.add_argument("--wait", action="store_true", help="follow the job's logs; exit with its exit status")
+    submit.add_argument("--trust-spec", action="store_true", help="use the storage and MLflow server a spec file names")
     submit.set_defaults(handler=cmd_submit)
 
     resume = commands.add_parser("resume", help="continue an interrupted experiment")
@@ -63,6 +113,9 @@ def make_parser() -> argparse.ArgumentParser:
     ls = commands.add_parser("ls", help="list experiments in the registry")
     ls.add_argument("--limit", type=int, default=30)
     ls.add_argument("--json", action="store_true", help=JSON_HELP)
+    ls.add_argument("--where", help='a filter: "status = completed and workload = dqn and metric.eval/average_return > 400" '
+                                    "(fields: status workload name user dataset tag.KEY metric.NAME best; see README)")
+    ls.add_argument("--tag", dest="tags", action="append", default=[], metavar="KEY=VALUE", help="only experiments with this tag")
     ls.set_defaults(handler=cmd_ls)
 
     show = commands.add_parser("show", help="an experiment and its trials (final metrics of each)")
@@ -85,7 +138,8 @@ def make_parser() -> argparse.ArgumentParser:
     export = commands.add_parser("export", help="write a trial's trained model in a portable format")
     export.add_argument("id", type=int, help="experiment id")
     export.add_argument("--trial", help="trial id (default: the best trial)")
-    export.add_argument("--out", required=True, help="folder to write into")
+    export.add_argument("--out", required=True, help="folder to write (absent or empty)")
+    export.add_argument("--force", action="store_true", help="replace --out when it is not empty")
     export.set_defaults(handler=cmd_export)
 
     presets = commands.add_parser("presets", help="list the presets shipped with the lab, or show one resolved")
@@ -100,6 +154,9 @@ def make_parser() -> argparse.ArgumentParser:
     params.add_argument("--json", action="store_true", help=JSON_HELP)
     params.set_defaults(handler=cmd_params)
 
+    from lab.commands import add_commands
+
+    add_commands(commands)
     for add_command in command_plugins():
         add_command(commands)
     return parser
@@ -120,7 +177,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     from lab import spec as specs
 
     extra = [f"{key}={value}" for key, value in (("storage", args.storage), ("mlflow", args.mlflow)) if value]
-    experiment_specs = specs.load(args.source, [*args.overrides, *extra])
+    experiment_specs = specs.load(args.source, [*args.overrides, *extra], trust_spec=args.trust_spec)
     if args.dry_run:
         import yaml
 
@@ -142,7 +199,7 @@ def cmd_run(args: argparse.Namespace) -> int:
 def cmd_submit(args: argparse.Namespace) -> int:
     from lab import jobs
 
-    return jobs.submit(args.source, args.overrides, args.address, wait=args.wait)
+    return jobs.submit(args.source, args.overrides, args.address, wait=args.wait, trust_spec=args.trust_spec)
 
 
 def cmd_resume(args: argparse.Namespace) -> int:
@@ -156,14 +213,20 @@ def cmd_resume(args: argparse.Namespace) -> int:
 def cmd_ls(args: argparse.Namespace) -> int:
     from lab.registry import Registry, display_status
 
-    rows = Registry().experiments(limit=args.limit)
+    tags = {}
+    for pair in args.tags:
+        key, sep, value = pair.partition("=")
+        if not sep or not key:
+            raise LabError(f"--tag expects KEY=VALUE, got {pair!r}")
+        tags[key] = value
+    rows = Registry().experiments(limit=args.limit, where=args.where, tags=tags)
     if args.json:
         from lab import views
 
         print(json.dumps([views.experiment(r) for r in rows], indent=2))
         return 0
     if not rows:
-        print("no experiments yet: try `lab run quickstart`")
+        print("no experiments match" if args.where or tags else "no experiments yet: try `lab run quickstart`")
         return 0
     table = [
         [r["id"], r["name"], r["workload"], display_status(r), f"{r['num_trials'] or 0}", f"{r['num_errors'] or 0}",
@@ -203,6 +266,7 @@ def cmd_show(args: argparse.Namespace) -> int:
         print(f"  search   {json.dumps(spec['search'])}")
     if exp["error"]:
         print(f"  error    {exp['error']}")
+    print_provenance(registry, exp)
     searched = list(spec.get("search", {}))
     rows = []
     for t in trials:
@@ -256,7 +320,7 @@ def cmd_tensorboard(args: argparse.Namespace) -> int:
 def cmd_export(args: argparse.Namespace) -> int:
     from lab.artifacts import export_trial
 
-    path, trial = export_trial(args.id, args.out, args.trial)
+    path, trial = export_trial(args.id, args.out, args.trial, force=args.force)
     print(f"exported trial {trial['trial_id']} of experiment {args.id}: {path}")
     return 0
 
@@ -352,6 +416,19 @@ def print_outcomes(outcomes) -> None:
     print(f"TensorBoard:    lab tensorboard {ids}")
 
 
+def print_provenance(registry, exp: dict[str, Any]) -> None:
+    """Tags, notes and the environment record (Python, packages, commit) of `lab show`."""
+    from lab.environment import format_lines
+
+    tags = registry.tags(exp["id"])
+    if tags:
+        print(f"  tags     {' '.join(f'{k}={v}' for k, v in tags.items())}")
+    for note in registry.notes(exp["id"]):
+        print(f"  note     {_time(note['created_at'])} {note['user'] or ''}: {note['text']}")
+    for i, line in enumerate(format_lines(exp.get("environment") or {})):
+        print(f"  {'env' if i == 0 else '':<8} {line}")
+
+
 def print_best(exp: dict[str, Any], best: dict[str, Any], indent: str = "") -> None:
     from lab import views
 
@@ -377,7 +454,7 @@ def print_best(exp: dict[str, Any], best: dict[str, Any], indent: str = "") -> N
 def print_table(header: list[str], rows: list[list[Any]]) -> None:
     """Aligned columns; a column with no value in any row is left out."""
     cells = [[str(c) for c in row] for row in rows]
-    keep = [i for i in range(len(header)) if not cells or any(row[i] not in ("", "-") for row in cells)]
+    keep = [i for i in range(len(header)) if not cells or any(row[i] != "" for row in cells)]
     cells = [[header[i] for i in keep], *[[row[i] for i in keep] for row in cells]]
     widths = [max(len(row[i]) for row in cells) for i in range(len(keep))]
     for row in cells:

@@ -19,6 +19,7 @@ import yaml
 
 from lab import plugins
 from lab.errors import SpecError
+from lab.safety import check_name, confirm_services, credential_problem, untrusted_services
 from lab.workload import build_dataclass, suggest
 
 DISTRIBUTIONS = ("grid", "choice", "uniform", "loguniform", "randint")
@@ -130,8 +131,7 @@ class ExperimentSpec:
     mlflow: str = ""  # an MLflow tracking URI to log the trials to as well (default: $LAB_MLFLOW_URI)
 
     def check(self) -> None:
-        if not self.name or any(c in self.name for c in "/\\ "):
-            raise ValueError(f"name must be a non-empty word without slashes or spaces, got {self.name!r}")
+        check_name(self.name)
         if self.mode not in ("max", "min"):
             raise ValueError(f"mode must be 'max' or 'min', got {self.mode!r}")
         if self.num_samples < 1:
@@ -168,9 +168,12 @@ class ExperimentSpec:
         if scheme not in STORAGE_SCHEMES:
             raise ValueError(f"storage scheme '{scheme}://' is not supported (use a path or one of "
                              f"{', '.join(s + '://' for s in STORAGE_SCHEMES)})")
-        if any(word in self.storage.lower() for word in ("secret", "access_key", "session_token", "@")):
+        if credential_problem(self.storage) or "@" in self.storage:
             raise ValueError("storage must not carry credentials (they would be recorded): "
                              "set AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY in the environment")
+        if credential_problem(self.mlflow):
+            raise ValueError(f"mlflow must not carry credentials ({credential_problem(self.mlflow)}): "
+                             "set MLFLOW_TRACKING_USERNAME / MLFLOW_TRACKING_PASSWORD in the environment")
         if self.mlflow and not installed("mlflow"):
             raise ValueError("mlflow needs the mlflow package: pip install 'agent-lab[mlflow]'")
 
@@ -425,15 +428,18 @@ class Problems:
             raise SpecError("\n".join(self.lines))
 
 
-def load(source: str, overrides: list[str] = (), say=None) -> list[ExperimentSpec]:
+def load(source: str, overrides: list[str] = (), trust_spec: bool = False, say=None) -> list[ExperimentSpec]:
     """The experiments a preset name or YAML file describes (several for a suite), validated.
 
     Validation reaches into the workload: unknown parameters and wrong types fail here, before
     Ray starts or the registry is touched. `say` (default: stderr) gets the one-line notes and
-    warnings: an override that replaced a search, a spec whose trials would all be identical.
+    warnings: an override that replaced a search, a spec whose trials would all be identical. A spec
+    file (not a preset) that names a storage or an MLflow server is used only with `trust_spec` or the
+    user's yes at a terminal (lab/safety.py).
     """
-    say = say or _say
+    said: list[str] = []  # notes and warnings, told only once every spec is valid
     raw, label = read_source(source)
+    overridden = {text.split("=", 1)[0].split(".", 1)[0] for text in overrides}
     if "suite" in raw:
         members = raw["suite"]
         if not isinstance(members, list) or not members:
@@ -443,9 +449,20 @@ def load(source: str, overrides: list[str] = (), say=None) -> list[ExperimentSpe
             member_raw, member_label = (read_source(member) if isinstance(member, str) else (member, label))
             if not isinstance(member_raw, dict):
                 raise SpecError(f"suite member in {label} must be a preset name or a mapping")
-            specs.append(validated(apply_overrides(member_raw, list(overrides), say), member_label, say))
-        return specs
-    return [validated(apply_overrides(raw, list(overrides), say), label, say)]
+            _confirm(member_raw, member_label, overridden, trust_spec)
+            specs.append(validated(apply_overrides(member_raw, list(overrides), said.append), member_label, said.append))
+    else:
+        _confirm(raw, label, overridden, trust_spec)
+        specs = [validated(apply_overrides(raw, list(overrides), said.append), label, said.append)]
+    for line in said:
+        (say or _say)(line)
+    return specs
+
+
+def _confirm(raw: dict[str, Any], label: str, overridden: set[str], trust_spec: bool) -> None:
+    """Presets ship with the lab; a spec file from elsewhere does not choose the services on its own."""
+    if not (label.startswith("preset '") and not Path(label).exists()):
+        confirm_services(untrusted_services(raw, label, overridden), label, trust_spec)
 
 
 def validated(raw: dict[str, Any], label: str, say=None) -> ExperimentSpec:
