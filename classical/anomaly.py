@@ -38,6 +38,7 @@ class AnomalyDetection(Workload):
     class Config:
         dataset: str = "digits"  # a classification data set of classical.datasets, or a .csv file
         target: str = ""  # the label column of a CSV file
+        data_sha256: str = ""  # a CSV file's content hash, recorded when the spec loads (checked in setup)
         normal_class: int | str = 0  # the label of the normal samples; every other label is an anomaly
         contamination: float = 0.05  # the anomalies' share of the evaluated set, and the share flagged
         algorithm: Literal["isolation_forest", "gaussian_mixture"] = "isolation_forest"
@@ -61,6 +62,10 @@ class AnomalyDetection(Workload):
                 raise ValueError("pca cannot be negative")
 
     @classmethod
+    def resolve_params(cls, params: dict[str, Any]) -> dict[str, Any]:
+        return datasets.resolve_data_file(params)
+
+    @classmethod
     def make_config(cls, params: dict[str, Any]) -> Any:
         config = build_dataclass(cls.Config, params, f"workload '{cls.name}'")
         clustering.check_dataset(config.dataset, config.target)
@@ -76,7 +81,7 @@ class AnomalyDetection(Workload):
 
     def setup(self) -> None:
         c = self.config
-        data = datasets.load(c.dataset, target=c.target, seed=c.seed)
+        data = datasets.load(c.dataset, target=c.target, sha256=c.data_sha256, seed=c.seed)
         self.X, self.is_anomaly = contaminated(data, c.normal_class, c.contamination, c.seed)
         self.pipeline = clustering.make_pipeline(self.X, c.scale, c.pca, self.detector())
         _seed_estimators(self.pipeline, c.seed)

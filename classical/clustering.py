@@ -36,6 +36,7 @@ class Clustering(Workload):
     class Config:
         dataset: str = "digits"  # a name of classical.datasets.DATASETS, or a .csv file (labels: `target`)
         target: str = ""  # the label column of a CSV file (used only for the external scores)
+        data_sha256: str = ""  # a CSV file's content hash, recorded when the spec loads (checked in setup)
         subset: int = 0  # keep this many rows (stratified), 0 for all
         algorithm: Literal["kmeans", "dbscan", "gaussian_mixture"] = "kmeans"
         n_clusters: int = 10  # k-means' k, the mixture's number of components
@@ -60,6 +61,10 @@ class Clustering(Workload):
                 raise ValueError("pca and subset cannot be negative")
 
     @classmethod
+    def resolve_params(cls, params: dict[str, Any]) -> dict[str, Any]:
+        return datasets.resolve_data_file(params)
+
+    @classmethod
     def make_config(cls, params: dict[str, Any]) -> Any:
         config = build_dataclass(cls.Config, params, f"workload '{cls.name}'")
         check_dataset(config.dataset, config.target)
@@ -75,7 +80,7 @@ class Clustering(Workload):
 
     def setup(self) -> None:
         c = self.config
-        data = datasets.load(c.dataset, target=c.target, subset=c.subset, seed=c.seed)
+        data = datasets.load(c.dataset, target=c.target, sha256=c.data_sha256, subset=c.subset, seed=c.seed)
         self.X, self.y = data.X, data.y
         self.pipeline = make_pipeline(self.X, c.scale, c.pca, self.clusterer())
         _seed_estimators(self.pipeline, c.seed)

@@ -15,6 +15,7 @@ def add_commands(commands) -> None:
     board.add_argument("--metric", help="rank by this metric (default: the newest matching experiment's)")
     board.add_argument("--where", help='a filter on the experiments, as for `lab ls --where`')
     board.add_argument("--limit", type=int, default=20)
+    board.add_argument("--json", action="store_true", help="print it as JSON (README.md, 'Machine-readable output')")
     board.set_defaults(handler=cmd_leaderboard)
 
     compare = commands.add_parser("compare", help="experiments side by side: differing config, best metrics")
@@ -64,6 +65,14 @@ def cmd_leaderboard(args: argparse.Namespace) -> int:
     from lab.api import leaderboard_rows
 
     metric, mode, rows = leaderboard_rows(args.workload, args.dataset, args.metric, args.limit, args.where)
+    if args.json:
+        import json
+
+        from lab.views import jsonable
+
+        print(json.dumps({"metric": metric, "mode": mode,
+                          "rows": [{k: jsonable(v) for k, v in r.items()} for r in rows]}, indent=2, default=str))
+        return 0
     if not rows:
         if args.metric and metric is None and Registry().leaderboard(
                 args.workload, args.dataset, None, 1, args.where)[0] is not None:
