@@ -146,8 +146,8 @@ def main(argv: list[str] | None = None) -> int:
     settings.apply_worker_env()
     import tensorflow  # noqa: F401  (imported before the timings)
 
-    from envs.tf_env import make_tf_env
-    from envs.vector_env import make_vector_py_env
+    from agents.tf_env import make_tf_env
+    from agents.vector_env import make_vector_py_env
 
     n, s = args.envs, args.seconds
     print(f"{args.env}, {n} envs, {s:.0f} s per row; load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs")
@@ -155,7 +155,7 @@ def main(argv: list[str] | None = None) -> int:
     rows = [("raw gymnasium, random actions", raw), ("gymnasium SyncVectorEnv, random", gymnasium_vector(args.env, n, s))]
     from tf_agents.environments import batched_py_environment
 
-    from envs.tf_env import make_py_env
+    from agents.tf_env import make_py_env
 
     batched = batched_py_environment.BatchedPyEnvironment([make_py_env(args.env, i) for i in range(n)],
                                                           multithreading=False)

@@ -8,7 +8,6 @@ from __future__ import annotations
 import getpass
 import os
 import socket
-import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -35,39 +34,64 @@ class Outcome:
 
 
 # ------------------------------------------------------------------ Ray
-def connect(address: str | None, num_cpus: int | None = None) -> None:
-    """Start Ray locally (no address) or join a cluster; ClusterError if it cannot be reached."""
+def connect(address: str | None, num_cpus: int | None = None, verbose: bool = False) -> None:
+    """Join a cluster (an address), else the warm instance of `lab up`, else start Ray locally.
+
+    ClusterError if it cannot be reached. Worker output reaches the console only when `verbose`.
+    A local instance answers only on loopback, with token authentication (lab.local_ray).
+    """
     from lab import local_ray
 
     settings.apply_worker_env()
     address = address or os.environ.get("LAB_RAY_ADDRESS") or None
-    if address and "RAY_AUTH_MODE" not in os.environ and _has_ray_token():
+    warm_instance = None
+    if not address and not _ray_initialized():
+        from lab import warm
+
+        warm_instance = warm.usable()
+    if warm_instance is not None:
+        os.environ.update(warm_instance.client_env())  # its own token; read when Ray is imported
+    elif address and "RAY_AUTH_MODE" not in os.environ and _has_ray_token():
         os.environ["RAY_AUTH_MODE"] = "token"  # clusters from `ray start` want the token; read at import
+    local = not address and warm_instance is None  # this driver starts its own instance
     if not address:
         local_ray.prepare_environment()  # before `import ray`: loopback listeners, token auth
     import ray
 
     if ray.is_initialized():
         return
-    if not address:
+    if local:
         local_ray.stop_dead_instances()  # what a driver killed earlier (SIGKILL) left running
         local_ray.mark_instance()
     runtime_env = {"env_vars": settings.worker_env()}
     if address and address != "auto":
         _check_reachable(address)
     try:
-        if address:
-            ray.init(address=address, runtime_env=runtime_env, log_to_driver=True, logging_level="ERROR")
+        if warm_instance is not None:
+            # the warm workers belong to no job and have no runtime env: a job with one would start cold
+            # workers; the instance's workers got the lab's environment from `lab up`
+            same_env = warm_instance.worker_env == settings.worker_env()
+            ray.init(address=warm_instance.address, runtime_env=None if same_env else runtime_env,
+                     log_to_driver=verbose, logging_level="ERROR")
+        elif address:
+            ray.init(address=address, runtime_env=runtime_env, log_to_driver=verbose, logging_level="ERROR")
         else:
-            ray.init(runtime_env=runtime_env, **local_ray.ray_init_kwargs(num_cpus=num_cpus))
+            ray.init(runtime_env=runtime_env, log_to_driver=verbose,
+                     **local_ray.ray_init_kwargs(num_cpus=num_cpus))
     except (ConnectionError, RuntimeError, ValueError) as exc:
         where = f"the Ray cluster at {address}" if address else "a local Ray instance"
         raise ClusterError(f"cannot start or reach {where}: {str(exc).strip().splitlines()[0]}") from None
     from lab import signals
 
-    if not address:
+    if local:
         local_ray.record_processes()
     signals.terminate_like_ctrl_c()  # after ray.init, which installs its own SIGTERM handler
+
+
+def _ray_initialized() -> bool:
+    import sys
+
+    return "ray" in sys.modules and sys.modules["ray"].is_initialized()
 
 
 def _check_reachable(address: str, timeout: float = 5.0) -> None:
@@ -126,14 +150,18 @@ def trainable(spec: ExperimentSpec):
     return tune.with_resources(tune.with_parameters(WorkloadTrainable, workload=spec.workload), resources)
 
 
-def make_tuner(spec: ExperimentSpec, experiment_id: int, registry_url: str, folder: str):
-    """The Tuner of one experiment; `folder` is its storage location (a path or a URI, see lab.storage)."""
+def make_tuner(spec: ExperimentSpec, experiment_id: int, registry: Registry | str, folder: str,
+               verbose: bool = False):
+    """The Tuner of one experiment; `folder` is its storage location (a path or a URI, see lab.storage);
+    `registry` (or its URL) receives the trials (its password is not kept in what Tune pickles)."""
     from ray import tune
     from ray.tune.logger import CSVLoggerCallback, JsonLoggerCallback
 
     from lab import search, storage
     from lab.callbacks import RegistryCallback
+    from lab.progress import ProgressCallback
 
+    _skip_callback_telemetry()
     stop = dict(spec.stop)
     where = storage.resolve(folder)
     _checkpoint_state_every_turn()
@@ -151,13 +179,14 @@ def make_tuner(spec: ExperimentSpec, experiment_id: int, registry_url: str, fold
             checkpoint_at_end=True,
         ),
         callbacks=[
-            RegistryCallback(registry_url, experiment_id, spec.metric, spec.mode,
+            RegistryCallback(registry, experiment_id, spec.metric, spec.mode,
                              uri_scheme=None if where.is_local else where.scheme),
             CSVLoggerCallback(),
             JsonLoggerCallback(),
             *_mlflow_callbacks(spec, experiment_id),
+            *([] if verbose else [ProgressCallback(spec.metric, spec.mode)]),
         ],
-        verbose=1,
+        verbose=1 if verbose else 0,
     )
     tune_config = tune.TuneConfig(
         metric=spec.metric,
@@ -173,36 +202,57 @@ def make_tuner(spec: ExperimentSpec, experiment_id: int, registry_url: str, fold
     return tune.Tuner(trainable(spec), param_space=param_space(spec), tune_config=tune_config, run_config=run_config)
 
 
+def _skip_callback_telemetry() -> None:
+    """Tune's usage tag of the callbacks imports the MLflow, W&B, Comet and Aim integrations to name
+    them (~1 s of every run with MLflow installed); the lab sends no usage stats: skip the tag."""
+    from ray.air._internal import usage
+
+    usage.tag_callbacks = lambda callbacks: False
+
+
 # ------------------------------------------------------------------ runs
-def run(spec: ExperimentSpec, address: str | None = None, registry: Registry | None = None) -> Outcome:
-    """Run one experiment to its end (or Ctrl-C) and return its outcome."""
+def run(spec: ExperimentSpec, address: str | None = None, registry: Registry | None = None,
+        verbose: bool = False) -> Outcome:
+    """Run one experiment to its end (or Ctrl-C) and return its outcome; `verbose`: Tune's tables and logs."""
+    from lab import environment, profile
     from lab import storage as storages
 
     from lab.metric_check import check_metrics
 
     check_metrics(spec)  # a metric no trial reports would fail inside Tune, after the experiment is recorded
+    profile.mark("run")
     registry = registry or Registry()
     registry.check()
-    storage = storages.resolve(spec.storage or settings.storage_path())
+    storage = storages.resolve(spec.storage or settings.storage_path(), "the spec" if spec.storage else "LAB_STORAGE")
     storage.check_writable()
     _check_mlflow(spec)
-    connect(address)
+    connect(address, verbose=verbose)
+    profile.mark("connected")
     check_resources(spec)
+    env_record, diff = environment.record()
     experiment_id = registry.create_experiment(
-        spec.to_dict(), user=_user(), host=socket.gethostname(), git_commit=_git_commit()
+        spec.to_dict(), user=_user(), host=socket.gethostname(), git_commit=env_record["git_commit"],
+        environment=env_record,
     )
-    folder = storage.join(f"{spec.name}-{experiment_id}").uri
+    where = storage.join(f"{spec.name}-{experiment_id}")
+    folder = where.uri
     registry.update_experiment(experiment_id, storage_path=folder)
-    tuner = make_tuner(spec, experiment_id, registry.url, folder)
+    environment.save_diff(where, diff)
+    tuner = make_tuner(spec, experiment_id, registry, folder, verbose=verbose)
     return _fit(tuner, experiment_id, spec, registry, folder)
 
 
-def resume(experiment_id: int, address: str | None = None, registry: Registry | None = None) -> Outcome:
+def resume(experiment_id: int, address: str | None = None, registry: Registry | None = None,
+           verbose: bool = False) -> Outcome:
     """Continue an interrupted experiment from its Tune state; finished trials are not rerun."""
     registry = registry or Registry()
     record = registry.experiment(experiment_id)
     folder = record["storage_path"]
-    connect(address)  # before importing Ray: it sets RAY_AUTH_MODE for token clusters, read at import
+    if folder and "://" not in folder:  # Tune unpickles tuner.pkl: only from a folder nobody else could write
+        from lab.provenance import check_owned
+
+        check_owned(folder)
+    connect(address, verbose=verbose)  # before importing Ray: it sets RAY_AUTH_MODE for token clusters, read at import
     from ray import tune
 
     from lab import storage
@@ -230,9 +280,11 @@ def _checkpoint_state_every_turn() -> None:
 
 
 def _fit(tuner, experiment_id: int, spec: ExperimentSpec, registry: Registry, folder: str) -> Outcome:
+    from lab import profile
     from lab.catchup import catch_up
     from lab.errors import RegistryError
 
+    profile.mark("fit")
     error = None
     try:
         tuner.fit()
@@ -241,6 +293,7 @@ def _fit(tuner, experiment_id: int, spec: ExperimentSpec, registry: Registry, fo
     except Exception as exc:  # noqa: BLE001 - recorded, then re-raised as a one-line error
         log = write_experiment_log(experiment_id, exc)
         error = f"{one_line_error(exc)} (traceback: {log})"
+    profile.mark("fit_done")
     try:
         catch_up(registry, experiment_id, folder, spec.metric, spec.mode)  # what the callback could not write
         return _record_end(experiment_id, spec.name, registry, folder, error)
@@ -311,8 +364,15 @@ def one_line_error(exc: BaseException, max_chars: int = 300) -> str:
 
 
 def mlflow_uri(spec: ExperimentSpec) -> str:
-    """The MLflow tracking URI of a run: the spec's `mlflow`, else $LAB_MLFLOW_URI, else '' (none)."""
-    return spec.mlflow or settings.mlflow_uri()
+    """The MLflow tracking URI of a run: the spec's `mlflow`, else $LAB_MLFLOW_URI, else '' (none).
+
+    A URI with a credential in it is refused (its login comes from MLFLOW_TRACKING_USERNAME/PASSWORD or
+    MLFLOW_TRACKING_TOKEN, read by MLflow in the process that logs, never stored with the run)."""
+    from lab.safety import check_location
+
+    uri = spec.mlflow or settings.mlflow_uri()
+    check_location(uri, "MLflow", "the spec" if spec.mlflow else "LAB_MLFLOW_URI")
+    return uri
 
 
 def _check_mlflow(spec: ExperimentSpec) -> None:
@@ -366,13 +426,3 @@ def _user() -> str:
     except Exception:  # noqa: BLE001 - no user name in some containers
         return str(os.getuid())
 
-
-def _git_commit() -> str | None:
-    try:
-        out = subprocess.run(
-            ["git", "rev-parse", "HEAD"], capture_output=True, text=True, timeout=5,
-            cwd=Path(__file__).resolve().parent,  # the lab's own source tree
-        )
-        return out.stdout.strip() or None if out.returncode == 0 else None
-    except (OSError, subprocess.SubprocessError):
-        return None

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import os
 import signal
-import subprocess
 import threading
 
 SIGNALS = (signal.SIGTERM, signal.SIGHUP)
@@ -23,20 +22,3 @@ def terminate_like_ctrl_c() -> None:
     if threading.current_thread() is threading.main_thread():
         for signum in SIGNALS:
             signal.signal(signum, _as_sigint)
-
-
-def run_child(command: list[str], grace_s: float = 10.0) -> int:
-    """Run a server (TensorBoard) until it exits or this process is told to stop; then stop it too,
-    so that neither the process nor its port is left behind. Returns its exit code (130 when stopped)."""
-    terminate_like_ctrl_c()
-    child = subprocess.Popen(command, start_new_session=True)  # our signals reach it only through us
-    try:
-        return child.wait()
-    except KeyboardInterrupt:
-        child.terminate()
-        try:
-            child.wait(grace_s)
-        except subprocess.TimeoutExpired:
-            child.kill()
-            child.wait()
-        raise

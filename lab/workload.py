@@ -3,9 +3,9 @@
 A workload is one trainable thing (a scikit-learn pipeline, a Keras model, a TF-Agents agent).
 It knows nothing of Ray or TensorBoard files: the Tune adapter (`lab.trainable`) drives it.
 
-    @register
-    class MyWorkload(Workload):
-        name = "my_workload"
+    class MyWorkload(Workload):               # registered in pyproject.toml:
+        name = "my_workload"                  # [project.entry-points."agent_lab.workloads"]
+                                              # my_workload = "my_package.my_module:MyWorkload"
 
         @dataclass
         class Config:
@@ -19,25 +19,28 @@ It knows nothing of Ray or TensorBoard files: the Tune adapter (`lab.trainable`)
         def save(self, checkpoint_dir): ...
         def restore(self, checkpoint_dir): ...
         def export(self, out_dir) -> str: ...     # optional: the model in a portable format (`lab export`)
+        @classmethod
+        def load_exported(cls, path): ...         # optional: what export wrote, loaded (lab.testing checks it)
+        @classmethod
+        def metric_names(cls, config): ...        # the keys step() reports (specs and lab.testing check them)
 
-Workload modules live in the packages of `WORKLOAD_PACKAGES` and are found by `discover()`.
-They must not import TensorFlow or Ray at module level (import them inside `setup`), so that
-specs validate, and the CLI starts, without paying for those imports.
+Workloads are found through the `agent_lab.workloads` entry points (`lab.plugins`): `get(name)`
+imports only that workload's module, `discover()` all of them. Workload modules must not import
+TensorFlow or Ray at module level (import them inside `setup`), so that specs validate, and the CLI
+starts, without paying for those imports.
 """
 from __future__ import annotations
 
 import dataclasses
 import difflib
-import importlib
 import math
-import pkgutil
 import types
 import typing
 from typing import Any, ClassVar, Literal
 
+from lab import plugins
 from lab.errors import LabError, SpecError
 
-WORKLOAD_PACKAGES = ("classical", "deep", "agents")
 WORKLOADS: dict[str, type[Workload]] = {}
 
 
@@ -66,6 +69,18 @@ class Workload:
     def make_config(cls, params: dict[str, Any]) -> Any:
         """Validate a plain dict into `Config`; raise SpecError naming the first problem."""
         return build_dataclass(cls.Config, params, owner=f"workload '{cls.name}'")
+
+    @classmethod
+    def resolve_params(cls, params: dict[str, Any]) -> dict[str, Any]:
+        """The params as they should be recorded (called once, after validation, when a spec is loaded):
+        e.g. a data file by its absolute path and content hash, so a rerun or resume means the same data."""
+        return params
+
+    @classmethod
+    def searchable_params(cls, params: dict[str, Any]) -> dict[str, dict[str, Any]]:
+        """Parameters beyond `Config` that `params` may also set, grouped ({group: {name: default}}):
+        e.g. a scikit-learn pipeline's `step__param` names by step (`lab params` lists them)."""
+        return {}
 
     @classmethod
     def metric_names(cls, config: Any) -> frozenset[str] | None:
@@ -102,12 +117,17 @@ class Workload:
         """
         raise LabError(f"workload '{self.name}' cannot export its model")
 
+    @classmethod
+    def load_exported(cls, path: str) -> Any:
+        """Load what `export` wrote at `path` (the conformance suite loads it in a fresh process)."""
+        raise LabError(f"workload '{cls.name}' cannot load an exported model")
+
     def close(self) -> None:
         """Release resources (environments, sessions)."""
 
 
 def register(cls: type[Workload]) -> type[Workload]:
-    """Class decorator: add a workload to `WORKLOADS` under `cls.name`."""
+    """Check a workload class and add it to `WORKLOADS` under `cls.name` (entry points are loaded through it)."""
     if not dataclasses.is_dataclass(cls.Config):
         raise TypeError(f"{cls.__name__}.Config must be a dataclass")
     if "seed" not in {f.name for f in dataclasses.fields(cls.Config)}:
@@ -119,50 +139,101 @@ def register(cls: type[Workload]) -> type[Workload]:
 
 
 def discover() -> dict[str, type[Workload]]:
-    """Import every module of the workload packages, which registers their workloads."""
-    for package_name in WORKLOAD_PACKAGES:
-        package = importlib.import_module(package_name)
-        for info in pkgutil.walk_packages(package.__path__, prefix=package_name + "."):
-            if not info.name.rsplit(".", 1)[-1].startswith("_"):
-                importlib.import_module(info.name)
+    """Load every workload entry point (importing their modules); name -> class."""
+    for name, entry in plugins.entry_points(plugins.WORKLOADS).items():
+        _load(name, entry)
     return WORKLOADS
 
 
 def get(name: str) -> type[Workload]:
-    """The workload class called `name`, or a SpecError suggesting close names."""
-    workloads = discover()
-    if name not in workloads:
-        raise SpecError(f"unknown workload '{name}'{suggest(name, workloads)}")
-    return workloads[name]
+    """The workload class called `name` (importing its module only), or a SpecError suggesting close names."""
+    if name in WORKLOADS:
+        return WORKLOADS[name]
+    entries = plugins.entry_points(plugins.WORKLOADS)
+    if name not in entries:
+        raise SpecError(f"unknown workload '{name}'{suggest(name, {*entries, *WORKLOADS})}")
+    return _load(name, entries[name])
 
 
-def suggest(word: str, choices) -> str:
-    """' (did you mean ...?)' for close matches, else a list of what is known."""
+def _load(name: str, entry) -> type[Workload]:
+    cls = entry.load()
+    if not (isinstance(cls, type) and issubclass(cls, Workload)) or getattr(cls, "name", None) != name:
+        raise TypeError(f"entry point {name} = {entry.value} is not a Workload named '{name}'")
+    return register(cls)
+
+
+def suggest(word: str, choices, limit: int = 30) -> str:
+    """' (did you mean ...?)' for close matches in any spelling (see `close_names`), else a short list of
+    what is known (nothing when there are more than `limit`)."""
     choices = sorted(choices)
-    close = difflib.get_close_matches(word, choices, n=3, cutoff=0.5)
+    close = close_names(word, choices)
     if close:
         return f" (did you mean {', '.join(repr(c) for c in close)}?)"
-    return f" (known: {', '.join(choices)})" if len(choices) <= 30 else ""
+    return f" (known: {', '.join(choices)})" if len(choices) <= limit else ""
+
+
+def close_names(word: str, choices, n: int = 3) -> list[str]:
+    """Names of `choices` that `word` may mean, best first, across the ways a name is spelt:
+    the short name of a `step__param` (`max_depth` -> `randomforestclassifier__max_depth`), initials
+    (`lr` -> `learning_rate`), a different case or separator, and plain typos (difflib)."""
+    choices = list(choices)
+    key = _normal(word)
+    found: list[str] = []
+
+    def add(names) -> None:
+        found.extend(name for name in names if name not in found)
+
+    add(c for c in choices if _normal(c) == key)
+    add(c for c in choices if _normal(_short(c)) == key)
+    add(c for c in choices if _normal(c).endswith("_" + key) or _normal(_short(c)).startswith(key + "_"))
+    add(c for c in choices if len(key) >= 2 and _initials(_short(c)) == key)
+    add(difflib.get_close_matches(word, choices, n=n, cutoff=0.6))
+    shorts: dict[str, list[str]] = {}
+    for c in choices:
+        shorts.setdefault(_normal(_short(c)), []).append(c)
+    for short in difflib.get_close_matches(key, list(shorts), n=n, cutoff=0.6):
+        add(shorts[short])
+    if not found:
+        add(difflib.get_close_matches(word, choices, n=n, cutoff=0.5))
+    return found[:n]
+
+
+def _short(name: str) -> str:
+    return name.rsplit("__", 1)[-1].rsplit(".", 1)[-1]
+
+
+def _normal(name: str) -> str:
+    return name.lower().replace("-", "_").replace(" ", "_")
+
+
+def _initials(name: str) -> str:
+    return "".join(part[0] for part in _normal(name).split("_") if part)
 
 
 # ---------------------------------------------------------------- dataclass validation
 def build_dataclass(cls: type, params: dict[str, Any], owner: str) -> Any:
-    """Build dataclass `cls` from `params`, checking names and types; SpecError on the first problem."""
+    """Build dataclass `cls` from `params`, checking names and types; SpecError with every problem, one a line."""
     fields = {f.name: f for f in dataclasses.fields(cls) if f.init}
     hints = typing.get_type_hints(cls)
-    values = {}
+    values, problems = {}, []
     for key, value in params.items():
-        if not isinstance(key, str):
-            raise SpecError(f"parameter names of {owner} must be words, got {key!r}")
+        if not isinstance(key, str):  # YAML keys may be numbers, lists, null
+            problems.append(f"parameter names of {owner} must be words, got {key!r}")
+            continue
         if key not in fields:
-            raise SpecError(f"unknown parameter {key!r} for {owner}{suggest(key, fields)}")
-        values[key] = coerce(value, hints[key], f"parameter '{key}' of {owner}")
-    missing = [
-        n for n, f in fields.items()
-        if n not in values and f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING
+            hint = suggest(key, fields, limit=12) or " (`lab params WORKLOAD` lists them)"
+            problems.append(f"unknown parameter '{key}' for {owner}{hint}")
+            continue
+        try:
+            values[key] = coerce(value, hints[key], f"parameter '{key}' of {owner}")
+        except SpecError as exc:
+            problems.append(str(exc))
+    problems += [
+        f"missing parameter '{n}' for {owner}" for n, f in fields.items()
+        if n not in params and f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING
     ]
-    if missing:
-        raise SpecError(f"missing parameter '{missing[0]}' for {owner}")
+    if problems:
+        raise SpecError("\n".join(problems))
     config = cls(**values)
     check = getattr(config, "check", None)
     if check is not None:

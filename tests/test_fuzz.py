@@ -13,7 +13,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from lab import spec as specs
-from lab.errors import LabError
+from lab.errors import LabError, SpecError
 from lab.registry import Registry
 
 CASES = int(os.environ.get("LAB_FUZZ_CASES") or 1000)
@@ -41,11 +41,14 @@ def _count(name: str) -> None:
 
 
 def _ends_well(fn, *args):
-    """Run `fn`: a result, or a one-line LabError; anything else fails the property."""
+    """Run `fn`: a result, or the lab's own error (one line; a spec's problems one per line); anything else
+    fails the property."""
     try:
         return fn(*args)
     except LabError as exc:
-        assert str(exc) and "\n" not in str(exc).strip(), repr(exc)
+        lines = str(exc).splitlines()
+        assert lines and all(line.strip() for line in lines), repr(exc)
+        assert isinstance(exc, SpecError) or len(lines) == 1, repr(exc)
         return None
 
 

@@ -1,6 +1,6 @@
 """A Gymnasium vector env as ONE batched TF-Agents PyEnvironment (the fast collection path).
 
-    from envs.vector_env import make_vector_py_env
+    from agents.vector_env import make_vector_py_env
     py_env = make_vector_py_env("CartPole-v1", num_envs=8, seed=0)     # batched, batch_size 8
 
 `BatchedPyEnvironment` steps a list of `GymnasiumWrapper`s, each converting its own time step through
@@ -28,9 +28,10 @@ def make_vector_py_env(env_id: str, num_envs: int, seed: int = 0, max_episode_st
     `max_episode_steps`: a time limit other than the id's own.
     """
     from envs.gym_envs import make_gym_env
-    from envs.tf_env import check_env_id
+    from agents.tf_env import spec_checked
+    from envs.gym_envs import check_env_id
 
-    check_env_id(env_id)
+    spec_checked(check_env_id, env_id)
     return _vector_env_class()(functools.partial(_make_limited, make_gym_env, env_id, max_episode_steps),
                                num_envs, seed)
 
