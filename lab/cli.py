@@ -105,6 +105,9 @@ def make_parser() -> argparse.ArgumentParser:
 
     ls = commands.add_parser("ls", help="list experiments in the registry")
     ls.add_argument("--limit", type=int, default=30)
+    ls.add_argument("--where", help='a filter: "status = completed and workload = dqn and metric.eval/average_return > 400" '
+                                    "(fields: status workload name user dataset tag.KEY metric.NAME best; see README)")
+    ls.add_argument("--tag", dest="tags", action="append", default=[], metavar="KEY=VALUE", help="only experiments with this tag")
     ls.set_defaults(handler=cmd_ls)
 
     show = commands.add_parser("show", help="an experiment and its trials")
@@ -132,6 +135,9 @@ def make_parser() -> argparse.ArgumentParser:
     presets = commands.add_parser("presets", help="list the presets shipped with the lab")
     presets.set_defaults(handler=cmd_presets)
 
+    from lab.commands import add_commands
+
+    add_commands(commands)
     for add_command in command_plugins():
         add_command(commands)
     return parser
@@ -188,9 +194,15 @@ def cmd_resume(args: argparse.Namespace) -> int:
 def cmd_ls(args: argparse.Namespace) -> int:
     from lab.registry import Registry, display_status
 
-    rows = Registry().experiments(limit=args.limit)
+    tags = {}
+    for pair in args.tags:
+        key, sep, value = pair.partition("=")
+        if not sep or not key:
+            raise LabError(f"--tag expects KEY=VALUE, got {pair!r}")
+        tags[key] = value
+    rows = Registry().experiments(limit=args.limit, where=args.where, tags=tags)
     if not rows:
-        print("no experiments yet: try `lab run quickstart`")
+        print("no experiments match" if args.where or tags else "no experiments yet: try `lab run quickstart`")
         return 0
     table = [
         [r["id"], r["name"], r["workload"], display_status(r), f"{r['num_trials'] or 0}", f"{r['num_errors'] or 0}",
@@ -219,6 +231,7 @@ def cmd_show(args: argparse.Namespace) -> int:
         print(f"  search   {json.dumps(spec['search'])}")
     if exp["error"]:
         print(f"  error    {exp['error']}")
+    print_provenance(registry, exp)
     searched = list(spec.get("search", {}))
     rows = []
     for t in registry.trials(args.id):
@@ -305,6 +318,19 @@ def print_outcomes(outcomes) -> None:
     ids = " ".join(str(o.experiment_id) for o in outcomes)
     print(f"\nexperiment ids: {ids}")
     print(f"TensorBoard:    lab tensorboard {ids}")
+
+
+def print_provenance(registry, exp: dict[str, Any]) -> None:
+    """Tags, notes and the environment record (Python, packages, commit) of `lab show`."""
+    from lab.environment import format_lines
+
+    tags = registry.tags(exp["id"])
+    if tags:
+        print(f"  tags     {' '.join(f'{k}={v}' for k, v in tags.items())}")
+    for note in registry.notes(exp["id"]):
+        print(f"  note     {_time(note['created_at'])} {note['user'] or ''}: {note['text']}")
+    for i, line in enumerate(format_lines(exp.get("environment") or {})):
+        print(f"  {'env' if i == 0 else '':<8} {line}")
 
 
 def print_best(exp: dict[str, Any], best: dict[str, Any], indent: str = "") -> None:

@@ -8,7 +8,6 @@ from __future__ import annotations
 import getpass
 import os
 import socket
-import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -120,7 +119,7 @@ def trainable(spec: ExperimentSpec):
     return tune.with_resources(tune.with_parameters(WorkloadTrainable, workload=spec.workload), resources)
 
 
-def make_tuner(spec: ExperimentSpec, experiment_id: int, registry: Registry | str, folder: str):
+def make_tuner(spec: ExperimentSpec, experiment_id: int, registry: Registry | str, folder: str, verbose: int = 1):
     """The Tuner of one experiment; `folder` is its storage location (a path or a URI, see lab.storage);
     `registry` (or its URL) receives the trials (its password is not kept in what Tune pickles)."""
     from ray import tune
@@ -151,7 +150,7 @@ def make_tuner(spec: ExperimentSpec, experiment_id: int, registry: Registry | st
             JsonLoggerCallback(),
             *_mlflow_callbacks(spec, experiment_id),
         ],
-        verbose=1,
+        verbose=verbose,
     )
     tune_config = tune.TuneConfig(
         metric=spec.metric,
@@ -168,8 +167,10 @@ def make_tuner(spec: ExperimentSpec, experiment_id: int, registry: Registry | st
 
 
 # ------------------------------------------------------------------ runs
-def run(spec: ExperimentSpec, address: str | None = None, registry: Registry | None = None) -> Outcome:
-    """Run one experiment to its end (or Ctrl-C) and return its outcome."""
+def run(spec: ExperimentSpec, address: str | None = None, registry: Registry | None = None,
+        verbose: int = 1) -> Outcome:
+    """Run one experiment to its end (or Ctrl-C) and return its outcome; `verbose` is Tune's (0: quiet)."""
+    from lab import environment
     from lab import storage as storages
 
     registry = registry or Registry()
@@ -179,12 +180,16 @@ def run(spec: ExperimentSpec, address: str | None = None, registry: Registry | N
     _check_mlflow(spec)
     connect(address)
     check_resources(spec)
+    env_record, diff = environment.record()
     experiment_id = registry.create_experiment(
-        spec.to_dict(), user=_user(), host=socket.gethostname(), git_commit=_git_commit()
+        spec.to_dict(), user=_user(), host=socket.gethostname(), git_commit=env_record["git_commit"],
+        environment=env_record,
     )
-    folder = storage.join(f"{spec.name}-{experiment_id}").uri
+    where = storage.join(f"{spec.name}-{experiment_id}")
+    folder = where.uri
     registry.update_experiment(experiment_id, storage_path=folder)
-    tuner = make_tuner(spec, experiment_id, registry, folder)
+    environment.save_diff(where, diff)
+    tuner = make_tuner(spec, experiment_id, registry, folder, verbose=verbose)
     return _fit(tuner, experiment_id, spec.name, registry, folder)
 
 
@@ -314,13 +319,3 @@ def _user() -> str:
     except Exception:  # noqa: BLE001 - no user name in some containers
         return str(os.getuid())
 
-
-def _git_commit() -> str | None:
-    try:
-        out = subprocess.run(
-            ["git", "rev-parse", "HEAD"], capture_output=True, text=True, timeout=5,
-            cwd=Path(__file__).resolve().parent,  # the lab's own source tree
-        )
-        return out.stdout.strip() or None if out.returncode == 0 else None
-    except (OSError, subprocess.SubprocessError):
-        return None

@@ -67,6 +67,24 @@ class Storage:
             raise LabError(f"storage {self.uri} is not writable: {_one_line(exc)}") from None
 
 
+def remove(location: str) -> None:
+    """Delete an experiment's folder (local or remote); a missing one is fine, a failure is a LabError."""
+    where = resolve(location)
+    try:
+        if where.is_local:
+            import shutil
+
+            if os.path.isdir(where.path):
+                shutil.rmtree(where.path)
+        else:
+            from pyarrow import fs
+
+            if where.filesystem.get_file_info(where.path).type != fs.FileType.NotFound:
+                where.filesystem.delete_dir(where.path)
+    except Exception as exc:  # noqa: BLE001 - OSError, pyarrow's errors
+        raise LabError(f"cannot delete {location}: {_one_line(exc)}") from None
+
+
 def resolve(location: str, source: str = "the spec, --storage or LAB_STORAGE") -> Storage:
     """A path or a URI as a Storage; LabError for a scheme pyarrow does not know, or for a URI with a
     credential in it (refused, never shown: credentials come from the environment)."""
