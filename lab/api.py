@@ -251,8 +251,8 @@ def compare(*experiment_ids: int):
 def load(experiment_id: int, trial: str | None = None):
     """The trial's trained object (default: the best trial), through the lab's safe export formats.
 
-    scikit-learn: the fitted pipeline (skops, loaded by the loader its workload names, which trusts only
-    scikit-learn/NumPy/SciPy/lab types); Keras: the model (`.keras`, safe mode; a dict of name -> model when
+    scikit-learn: the fitted pipeline (skops, loaded by the loader its workload names, which trusts an exact
+    list of types); Keras: the model (`.keras`, safe mode; a dict of name -> model when
     the workload exports several); TF-Agents: the saved greedy policy (PolicySaver). LabError when the trial
     has no checkpoint; nothing is changed.
     """
@@ -266,12 +266,17 @@ def load(experiment_id: int, trial: str | None = None):
     return load_exported(path, workload)
 
 
-def load_exported(path: str, workload=None):
-    """Load what `lab export` wrote at `path` (a .skops file, a .keras file, a policy folder or a folder of .keras)."""
+def load_exported(path: str, workload=None, trust: bool = False):
+    """Load what `lab export` wrote at `path` (a .skops file, a .keras file, a policy folder or a folder of .keras).
+
+    A SavedModel or a `.keras` file is code: one this lab did not export (lab/provenance.py) is refused
+    unless `trust`. A .skops file is read with the workload's loader (an exact list of trusted types)."""
     from lab import settings
+    from lab.provenance import check_trusted
 
     if path.endswith(".skops"):
         return _declared_loader(path, workload)(path)
+    check_trusted(path, "model", trust)
     settings.apply_worker_env()
     if os.path.isdir(path) and os.path.isfile(os.path.join(path, "saved_model.pb")):
         import tensorflow as tf
