@@ -165,7 +165,7 @@ SECRETS = {
     "AWS_SESSION_TOKEN": "lab-fake-session-token-4711",
     "MLFLOW_TRACKING_USERNAME": "lab-mlflow-user",
     "MLFLOW_TRACKING_PASSWORD": "lab-fake-mlflow-password-4711",
-    "RAY_AUTH_TOKEN_FAKE": "lab-fake-ray-token-4711",  # a token Ray would read, under a name it does not
+    "RAY_AUTH_TOKEN": "labfakeraytoken4711labfakeraytoken4711",  # the token the local Ray instance uses
 }
 REGISTRY_PASSWORD = "lab-fake-registry-password-4711"
 
