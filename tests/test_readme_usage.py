@@ -119,6 +119,11 @@ def test_readme_usage_commands_run(tmp_path, lab_home):
     houses = outputs["baselines houses.csv --target price"]
     assert "ROOT_MEAN_SQUARED_ERROR" in houses and "e+0" not in houses and " -" not in houses.split("RANK", 1)[1]
     assert (tmp_path / "run.gif").is_file() and (tmp_path / "model").is_dir()
+    video = next(line for line in outputs["eval 3 --episodes 10 --video run.gif"].splitlines() if "video" in line)
+    from PIL import Image
+
+    with Image.open(tmp_path / "run.gif") as gif:
+        assert f"({gif.n_frames} frames" in video, video  # the frames the GIF holds, not those rendered
     import os
 
     print(f"README commands: {time.monotonic() - started:.0f} s (load {os.getloadavg()[0]:.1f})")
