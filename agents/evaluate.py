@@ -138,7 +138,7 @@ def evaluate_policy(path: str, episodes: int, video: str | None, seed: int) -> E
         raise LabError(str(exc)) from None
     settings.apply_worker_env()
     import tensorflow as tf
-    import tensorflow_probability  # noqa: F401  (registers the TFP specs the saved policy refers to; STACK.md)
+    import tensorflow_probability  # noqa: F401  (registers the TFP specs the saved policy refers to; docs/stack.md)
     from tf_agents.specs import tensor_spec
     from tf_agents.trajectories import time_step as ts
 

@@ -23,14 +23,13 @@ from typing import Any, Literal
 import numpy as np
 
 from classical import clustering, datasets
-from classical.cross_validation import _seed_estimators, export_pipeline
+from classical.cross_validation import _seed_estimators, export_pipeline, load_pipeline
 from lab.errors import SpecError
-from lab.workload import Workload, build_dataclass, register
+from lab.workload import Workload, build_dataclass
 
 QUICK_DATASETS = ("digits", "iris", "wine", "breast_cancer", "diabetes")  # cheap enough to check at spec load
 
 
-@register
 class AnomalyDetection(Workload):
     name = "sklearn_anomaly"
     test_params = {"dataset": "digits", "normal_class": 0, "n_estimators": 20}
@@ -75,6 +74,11 @@ class AnomalyDetection(Workload):
         return config
 
     # ------------------------------------------------------------------ setup
+    @classmethod
+    def metric_names(cls, config) -> frozenset[str]:
+        return frozenset({"anomaly/roc_auc", "anomaly/average_precision", "anomaly/precision", "anomaly/recall",
+                          "anomaly/flagged", "anomaly/threshold", "charts/fit_seconds", "done"})
+
     def setup(self) -> None:
         c = self.config
         data = datasets.load(c.dataset, target=c.target, sha256=c.data_sha256, seed=c.seed)
@@ -119,6 +123,10 @@ class AnomalyDetection(Workload):
 
     def restore(self, checkpoint_dir: str) -> None:
         self.pipeline, self.results = clustering.restore(checkpoint_dir, self.pipeline)
+
+    @classmethod
+    def load_exported(cls, path: str):
+        return load_pipeline(path)
 
     def export(self, out_dir: str) -> str:
         return export_pipeline(self.pipeline, out_dir, {"workload": self.name, "dataset": self.config.dataset,

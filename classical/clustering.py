@@ -23,12 +23,11 @@ import numpy as np
 from classical import datasets
 from classical.cross_validation import _seed_estimators, export_pipeline, load_pipeline
 from lab.errors import DataError, SpecError
-from lab.workload import Workload, build_dataclass, register
+from lab.workload import Workload, build_dataclass
 
 SILHOUETTE_SAMPLE = 2000  # silhouette is O(n^2): on more points, score a random sample of this many
 
 
-@register
 class Clustering(Workload):
     name = "sklearn_cluster"
     test_params = {"dataset": "iris", "algorithm": "kmeans", "n_clusters": 3, "n_init": 2}
@@ -72,6 +71,13 @@ class Clustering(Workload):
         return config
 
     # ------------------------------------------------------------------ setup
+    @classmethod
+    def metric_names(cls, config) -> frozenset[str]:
+        own = {"kmeans": {"cluster/inertia"}, "dbscan": {"cluster/noise_fraction"},
+               "gaussian_mixture": {"cluster/bic", "cluster/aic"}}[config.algorithm]
+        return frozenset({"cluster/n_clusters", "cluster/silhouette", "cluster/adjusted_rand", "charts/fit_seconds",
+                          "done", *own})
+
     def setup(self) -> None:
         c = self.config
         data = datasets.load(c.dataset, target=c.target, sha256=c.data_sha256, subset=c.subset, seed=c.seed)
@@ -122,6 +128,10 @@ class Clustering(Workload):
 
     def restore(self, checkpoint_dir: str) -> None:
         self.pipeline, self.results = restore(checkpoint_dir, self.pipeline)
+
+    @classmethod
+    def load_exported(cls, path: str):
+        return load_pipeline(path)
 
     def export(self, out_dir: str) -> str:
         return export_pipeline(self.pipeline, out_dir, {"workload": self.name, "dataset": self.config.dataset,

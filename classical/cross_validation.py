@@ -22,12 +22,11 @@ import numpy as np
 
 from classical import datasets, models
 from lab.errors import DataError, LabError, SpecError
-from lab.workload import Workload, build_dataclass, register
+from lab.workload import Workload, build_dataclass
 
 DEFAULT_SCORING = {"classification": "accuracy", "regression": "neg_root_mean_squared_error"}
 
 
-@register
 class CrossValidatedPipeline(Workload):
     name = "sklearn_cv"
     test_params = {"dataset": "iris", "model": "logistic", "cv_folds": 3}
@@ -125,6 +124,22 @@ class CrossValidatedPipeline(Workload):
             if frame_options:
                 _check_frame_options(config, data.X)
         return dataclasses.replace(config, estimator_params=estimator_params)
+
+    @classmethod
+    def metric_names(cls, config) -> frozenset[str]:
+        """Test metrics only with `refit`; ROC AUC where the model scores (not hard voting) and every class is tested."""
+        task = datasets.task_of(config.dataset, config.target)
+        scoring = config.scoring or DEFAULT_SCORING[task]
+        names = {f"cv/{scoring}", f"cv/{scoring}_std", "charts/fit_seconds", "charts/wall_seconds", "done"}
+        if config.refit:
+            names.add(f"test/{scoring}")
+            names |= ({"test/precision", "test/recall", "test/f1", "test/roc_auc"} if task == "classification"
+                      else {"test/r2"})
+            if config.reduce != "none":
+                names.add("charts/n_components")
+            if config.reduce in ("pca", "incremental_pca"):
+                names.add("charts/explained_variance")
+        return frozenset(names)
 
     def setup(self) -> None:
         from sklearn.model_selection import train_test_split
@@ -279,6 +294,10 @@ class CrossValidatedPipeline(Workload):
         path = os.path.join(checkpoint_dir, "pipeline.skops")
         if os.path.exists(path):
             self.pipeline = load_pipeline(path)
+
+    @classmethod
+    def load_exported(cls, path: str):
+        return load_pipeline(path)
 
     def export(self, out_dir: str) -> str:
         c = self.config

@@ -75,6 +75,16 @@ DATASETS = {
 }
 
 
+REGRESSION = ("diabetes", "autompg")  # the bundled regression data sets; the others are classification
+
+
+def task_of(name: str, target: str = "") -> str:
+    """"classification" or "regression" of a data set (a CSV file is read to tell)."""
+    if name.endswith(".csv"):
+        return load_csv(name, target).task
+    return "regression" if name in REGRESSION else "classification"
+
+
 def load(name: str, target: str = "", subset: int = 0, seed: int = 0, sha256: str = "") -> Dataset:
     """A bundled data set by name, or a CSV file by path (then `target` names the label column; `sha256`,
     when given, must be the file's content hash: the data the experiment was recorded with)."""

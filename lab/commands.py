@@ -41,6 +41,9 @@ def add_commands(commands) -> None:
     rerun = commands.add_parser("rerun", help="run an experiment's recorded spec again, as a new experiment")
     rerun.add_argument("id", type=int)
     rerun.add_argument("--address", help="Ray cluster address")
+    rerun.add_argument("--verbose", action="store_true", help="Tune's progress tables and the workers' logs")
+    rerun.add_argument("--trust-spec", action="store_true",
+                       help="use the storage and MLflow server the recorded spec names (it may be another user's)")
     rerun.set_defaults(handler=cmd_rerun)
 
     importance = commands.add_parser("importance", help="hyperparameter importance over an experiment's trials (fANOVA)")
@@ -154,15 +157,14 @@ def cmd_rm(args: argparse.Namespace) -> int:
 
 def cmd_rerun(args: argparse.Namespace) -> int:
     from lab import runner
+    from lab.api import recorded_spec
     from lab.cli import exit_code, print_outcomes
     from lab.registry import Registry
     from lab.spec import build_spec, validate_params
 
-    registry = Registry()
-    record = registry.experiment(args.id)
-    spec = build_spec(record["spec"], f"experiment {args.id}'s recorded spec")
+    spec = build_spec(recorded_spec(args.id, args.trust_spec), f"experiment {args.id}'s recorded spec")
     validate_params(spec)
-    outcome = runner.run(spec, address=args.address, registry=registry)
+    outcome = runner.run(spec, address=args.address, registry=Registry(), verbose=args.verbose)
     print(f"rerun of experiment {args.id}:")
     print_outcomes([outcome])
     return exit_code([outcome])

@@ -17,7 +17,7 @@ import sqlalchemy as sa
 from sqlalchemy.exc import SQLAlchemyError
 
 from lab import settings
-from lab.errors import RegistryError
+from lab.errors import RegistryError, one_line
 
 SCHEMA_VERSION = 3  # 2: experiments.heartbeat_at; 3: tags, notes, experiments.dataset and .environment
 
@@ -167,14 +167,14 @@ class Registry:
             try:
                 engine = sa.create_engine(url, pool_pre_ping=True, connect_args=_connect_timeout(url))
             except Exception as exc:
-                raise RegistryError(f"cannot use registry {safe_url(url)}: {_one_line(exc)}") from None
+                raise RegistryError(f"cannot use registry {safe_url(url)}: {one_line(exc)}") from None
         try:
             with engine.begin() as conn:
                 if self._create:
                     metadata.create_all(conn)
                 self._check_version(conn)
         except SQLAlchemyError as exc:
-            raise RegistryError(f"cannot reach the registry at {safe_url(url)}: {_one_line(exc)}") from None
+            raise RegistryError(f"cannot reach the registry at {safe_url(url)}: {one_line(exc)}") from None
         return engine
 
     def _sqlite_engine(self, url: sa.URL) -> sa.Engine:
@@ -221,7 +221,7 @@ class Registry:
             with self.engine.begin() as conn:
                 return fn(conn)
         except SQLAlchemyError as exc:
-            raise RegistryError(f"registry {safe_url(self.url)}: {_one_line(exc)}") from None
+            raise RegistryError(f"registry {safe_url(self.url)}: {one_line(exc)}") from None
 
     def check(self) -> None:
         """Connect (creating the schema if needed); RegistryError if the database is unreachable."""
@@ -256,20 +256,30 @@ class Registry:
 
     def upsert_trial(self, experiment_id: int, trial_id: str, **fields: Any) -> None:
         """Insert or update one trial; JSON-encodes config and results."""
-        values = {k: (_dumps(v) if k in ("config", "last_result", "best_result") else v) for k, v in fields.items()}
-        values["updated_at"] = now()
+        self.upsert_trials(experiment_id, {trial_id: fields})
+
+    def upsert_trials(self, experiment_id: int, rows: dict[str, dict[str, Any]]) -> None:
+        """Insert or update several trials in one transaction (the callback's batched writes)."""
+        stamp = now()
+        encoded = {
+            trial_id: {**{k: (_dumps(v) if k in ("config", "last_result", "best_result") else v)
+                          for k, v in fields.items()}, "updated_at": stamp}
+            for trial_id, fields in rows.items()
+        }
 
         def write(conn: sa.Connection) -> None:
-            updated = conn.execute(
-                sa.update(trials)
-                .where(trials.c.experiment_id == experiment_id, trials.c.trial_id == trial_id)
-                .values(**values)
-            ).rowcount
-            if not updated:
-                row = {"status": "PENDING", "config": "{}", "iterations": 0, "started_at": now(), **values}
-                conn.execute(sa.insert(trials).values(experiment_id=experiment_id, trial_id=trial_id, **row))
+            for trial_id, values in encoded.items():
+                updated = conn.execute(
+                    sa.update(trials)
+                    .where(trials.c.experiment_id == experiment_id, trials.c.trial_id == trial_id)
+                    .values(**values)
+                ).rowcount
+                if not updated:
+                    row = {"status": "PENDING", "config": "{}", "iterations": 0, "started_at": stamp, **values}
+                    conn.execute(sa.insert(trials).values(experiment_id=experiment_id, trial_id=trial_id, **row))
 
-        self._run(write)
+        if encoded:
+            self._run(write)
 
     # ------------------------------------------------------------------ reads
     def experiments(self, limit: int | None = 50, where: str | None = None,
@@ -495,8 +505,3 @@ def clean_metrics(result: dict[str, Any]) -> dict[str, Any]:
 
 def _connect_timeout(url: sa.URL) -> dict[str, Any]:
     return {"connect_timeout": 10} if url.get_backend_name() == "postgresql" else {}
-
-
-def _one_line(exc: BaseException) -> str:
-    text = str(getattr(exc, "orig", None) or exc).strip().splitlines()
-    return text[0] if text else type(exc).__name__

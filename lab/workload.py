@@ -19,6 +19,10 @@ It knows nothing of Ray or TensorBoard files: the Tune adapter (`lab.trainable`)
         def save(self, checkpoint_dir): ...
         def restore(self, checkpoint_dir): ...
         def export(self, out_dir) -> str: ...     # optional: the model in a portable format (`lab export`)
+        @classmethod
+        def load_exported(cls, path): ...         # optional: what export wrote, loaded (lab.testing checks it)
+        @classmethod
+        def metric_names(cls, config): ...        # the keys step() reports (specs and lab.testing check them)
 
 Workloads are found through the `agent_lab.workloads` entry points (`lab.plugins`): `get(name)`
 imports only that workload's module, `discover()` all of them. Workload modules must not import
@@ -112,6 +116,11 @@ class Workload:
         Optional (`lab export`): scikit-learn -> skops, Keras -> `.keras`, TF-Agents -> PolicySaver.
         """
         raise LabError(f"workload '{self.name}' cannot export its model")
+
+    @classmethod
+    def load_exported(cls, path: str) -> Any:
+        """Load what `export` wrote at `path` (the conformance suite loads it in a fresh process)."""
+        raise LabError(f"workload '{cls.name}' cannot load an exported model")
 
     def close(self) -> None:
         """Release resources (environments, sessions)."""
