@@ -122,7 +122,8 @@ def test_readme_usage_commands_run(tmp_path, lab_home):
     assert '"experiment_id": 3' in outputs["best 3 --json"]
     assert "STATUS" not in outputs["baselines wine"]  # every model finished: no empty column
     houses = outputs["baselines houses.csv --target price"]
-    assert "ROOT_MEAN_SQUARED_ERROR" in houses and "e+0" not in houses and " -" not in houses.split("RANK", 1)[1]
+    table = houses.split("\nRANK", 1)[1]
+    assert "ROOT_MEAN_SQUARED_ERROR" in table and "e+0" not in table and " -" not in table  # RMSE positive, fixed
     assert (tmp_path / "run.gif").is_file() and (tmp_path / "model").is_dir()
     video = next(line for line in outputs["eval 3 --episodes 10 --video run.gif"].splitlines() if "video" in line)
     from PIL import Image
