@@ -227,7 +227,9 @@ def wait_warm(timeout: float = 120.0) -> bool:
 # ------------------------------------------------------------------ Ray's start settings
 def head_command(instance: Instance) -> list[str]:
     """`ray start` of the warm head: loopback, token auth (from the environment), no dashboard unless asked."""
-    system_config = {"preload_python_modules": list(PRELOAD)}
+    # the first run's driver would make the raylet start num_cpus more workers (importing TensorFlow, beside
+    # the trials): the pool is already there
+    system_config = {"preload_python_modules": list(PRELOAD), "prestart_worker_first_driver": False}
     command = [
         # this interpreter, not the `ray` script (its shebang may name another environment's Python)
         sys.executable, "-m", "ray.scripts.scripts", "start", "--head", "--block",
