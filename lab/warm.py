@@ -112,6 +112,9 @@ def usable(note=print) -> Instance | None:
 
 
 def _forget(instance: Instance | None) -> None:
+    """Remove the record (and the temp folder); Ray processes a dead keeper left behind are stopped."""
+    if instance is not None and instance.ours() and instance.pid and not instance.alive():
+        _reap(instance)
     for name in ("instance.json", "ready"):
         try:
             (ray_dir() / name).unlink()
@@ -370,6 +373,17 @@ def _session_processes(sid: int) -> list[tuple[int, str]]:
         except (OSError, ValueError, IndexError):
             continue
     return found
+
+
+def _reap(instance: Instance) -> None:
+    """SIGKILL what is left of a dead keeper's instance: its session's processes naming its temp folder
+    (the head's: gcs, raylet, `ray start`, agents; the workers die with their raylet)."""
+    for pid, cmdline in _session_processes(instance.pid):
+        if instance.temp_dir and instance.temp_dir in cmdline:
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
 
 
 def _start_ticks(pid: int) -> int:
