@@ -358,7 +358,7 @@ def _idle_workers(sid: int, temp_dir: str) -> list[int]:
 
 
 def _session_processes(sid: int) -> list[tuple[int, str]]:
-    """(pid, command line) of this user's processes whose session id is `sid`."""
+    """(pid, command line) of this user's live (not zombie) processes whose session id is `sid`."""
     found = []
     for entry in os.listdir("/proc"):
         if not entry.isdigit():
@@ -366,7 +366,7 @@ def _session_processes(sid: int) -> list[tuple[int, str]]:
         try:
             stat = Path(f"/proc/{entry}/stat").read_text()
             fields = stat.rsplit(")", 1)[1].split()
-            if int(fields[3]) != sid or os.stat(f"/proc/{entry}").st_uid != os.getuid():
+            if int(fields[3]) != sid or fields[0] in ("Z", "X") or os.stat(f"/proc/{entry}").st_uid != os.getuid():
                 continue
             cmdline = Path(f"/proc/{entry}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
             found.append((int(entry), cmdline.strip()))
@@ -377,9 +377,9 @@ def _session_processes(sid: int) -> list[tuple[int, str]]:
 
 def _reap(instance: Instance) -> None:
     """SIGKILL what is left of a dead keeper's instance: its session's processes naming its temp folder
-    (the head's: gcs, raylet, `ray start`, agents; the workers die with their raylet)."""
+    (gcs, raylet, `ray start`) or titled by Ray (agents, workers)."""
     for pid, cmdline in _session_processes(instance.pid):
-        if instance.temp_dir and instance.temp_dir in cmdline:
+        if (instance.temp_dir and instance.temp_dir in cmdline) or cmdline.startswith("ray::"):
             try:
                 os.kill(pid, signal.SIGKILL)
             except ProcessLookupError:
@@ -387,9 +387,10 @@ def _reap(instance: Instance) -> None:
 
 
 def _start_ticks(pid: int) -> int:
-    """A process's start time (clock ticks since boot), 0 when it does not exist."""
+    """A process's start time (clock ticks since boot), 0 when it does not exist or is a zombie."""
     try:
-        return int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[19])
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return 0 if fields[0] in ("Z", "X") else int(fields[19])
     except (OSError, ValueError, IndexError):
         return 0
 

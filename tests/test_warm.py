@@ -61,6 +61,24 @@ def test_a_dead_instance_is_reported_and_forgotten(lab_home):
     assert len(notes) == 1 and "no longer running" in notes[0] and not warm.record_path().exists()
 
 
+def test_a_dead_keepers_leftovers_are_stopped(lab_home, tmp_path):
+    """Its session's processes that name its temp folder go with the record (and nothing else)."""
+    temp_dir = str(tmp_path / "lab-ray-x")
+    nap = f"{sys.executable} -c 'import time; time.sleep(60)'"
+    leader = subprocess.Popen(["sh", "-c", f"{nap} {temp_dir} & {nap} & echo $!; exit"],
+                              stdout=subprocess.PIPE, text=True, start_new_session=True)
+    bystander = int(leader.stdout.readline())
+    leader.wait()
+    leftovers = [pid for pid, cmd in warm._session_processes(leader.pid) if temp_dir in cmd]
+    assert len(leftovers) == 1
+    write_record(pid=leader.pid, temp_dir=temp_dir)
+    assert warm.usable(note=lambda *a, **k: None) is None
+    time.sleep(0.2)
+    alive = {pid for pid, _ in warm._session_processes(leader.pid)}
+    assert leftovers[0] not in alive and bystander in alive
+    os.kill(bystander, 9)
+
+
 def test_another_users_instance_is_left_alone(lab_home):
     me = os.getpid()
     write_record(uid=os.getuid() + 1, user="someone", pid=me, pid_started=warm._start_ticks(me))
