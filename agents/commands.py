@@ -12,11 +12,13 @@ def add_eval(commands) -> None:
     evaluate.add_argument("--video", metavar="FILE", help="record the first episode to FILE.gif or FILE.mp4")
     evaluate.add_argument("--trial", help="trial id (default: the best trial; only with an experiment id)")
     evaluate.add_argument("--seed", type=int, default=0, help="episode i is reset with seed + i (default 0)")
+    evaluate.add_argument("--trust", action="store_true",
+                          help="load a policy folder this lab did not export (a SavedModel is code: only from people you trust)")
     evaluate.set_defaults(handler=cmd_eval)
 
 
 def cmd_eval(args: argparse.Namespace) -> int:
     from agents.evaluate import evaluate, format_result
 
-    print(format_result(evaluate(args.source, args.episodes, args.video, args.trial, args.seed)))
+    print(format_result(evaluate(args.source, args.episodes, args.video, args.trial, args.seed, trust=args.trust)))
     return 0

@@ -28,9 +28,10 @@ def make_vector_py_env(env_id: str, num_envs: int, seed: int = 0, max_episode_st
     `max_episode_steps`: a time limit other than the id's own.
     """
     from envs.gym_envs import make_gym_env
-    from agents.tf_env import check_env_id
+    from agents.tf_env import spec_checked
+    from envs.gym_envs import check_env_id
 
-    check_env_id(env_id)
+    spec_checked(check_env_id, env_id)
     return _vector_env_class()(functools.partial(_make_limited, make_gym_env, env_id, max_episode_steps),
                                num_envs, seed)
 

@@ -38,7 +38,9 @@ sys.path.insert(0, {root!r})
 os.environ["TF_USE_LEGACY_KERAS"] = "1"
 import tensorflow as tf
 from lab import image_data as data
-from deep.classifier import make_mlp, make_optimizer, split_validation
+from deep.backend import make_optimizer
+from deep.models import make_mlp
+from deep.pipeline import split_validation
 p = {params!r}
 tf.keras.utils.set_random_seed(p["seed"])
 (x, y), (x_test, y_test) = data.load("fashion_mnist", subset=p["subset"], seed=p["seed"])

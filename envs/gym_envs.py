@@ -11,7 +11,7 @@ every process that builds one, Ray workers included. Problems are `EnvError`s (a
 Ids starting with `ALE/` get the standard DQN preprocessing (Mnih et al. 2015, as in the Hands-On ML
 book): `frameskip=1` in `make`, then AtariPreprocessing (30 no-op starts, 4-frame skip with max-pooling,
 84x84 grayscale), FrameStackObservation of 4, and the stack cast to float32, channels last (Keras'
-Conv2D layout; float32 because TF-Agents' uint8 specs break with numpy 2, shared/STACK.md).
+Conv2D layout; float32 because TF-Agents' uint8 specs break with numpy 2, docs/stack.md).
 """
 from __future__ import annotations
 

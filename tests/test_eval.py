@@ -84,7 +84,9 @@ def test_policy_of_another_env_is_refused(trained, tmp_path):
     shutil.copytree(policy, other)
     meta = json.loads((other / "lab_policy.json").read_text())
     (other / "lab_policy.json").write_text(json.dumps({**meta, "env_id": "lab/GridMaze-v0"}))
-    result = lab("eval", str(other), env=env)
+    untrusted = lab("eval", str(other), env=env)  # changed since `lab export` wrote it: not this lab's any more
+    assert untrusted.returncode == 2 and "did not export" in untrusted.stderr.strip().splitlines()[-1]
+    result = lab("eval", str(other), "--trust", env=env)
     assert result.returncode == 2  # (TensorFlow's start-up chatter precedes the one error line)
     assert result.stderr.strip().splitlines()[-1] == (
         "lab: error: the DQN policy observes [4], but 'lab/GridMaze-v0' gives [49]: it was trained on another environment")
