@@ -113,7 +113,13 @@ def main() -> int:
     from lab import spec as specs
 
     (spec,) = specs.load("mlp-fashion-mnist")
-    params = {**spec.trial_params, "max_epochs": args.epochs, "subset": args.subset}
+    import dataclasses
+
+    from lab import workload as workloads
+
+    # every parameter of the trial (the preset names only those that differ from the workload's defaults)
+    config = workloads.get(spec.workload).make_config(spec.trial_params)
+    params = {**dataclasses.asdict(config), "max_epochs": args.epochs, "subset": args.subset}
     load_before = os.getloadavg()
     order = ["plain", "lab"] if args.repeats == 1 else ["plain", "lab", "lab", "plain"] * (args.repeats // 2)
     times: dict[str, list[float]] = {"plain": [], "lab": [], "lab warm": []}
