@@ -50,6 +50,11 @@ def test_down_and_status_without_an_instance(lab_home):
     assert status.returncode == 0 and status.stdout.strip() == "no warm Ray instance (`lab up` starts one)"
 
 
+def test_up_refuses_bad_sizes(lab_home):
+    assert "--cpus must be at least 1" in one_error_line(lab("up", "--cpus", "0"))
+    assert not warm.record_path().exists()
+
+
 def test_a_dead_instance_is_reported_and_forgotten(lab_home):
     write_record()
     assert "not running" in lab("status").stdout
