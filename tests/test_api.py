@@ -1,6 +1,7 @@
 """The Python API and the commands across experiments, over a registry filled the way Tune fills it."""
 from __future__ import annotations
 
+import json
 import os
 import random
 import shutil
@@ -159,6 +160,9 @@ def test_cli_ls_where_tag_note_show(lab_home, backend, capsys):
     out = lab_cli("show", str(a))
     assert "team=vision" in out.stdout and "C barely matters" in out.stdout
     assert "python 3.11.9" in out.stdout and "numpy==2.3.5" in out.stdout and 'model="svc"' in out.stdout
+    shown = json.loads(lab_cli("show", str(a), "--json").stdout)
+    assert shown["tags"] == {"stage": "baseline", "team": "vision"} and shown["notes"][0]["text"] == "C barely matters"
+    assert shown["environment"]["packages"] == {"numpy": "2.3.5"}
     out = lab_cli("ls", "--where", "status = completed or name = x")
     assert out.returncode == 2 and out.stderr.strip().splitlines() == [
         "lab: error: --where: expected 'and' between conditions, got 'or'"]

@@ -250,3 +250,11 @@ def test_tensorboard_port_taken(monkeypatch, lab_home, tmp_path):
         result = lab("tensorboard", "--port", str(port))
         assert result.returncode == 2 and result.stdout == ""  # no URL of a server that is not ours
         assert result.stderr.strip().splitlines() == [result.stderr.strip()] and "is taken" in result.stderr
+
+
+def test_leaderboard_json(lab_home):
+    experiment_id = record_regression_experiment()
+    board = json.loads(lab("leaderboard", "--workload", "sklearn_cv", "--json").stdout)
+    assert board["metric"] == "cv/neg_root_mean_squared_error" and board["mode"] == "max"
+    assert [(r["rank"], r["experiment_id"], r["trial_id"]) for r in board["rows"]] == [(1, experiment_id, "a1"),
+                                                                                      (2, experiment_id, "a2")]

@@ -33,6 +33,7 @@ def sets(*pairs: str) -> list[str]:
 DRY_RUN = ["--dry-run"]
 PLANS = {
     "presets": [],
+    "up": ["--workers", "2"],  # the runs below join this warm Ray; `lab down` stops it at the end
     "presets svc-digits": [],
     "params sklearn_cv --set model=random_forest": [],
     "run svc-digits": sets("svc__C=10", "svc__gamma=0.01", *SKLEARN_TINY),
@@ -102,23 +103,33 @@ def test_readme_usage_commands_run(tmp_path, lab_home):
     (tmp_path / "my-spec.yaml").write_text(readme_spec())
     write_houses(tmp_path / "houses.csv")
     outputs, started = {}, time.monotonic()
-    for command in commands:
-        args = [*shlex.split(command), *PLANS[command]]
-        begun = time.monotonic()
-        if command.startswith("tensorboard"):
-            code, output = tensorboard(args, tmp_path)
-        else:
-            result = lab(*args, cwd=tmp_path, timeout=300)
-            code, output = result.returncode, result.stdout + result.stderr
-        assert code == 0, f"lab {' '.join(args)} -> {code}\n{output[-3000:]}"
-        outputs[command] = output
-        print(f"{time.monotonic() - begun:5.1f} s  lab {command}")
+    try:
+        for command in commands:
+            args = [*shlex.split(command), *PLANS[command]]
+            begun = time.monotonic()
+            if command.startswith("tensorboard"):
+                code, output = tensorboard(args, tmp_path)
+            else:
+                result = lab(*args, cwd=tmp_path, timeout=300)
+                code, output = result.returncode, result.stdout + result.stderr
+            assert code == 0, f"lab {' '.join(args)} -> {code}\n{output[-3000:]}"
+            outputs[command] = output
+            print(f"{time.monotonic() - begun:5.1f} s  lab {command}")
+    finally:
+        if "up" in outputs:
+            lab("down", cwd=tmp_path, timeout=120)
     assert "replaces the search over 'svc__C'" in outputs["run my-spec.yaml --set num_samples=8 --set svc__C=10"]
     assert '"experiment_id": 3' in outputs["best 3 --json"]
     assert "STATUS" not in outputs["baselines wine"]  # every model finished: no empty column
     houses = outputs["baselines houses.csv --target price"]
-    assert "ROOT_MEAN_SQUARED_ERROR" in houses and "e+0" not in houses and " -" not in houses.split("RANK", 1)[1]
+    table = houses.split("\nRANK", 1)[1]
+    assert "ROOT_MEAN_SQUARED_ERROR" in table and "e+0" not in table and " -" not in table  # RMSE positive, fixed
     assert (tmp_path / "run.gif").is_file() and (tmp_path / "model").is_dir()
+    video = next(line for line in outputs["eval 3 --episodes 10 --video run.gif"].splitlines() if "video" in line)
+    from PIL import Image
+
+    with Image.open(tmp_path / "run.gif") as gif:
+        assert f"({gif.n_frames} frames" in video, video  # the frames the GIF holds, not those rendered
     import os
 
     print(f"README commands: {time.monotonic() - started:.0f} s (load {os.getloadavg()[0]:.1f})")
