@@ -162,17 +162,6 @@ def _load(name: str, entry) -> type[Workload]:
     return register(cls)
 
 
-def defaults(name: str) -> dict[str, Any]:
-    """The default value of every field of workload `name`'s Config (fields without one are left out)."""
-    found = {}
-    for field in dataclasses.fields(get(name).Config):
-        if field.init and field.default is not dataclasses.MISSING:
-            found[field.name] = field.default
-        elif field.init and field.default_factory is not dataclasses.MISSING:
-            found[field.name] = field.default_factory()
-    return found
-
-
 def suggest(word: str, choices, limit: int = 30) -> str:
     """' (did you mean ...?)' for close matches in any spelling (see `close_names`), else a short list of
     what is known (nothing when there are more than `limit`)."""
