@@ -14,7 +14,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from lab import settings
+from lab import checkpoints, settings
 from lab import workload as workloads
 from lab.errors import LabError
 
@@ -53,6 +53,7 @@ def load_trial_workload(experiment_id: int, trial_id: str | None = None, workdir
         raise LabError(f"checkpoint {checkpoint} is on remote storage: copy it locally first")
     if not os.path.isdir(checkpoint):
         raise LabError(f"checkpoint folder {checkpoint} of trial {trial['trial_id']} is gone")
+    checkpoints.verify(checkpoint)
     settings.apply_worker_env()
     cls = workloads.get(experiment["workload"])
     config = cls.make_config(trial["config"])

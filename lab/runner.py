@@ -5,6 +5,8 @@ cluster reachable, resources available) before the experiment is written to the 
 """
 from __future__ import annotations
 
+import contextlib
+
 import getpass
 import os
 import socket
@@ -239,7 +241,7 @@ def run(spec: ExperimentSpec, address: str | None = None, registry: Registry | N
     registry.update_experiment(experiment_id, storage_path=folder)
     environment.save_diff(where, diff)
     tuner = make_tuner(spec, experiment_id, registry, folder, verbose=verbose)
-    return _fit(tuner, experiment_id, spec, registry, folder)
+    return _fit(tuner, experiment_id, spec, registry, folder, verbose)
 
 
 def resume(experiment_id: int, address: str | None = None, registry: Registry | None = None,
@@ -269,7 +271,7 @@ def resume(experiment_id: int, address: str | None = None, registry: Registry | 
     from lab.registry import now
 
     registry.update_experiment(experiment_id, status="running", ended_at=None, heartbeat_at=now())
-    return _fit(tuner, experiment_id, spec, registry, folder)
+    return _fit(tuner, experiment_id, spec, registry, folder, verbose)
 
 
 def _checkpoint_state_every_turn() -> None:
@@ -279,7 +281,8 @@ def _checkpoint_state_every_turn() -> None:
     os.environ.setdefault("TUNE_GLOBAL_CHECKPOINT_S", "0")
 
 
-def _fit(tuner, experiment_id: int, spec: ExperimentSpec, registry: Registry, folder: str) -> Outcome:
+def _fit(tuner, experiment_id: int, spec: ExperimentSpec, registry: Registry, folder: str,
+         verbose: bool = False) -> Outcome:
     from lab import profile
     from lab.catchup import catch_up
     from lab.errors import RegistryError
@@ -287,7 +290,8 @@ def _fit(tuner, experiment_id: int, spec: ExperimentSpec, registry: Registry, fo
     profile.mark("fit")
     error = None
     try:
-        tuner.fit()
+        with tune_logs_to_file(experiment_id, enabled=not verbose):
+            tuner.fit()
     except KeyboardInterrupt:
         pass  # Tune saved the experiment state: `lab resume ID` continues it
     except Exception as exc:  # noqa: BLE001 - recorded, then re-raised as a one-line error
@@ -334,6 +338,33 @@ def _record_end(experiment_id: int, name: str, registry: Registry, folder: str, 
 def experiment_log(experiment_id: int) -> Path:
     """The driver-side log of an experiment: full tracebacks of what the console shows as one line."""
     return settings.lab_home() / "logs" / f"experiment-{experiment_id}.log"
+
+
+@contextlib.contextmanager
+def tune_logs_to_file(experiment_id: int, enabled: bool = True):
+    """Tune's own log records (a failed trial's traceback among them) go to the experiment's log file, not
+    the console: the user sees the compact progress lines and `lab show` the trial's one-line error."""
+    import logging
+
+    if not enabled:
+        yield
+        return
+    logger = logging.getLogger("ray.tune")
+    path = experiment_log(experiment_id)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        handler: logging.Handler = logging.FileHandler(path)
+    except OSError:  # no room for the log either: the records are dropped, the run goes on
+        handler = logging.NullHandler()
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    logger.addHandler(handler)
+    propagate, logger.propagate = logger.propagate, False
+    try:
+        yield
+    finally:
+        logger.propagate = propagate
+        logger.removeHandler(handler)
+        handler.close()
 
 
 def write_experiment_log(experiment_id: int, exc: BaseException) -> Path:

@@ -12,7 +12,7 @@ import random
 import numpy as np
 from ray import tune
 
-from lab import settings
+from lab import checkpoints, settings
 from lab import workload as workloads
 from lab.tboard import MediaLogger, SummaryWriter
 
@@ -64,8 +64,10 @@ class WorkloadTrainable(tune.Trainable):
 
     def save_checkpoint(self, checkpoint_dir: str) -> None:
         self.workload.save(checkpoint_dir)
+        checkpoints.seal(checkpoint_dir)  # last: a checkpoint cut short has no manifest
 
     def load_checkpoint(self, checkpoint_dir: str) -> None:
+        checkpoints.verify(checkpoint_dir)
         self.workload.restore(checkpoint_dir)
 
     def reset_config(self, new_config: dict) -> bool:

@@ -1,0 +1,123 @@
+"""Sealed checkpoints: nothing half-written is read back as a valid checkpoint."""
+from __future__ import annotations
+
+import json
+import os
+
+import pytest
+
+from lab import checkpoints
+from lab.checkpoints import MANIFEST, CheckpointError
+
+
+def written(folder) -> str:
+    (folder / "weights").mkdir(parents=True)
+    (folder / "weights" / "data").write_bytes(os.urandom(4096))
+    (folder / "state.json").write_text(json.dumps({"step": 7}))
+    checkpoints.seal(str(folder))
+    return str(folder)
+
+
+def test_a_sealed_checkpoint_verifies_and_tolerates_files_added_after_it(tmp_path):
+    folder = written(tmp_path / "ckpt")
+    (tmp_path / "ckpt" / ".metadata.json").write_text("{}")  # what Tune adds after the trainable saved
+    checkpoints.verify(folder)
+    assert not any(name.endswith(".tmp") for name in os.listdir(folder))
+
+
+@pytest.mark.parametrize("damage", ["truncated", "missing", "no manifest", "garbled manifest"])
+def test_a_checkpoint_cut_short_or_changed_is_refused_with_one_line(tmp_path, damage):
+    folder = written(tmp_path / "ckpt")
+    data = tmp_path / "ckpt" / "weights" / "data"
+    if damage == "truncated":  # a copy to a full disk stops mid-file
+        data.write_bytes(data.read_bytes()[:1000])
+    elif damage == "missing":  # ... or before a file
+        data.unlink()
+    elif damage == "no manifest":  # ... or before the manifest, which is written last
+        (tmp_path / "ckpt" / MANIFEST).unlink()
+    else:
+        (tmp_path / "ckpt" / MANIFEST).write_text("{\"files\": ")
+    with pytest.raises(CheckpointError) as error:
+        checkpoints.verify(folder)
+    assert "\n" not in str(error.value) and folder in str(error.value)
+
+
+def test_lab_export_refuses_a_recorded_checkpoint_that_was_cut_short(tmp_path):
+    """The registry points at a checkpoint whose copy stopped half-way: export says so in one line."""
+    from lab.artifacts import load_trial_workload
+    from lab.registry import Registry
+
+    folder = written(tmp_path / "ckpt")
+    (tmp_path / "ckpt" / "weights" / "data").write_bytes(b"")
+    registry = Registry()
+    experiment = registry.create_experiment({"name": "cut", "workload": "sklearn_cv", "metric": "cv/accuracy",
+                                             "mode": "max", "params": {}}, user="u", host="h", git_commit="")
+    registry.upsert_trial(experiment, "t1", status="TERMINATED", config={"dataset": "iris"},
+                          checkpoint_path=folder, best_metric=0.9)
+    with pytest.raises(CheckpointError, match="differs from what was written"):
+        load_trial_workload(experiment, "t1", registry=registry)
+
+
+# ------------------------------------------------------------------ a real full disk, end to end
+@pytest.fixture
+def small_disk(tmp_path):
+    """A 64 MB tmpfs (root only): the storage that fills up."""
+    import subprocess
+
+    if os.geteuid() != 0:
+        pytest.skip("mounting a small tmpfs needs root")
+    mount = tmp_path / "disk"
+    mount.mkdir()
+    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=64m", "tmpfs", str(mount)], check=True)
+    try:
+        yield mount
+    finally:
+        subprocess.run(["umount", "-l", str(mount)], check=False)
+
+
+@pytest.mark.slow
+def test_a_full_disk_fails_the_trial_in_one_line_and_resume_finishes_it(small_disk, lab_home):
+    import glob
+    import subprocess
+    import sys
+    import time
+
+    from lab.registry import Registry
+
+    command = [str(os.path.join(os.path.dirname(sys.executable), "lab")), "run", "dqn-cartpole",
+               "--set", "learning_rate=1e-3", "--set", "num_samples=1", "--set", "stop.training_iteration=6",
+               "--set", "stop.eval/average_return=1000", "--set", "scheduler.max_t=6",
+               "--set", "scheduler.grace_period=1", "--storage", str(small_disk)]
+    run = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    filler = small_disk / "filler"
+    deadline = time.monotonic() + 300
+    while not glob.glob(str(small_disk / "*" / "*" / "checkpoint_000001")) and run.poll() is None:
+        assert time.monotonic() < deadline, "no checkpoint was written"
+        time.sleep(0.2)
+    with open(filler, "wb") as handle:  # the disk fills up while the trial trains
+        try:
+            while True:
+                handle.write(b"\0" * (1 << 20))
+        except OSError:
+            pass
+    out, err = run.communicate(timeout=300)
+    assert run.returncode != 0 and "Traceback" not in out + err, out + err
+    (experiment,) = Registry().experiments()
+    (trial,) = Registry().trials(experiment["id"])
+    assert trial["status"] == "ERROR" and "No space left on device" in trial["error"], trial
+    failed_at = trial["iterations"]
+    for folder in glob.glob(str(small_disk / "*" / "*" / "checkpoint_*")):  # what was written counts, or is refused
+        try:
+            checkpoints.verify(folder)
+        except CheckpointError:
+            pass
+    filler.unlink()  # the space is back
+    resumed = subprocess.run([command[0], "resume", str(experiment["id"])], capture_output=True, text=True,
+                             timeout=300)
+    assert resumed.returncode == 0, resumed.stdout + resumed.stderr
+    (trial,) = Registry().trials(experiment["id"])
+    # it went on from its last sealed checkpoint to its end (6 iterations, or the workload's own budget),
+    # and its final checkpoint is whole
+    assert trial["status"] == "TERMINATED" and trial["iterations"] >= failed_at, trial
+    checkpoints.verify(trial["checkpoint_path"])
+    assert "Traceback" not in resumed.stdout + resumed.stderr
