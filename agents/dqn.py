@@ -33,6 +33,7 @@ from typing import Literal
 import numpy as np
 
 from agents._common import close_envs, episode_observers, export_policy, greedy_actions, make_greedy_evaluation, read_checkpoint, round_metrics, write_checkpoint
+from agents.pixels import scale_pixels
 from lab.errors import SpecError
 from lab.workload import Workload, register
 
@@ -52,10 +53,11 @@ class DQN(Workload):
     @dataclass
     class Config:
         env_id: str = "CartPole-v1"  # Gymnasium id: discrete actions, vector observations
+        env_backend: Literal["gymnasium", "envpool", "auto"] = "gymnasium"  # steps the envs (envs/backends.py)
         num_envs: int = 8  # training envs, stepped together (BatchedPyEnvironment)
         fc_layers: tuple[int, ...] = (128, 128)  # hidden layers of the Q-network (an MLP)
         conv_layers: tuple[tuple[int, ...], ...] = ()  # [filters, kernel, stride] each, before fc_layers: images
-        #   (height, width, channels), pixels 0..255 scaled to 0..1 in the network; e.g. Atari (ALE/ ids)
+        #   (height, width, channels), uint8 pixels scaled to 0..1 in the network; e.g. Atari (ALE/ ids)
         optimizer: Literal["adam", "rmsprop"] = "adam"  # rmsprop: DQN paper's (rho 0.95, eps 1e-5, centered)
         max_episode_steps: int = 0  # time limit of training and eval episodes (0: the env's own)
         learning_rate: float = 2e-2  # Adam (high, with gradient clipping: fastest on CartPole)
@@ -109,7 +111,7 @@ class DQN(Workload):
             from envs.tf_env import check_spaces as check_gym_spaces
 
             check_gym_spaces(self.env_id, "DQN", discrete_actions=True,  # before any trial starts
-                             vector_observations=not self.conv_layers)
+                             vector_observations=not self.conv_layers, backend=self.env_backend)
 
     # ------------------------------------------------------------------ setup
     def setup(self) -> None:
@@ -126,17 +128,22 @@ class DQN(Workload):
         cfg = self.config
         tf.keras.utils.set_random_seed(cfg.seed)  # Python, NumPy and TensorFlow
 
-        # Environments: the id and the spaces are checked before the eval batch is built.
+        # Environments: the id and the spaces are checked before the eval batch is built. Training envs
+        # are the learner's (Atari: episodic life, clipped rewards), evaluation envs play the full game.
+        # Rebuilt only for its policy (`lab eval`, `lab export`): one env for the specs, no eval envs.
+        policy_only = self.context.policy_only
         check_env_id(cfg.env_id)
         limit = {"max_episode_steps": cfg.max_episode_steps} if cfg.max_episode_steps else {}
-        self.train_env = make_tf_env(cfg.env_id, cfg.num_envs, seed=cfg.seed, **limit)
+        self.train_env = make_tf_env(cfg.env_id, 1 if policy_only else cfg.num_envs, seed=cfg.seed, training=True,
+                                     backend="gymnasium" if policy_only else cfg.env_backend, **limit)
         check_spaces(cfg.env_id, self.train_env.observation_spec(), self.train_env.action_spec(), bool(cfg.conv_layers))
-        self.eval_env = make_tf_env(cfg.env_id, cfg.eval_episodes, seed=cfg.seed + EVAL_SEED_OFFSET, **limit)
+        self.eval_env = None if policy_only else make_tf_env(
+            cfg.env_id, cfg.eval_episodes, seed=cfg.seed + EVAL_SEED_OFFSET, backend=cfg.env_backend, **limit)
 
-        # Q-network (conv layers first for images, pixels scaled to 0..1), counters, agent.
+        # Q-network (conv layers first for uint8 images, scaled to 0..1 in its graph), counters, agent.
         network_cls = dueling_q_network.DuelingQNetwork if cfg.dueling else q_network.QNetwork
         conv = {"conv_layer_params": [tuple(layer) for layer in cfg.conv_layers],
-                "preprocessing_layers": tf.keras.layers.Rescaling(1.0 / 255.0)} if cfg.conv_layers else {}
+                "preprocessing_layers": scale_pixels()} if cfg.conv_layers else {}
         self.q_network = network_cls(
             self.train_env.observation_spec(), self.train_env.action_spec(), fc_layer_params=tuple(cfg.fc_layers),
             **conv,
@@ -174,6 +181,11 @@ class DQN(Workload):
         )
         self.agent.initialize()  # copies the online network into the target network
         self.optimizer.build(self.q_network.trainable_variables)  # slots now, not inside the train loop
+        saved = dict(agent=self.agent, q_network=self.q_network, optimizer=self.optimizer,
+                     train_step=self.train_step, env_steps=self.env_steps)
+        if policy_only:  # no replay buffer, no collect/train/evaluate functions
+            self.checkpoint = tf.train.Checkpoint(**saved)
+            return
 
         # Replay buffer: one row per env.
         self.replay_buffer = tf_uniform_replay_buffer.TFUniformReplayBuffer(
@@ -218,8 +230,6 @@ class DQN(Workload):
         self._train = train.get_concrete_function()
         self._evaluate = evaluate.get_concrete_function()
 
-        saved = dict(agent=self.agent, q_network=self.q_network, optimizer=self.optimizer,
-                     train_step=self.train_step, env_steps=self.env_steps)
         if cfg.save_replay_buffer:
             saved["replay_buffer"] = self.replay_buffer
         self.checkpoint = tf.train.Checkpoint(**saved)

@@ -40,6 +40,7 @@ from typing import Literal
 import numpy as np
 
 from agents._common import close_envs, export_policy, greedy_actions, make_greedy_evaluation, read_checkpoint, round_metrics, write_checkpoint
+from agents.pixels import scale_pixels
 from lab.errors import SpecError
 from lab.workload import Workload, register
 
@@ -59,6 +60,7 @@ class PPO(Workload):
     @dataclass
     class Config:
         env_id: str = "CartPole-v1"  # Gymnasium id: discrete or continuous (Box) actions, vector observations
+        env_backend: Literal["gymnasium", "envpool", "auto"] = "gymnasium"  # steps the envs (envs/backends.py)
         num_envs: int = 8  # training envs, stepped together (BatchedPyEnvironment)
         collect_steps_per_iteration: int = 256  # env steps per round over all envs (a multiple of num_envs)
         num_epochs: int = 20  # passes over each round's transitions
@@ -73,6 +75,8 @@ class PPO(Workload):
         actor_fc_layers: tuple[int, ...] = (64, 64)  # hidden layers of the actor (an MLP)
         value_fc_layers: tuple[int, ...] = (64, 64)  # hidden layers of the value network (an MLP)
         activation: Literal["relu", "tanh"] = "tanh"  # of the hidden layers of both networks
+        conv_layers: tuple[tuple[int, ...], ...] = ()  # [filters, kernel, stride] each, before the fc layers of
+        #   both networks: images (height, width, channels), uint8 pixels scaled to 0..1 in the networks (Atari)
         env_steps_per_step: int = 1_024  # env steps trained by one step() (one Tune iteration)
         eval_episodes: int = 10  # greedy episodes per evaluation, played at once
         max_env_steps: int = 50_000  # budget: step() returns done=True once it is spent
@@ -101,9 +105,13 @@ class PPO(Workload):
             if self.num_minibatches > self.collect_steps_per_iteration:
                 raise ValueError(f"num_minibatches ({self.num_minibatches}) cannot exceed the transitions of a round "
                                  f"(collect_steps_per_iteration={self.collect_steps_per_iteration})")
+            if any(len(layer) != 3 or min(layer) <= 0 for layer in self.conv_layers):
+                raise ValueError(f"conv_layers must be [filters, kernel, stride] triples of positive integers, "
+                                 f"got {[list(layer) for layer in self.conv_layers]}")
             from envs.tf_env import check_spaces as check_gym_spaces
 
-            check_gym_spaces(self.env_id, "PPO", discrete_actions=None)  # before any trial starts
+            check_gym_spaces(self.env_id, "PPO", discrete_actions=None,  # before any trial starts
+                             vector_observations=not self.conv_layers, backend=self.env_backend)
 
     # ------------------------------------------------------------------ setup
     def setup(self) -> None:
@@ -120,18 +128,30 @@ class PPO(Workload):
 
         # Environments: the id and the spaces are checked before the eval batch is built.
         check_env_id(cfg.env_id)
-        self.train_env = make_tf_env(cfg.env_id, cfg.num_envs, seed=cfg.seed)
+        # Training envs are the learner's (Atari: episodic life, clipped rewards); eval envs play the full game.
+        # Rebuilt only for its policy (`lab eval`, `lab export`): one env for the specs, no eval envs.
+        policy_only = self.context.policy_only
+        self.train_env = make_tf_env(cfg.env_id, 1 if policy_only else cfg.num_envs, seed=cfg.seed, training=True,
+                                     backend="gymnasium" if policy_only else cfg.env_backend)
         observation_spec, action_spec = self.train_env.observation_spec(), self.train_env.action_spec()
-        check_spaces(cfg.env_id, observation_spec, action_spec)
-        self.eval_env = make_tf_env(cfg.env_id, cfg.eval_episodes, seed=cfg.seed + EVAL_SEED_OFFSET)
+        check_spaces(cfg.env_id, observation_spec, action_spec, bool(cfg.conv_layers))
+        self.eval_env = None if policy_only else make_tf_env(cfg.env_id, cfg.eval_episodes,
+                                                             seed=cfg.seed + EVAL_SEED_OFFSET, backend=cfg.env_backend)
 
-        # Networks, counters, agent. num_epochs=1: the epoch loop is ours, in the graph (module docstring).
+        # Networks (conv layers first for uint8 images, scaled in their graphs), counters, agent.
+        # num_epochs=1: the epoch loop is ours, in the graph (module docstring).
         activation = {"relu": tf.keras.activations.relu, "tanh": tf.keras.activations.tanh}[cfg.activation]
+
+        def conv():  # each network its own layers
+            return {"conv_layer_params": [tuple(layer) for layer in cfg.conv_layers],
+                    "preprocessing_layers": scale_pixels()} if cfg.conv_layers else {}
+
         self.actor_net = actor_distribution_network.ActorDistributionNetwork(
-            observation_spec, action_spec, fc_layer_params=tuple(cfg.actor_fc_layers), activation_fn=activation
+            observation_spec, action_spec, fc_layer_params=tuple(cfg.actor_fc_layers), activation_fn=activation,
+            **conv()
         )
         self.value_net = value_network.ValueNetwork(
-            observation_spec, fc_layer_params=tuple(cfg.value_fc_layers), activation_fn=activation
+            observation_spec, fc_layer_params=tuple(cfg.value_fc_layers), activation_fn=activation, **conv()
         )
         self.optimizer = tf.keras.optimizers.Adam(learning_rate=cfg.learning_rate, epsilon=1e-5)
         self.train_step = tf.Variable(0, dtype=tf.int64, trainable=False, name="train_step")  # gradient steps
@@ -161,6 +181,12 @@ class PPO(Workload):
         self.agent.initialize()
         variables = self.actor_net.trainable_variables + self.value_net.trainable_variables
         self.optimizer.build(variables)  # slots now, not inside the train loop
+        self.checkpoint = tf.train.Checkpoint(
+            actor_net=self.actor_net, value_net=self.value_net, optimizer=self.optimizer,
+            train_step=self.train_step, env_steps=self.env_steps,
+        )
+        if policy_only:  # no collect/train/evaluate functions, no warm-up
+            return
 
         # Collect: exactly `length` steps of each env in a graph loop; the round's experience is the
         # transition kept from the previous round followed by these, shaped [num_envs, length + 1].
@@ -277,11 +303,6 @@ class PPO(Workload):
         self._evaluate()
         self.warmup_seconds = time.perf_counter() - started
 
-        self.checkpoint = tf.train.Checkpoint(
-            actor_net=self.actor_net, value_net=self.value_net, optimizer=self.optimizer,
-            train_step=self.train_step, env_steps=self.env_steps,
-        )
-
     # ------------------------------------------------------------------ training
     def step(self) -> dict[str, float | bool]:
         """Rounds until `env_steps_per_step` more env steps (a round may overshoot), then an evaluation."""
@@ -311,7 +332,8 @@ class PPO(Workload):
 
     def restore(self, checkpoint_dir: str) -> None:
         read_checkpoint(self.checkpoint, checkpoint_dir, CHECKPOINT_NAME, "PPO")
-        self.has_carry.assign(False)  # the kept transition belongs to the envs' old episodes: take a fresh one
+        if hasattr(self, "has_carry"):  # not built for the policy only
+            self.has_carry.assign(False)  # the kept transition belongs to the envs' old episodes: take a fresh one
 
     def export(self, out_dir: str) -> str:
         """The greedy policy, saved with PolicySaver (`lab export`, `lab eval PATH`)."""
@@ -321,8 +343,9 @@ class PPO(Workload):
         close_envs(getattr(self, "train_env", None), getattr(self, "eval_env", None))
 
 
-def check_spaces(env_id: str, observation_spec, action_spec) -> None:
-    """SpecError unless the env has one discrete or continuous action and vector observations (an MLP's input)."""
+def check_spaces(env_id: str, observation_spec, action_spec, images: bool = False) -> None:
+    """SpecError unless the env has one discrete or continuous action and vector observations (an MLP's
+    input), or images (height, width, channels) with `images` (conv layers)."""
     import tensorflow as tf
 
     actions = tf.nest.flatten(action_spec)
@@ -331,7 +354,7 @@ def check_spaces(env_id: str, observation_spec, action_spec) -> None:
         raise SpecError(f"PPO needs one discrete action or one continuous (Box) action vector, but '{env_id}' "
                         f"has actions {shapes} ({', '.join(a.dtype.name for a in actions)})")
     observations = tf.nest.flatten(observation_spec)
-    if len(observations) != 1 or observations[0].shape.rank != 1:
+    if len(observations) != 1 or observations[0].shape.rank != (3 if images else 1):
         shape = [o.shape.as_list() for o in observations]
         raise SpecError(f"PPO's MLP networks need flat vector observations, but '{env_id}' observes "
                         f"{shape[0] if len(shape) == 1 else shape} (images need a conv network)")

@@ -27,19 +27,27 @@ def check_env_id(env_id: str) -> None:
         raise SpecError(f"unknown Gymnasium environment '{env_id}'{suggest(env_id, gymnasium.registry)}")
 
 
-def check_spaces(env_id: str, agent: str, discrete_actions: bool | None, vector_observations: bool = True) -> None:
+def check_spaces(env_id: str, agent: str, discrete_actions: bool | None, vector_observations: bool = True,
+                 backend: str = "gymnasium") -> None:
     """SpecError, before anything runs, when the env's spaces do not suit the agent.
 
     Uses Gymnasium's spaces only (no TensorFlow), so specs are checked when they are loaded.
     `discrete_actions`: True (DQN, C51), False (SAC, TD3, DDPG) or None (either, e.g. PPO).
     `vector_observations`: True: flat vectors (MLP networks); False: images (height, width, channels; conv).
+    `backend`: the env backend asked for (envs/backends.py): envpool must be installed and have the id.
     """
     from gymnasium import spaces
 
     from envs.gym_envs import make_gym_env
 
+    from envs.backends import resolve_backend
+
     check_env_id(env_id)
-    env = make_gym_env(env_id)  # with the lab's preprocessing (Atari: (84, 84, 4) float32 frames)
+    try:
+        resolve_backend(env_id, backend)
+    except ValueError as exc:
+        raise SpecError(str(exc)) from None
+    env = make_gym_env(env_id)  # with the lab's preprocessing (Atari: (84, 84, 4) uint8 frames)
     try:
         action_space, observation_space = env.action_space, env.observation_space
     finally:
@@ -58,7 +66,7 @@ def check_spaces(env_id: str, agent: str, discrete_actions: bool | None, vector_
                         f"'{env_id}' observes {observation_space}")
 
 
-def make_py_env(env_id: str, seed: int | None = None, **load_kwargs: Any):
+def make_py_env(env_id: str, seed: int | None = None, training: bool = False, **load_kwargs: Any):
     """One TF-Agents PyEnvironment (auto-reset, Gymnasium's time limit), its RNG seeded with `seed`.
 
     Ids starting with `ALE/` get the standard Atari preprocessing (envs/gym_envs.py).
@@ -69,7 +77,7 @@ def make_py_env(env_id: str, seed: int | None = None, **load_kwargs: Any):
 
     check_env_id(env_id)
     if gym_envs.is_atari(env_id):
-        load_kwargs.setdefault("gym_env_wrappers", gym_envs.atari_wrappers())
+        load_kwargs.setdefault("gym_env_wrappers", gym_envs.atari_wrappers(training))
         load_kwargs["gym_kwargs"] = {**gym_envs.make_kwargs(env_id), **(load_kwargs.get("gym_kwargs") or {})}
     env = suite_gymnasium.load(env_id, **load_kwargs)
     if seed is not None:
@@ -77,11 +85,14 @@ def make_py_env(env_id: str, seed: int | None = None, **load_kwargs: Any):
     return env
 
 
-def make_tf_env(env_id: str, num_envs: int = 1, seed: int = 0, vector: bool = True, **load_kwargs: Any):
+def make_tf_env(env_id: str, num_envs: int = 1, seed: int = 0, vector: bool = True, training: bool = False,
+                backend: str = "gymnasium", **load_kwargs: Any):
     """A TFPyEnvironment over a BatchedPyEnvironment of `num_envs` copies, seeded seed, seed+1, ...
 
-    `vector=True`: over one Gymnasium vector env instead (envs/vector_env.py: the same time steps,
-    ~1.9x faster collection, benchmarks/rl_collection.py); of `load_kwargs` only `max_episode_steps` applies there.
+    `vector=True`: over one Gymnasium (or EnvPool, `backend`) vector env instead (envs/vector_env.py:
+    the same time steps, ~1.9x faster collection, benchmarks/rl_collection.py); of `load_kwargs` only
+    `max_episode_steps` applies there. `training`: the learner's envs (Atari: episodic life, clipped
+    rewards; evaluation envs play the full game).
     """
     from tf_agents.environments import batched_py_environment, tf_py_environment
 
@@ -90,7 +101,8 @@ def make_tf_env(env_id: str, num_envs: int = 1, seed: int = 0, vector: bool = Tr
 
         if set(load_kwargs) - {"max_episode_steps"}:
             raise TypeError(f"make_tf_env(vector=True) takes no {sorted(set(load_kwargs) - {'max_episode_steps'})}")
-        return tf_py_environment.TFPyEnvironment(make_vector_py_env(env_id, num_envs, seed, **load_kwargs))
-    envs = [make_py_env(env_id, seed + i, **load_kwargs) for i in range(num_envs)]
+        return tf_py_environment.TFPyEnvironment(
+            make_vector_py_env(env_id, num_envs, seed, training=training, backend=backend, **load_kwargs))
+    envs = [make_py_env(env_id, seed + i, training, **load_kwargs) for i in range(num_envs)]
     batched = batched_py_environment.BatchedPyEnvironment(envs, multithreading=False)
     return tf_py_environment.TFPyEnvironment(batched)

@@ -76,7 +76,7 @@ def export_experiment(experiment_id: int, out: str, trial_id: str | None = None)
     import tensorflow as tf
 
     try:
-        workload = load_trial_workload(experiment_id, trial["trial_id"])
+        workload = load_trial_workload(experiment_id, trial["trial_id"], policy_only=True)  # no replay buffer
     except (FileNotFoundError, AssertionError, ValueError, tf.errors.OpError) as exc:
         raise LabError(f"cannot restore trial {trial['trial_id']} of experiment {experiment_id}: "
                        f"{str(exc).splitlines()[0]}") from None
