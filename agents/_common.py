@@ -111,11 +111,12 @@ def read_checkpoint(checkpoint, checkpoint_dir: str, name: str, agent: str) -> N
 POLICY_META = "lab_policy.json"  # written beside a PolicySaver export: which env and agent it belongs to
 
 
-def export_policy(policy, out_dir: str, train_step, env_id: str, agent: str) -> str:
+def export_policy(policy, out_dir: str, train_step, env_id: str, agent: str, max_episode_steps: int = 0) -> str:
     """Save the greedy `policy` with TF-Agents' PolicySaver into `<out_dir>/policy`; return that folder.
 
     A `lab_policy.json` beside the SavedModel names the env id and agent, so `lab eval PATH` can rebuild
-    the environment. Loading in a fresh process needs `import tensorflow_probability` first (STACK.md).
+    the environment (and `max_episode_steps`, the time limit the agent was trained and evaluated with,
+    0: the env's own). Loading in a fresh process needs `import tensorflow_probability` first (STACK.md).
     """
     import json
 
@@ -124,7 +125,8 @@ def export_policy(policy, out_dir: str, train_step, env_id: str, agent: str) -> 
     path = os.path.join(out_dir, "policy")
     policy_saver.PolicySaver(policy, train_step=train_step).save(path)
     with open(os.path.join(path, POLICY_META), "w") as handle:
-        json.dump({"env_id": env_id, "agent": agent, "train_step": int(train_step.numpy())}, handle)
+        json.dump({"env_id": env_id, "agent": agent, "train_step": int(train_step.numpy()),
+                   "max_episode_steps": int(max_episode_steps)}, handle)
     return path
 
 

@@ -266,7 +266,8 @@ class DQN(Workload):
 
     def export(self, out_dir: str) -> str:
         """The greedy policy, saved with PolicySaver (`lab export`, `lab eval PATH`)."""
-        return export_policy(self.agent.policy, out_dir, self.train_step, self.config.env_id, "DQN")
+        return export_policy(self.agent.policy, out_dir, self.train_step, self.config.env_id, "DQN",
+                             self.config.max_episode_steps)
 
     def close(self) -> None:
         close_envs(getattr(self, "train_env", None), getattr(self, "eval_env", None))

@@ -77,6 +77,7 @@ class PPO(Workload):
         activation: Literal["relu", "tanh"] = "tanh"  # of the hidden layers of both networks
         conv_layers: tuple[tuple[int, ...], ...] = ()  # [filters, kernel, stride] each, before the fc layers of
         #   both networks: images (height, width, channels), uint8 pixels scaled to 0..1 in the networks (Atari)
+        max_episode_steps: int = 0  # time limit of training and eval episodes (0: the env's own)
         env_steps_per_step: int = 1_024  # env steps trained by one step() (one Tune iteration)
         eval_episodes: int = 10  # greedy episodes per evaluation, played at once
         max_env_steps: int = 50_000  # budget: step() returns done=True once it is spent
@@ -102,6 +103,8 @@ class PPO(Workload):
             if self.collect_steps_per_iteration % self.num_envs:
                 raise ValueError(f"collect_steps_per_iteration ({self.collect_steps_per_iteration}) must be a "
                                  f"multiple of num_envs ({self.num_envs}): every env takes the same steps per round")
+            if self.max_episode_steps < 0:
+                raise ValueError(f"max_episode_steps cannot be negative, got {self.max_episode_steps}")
             if self.num_minibatches > self.collect_steps_per_iteration:
                 raise ValueError(f"num_minibatches ({self.num_minibatches}) cannot exceed the transitions of a round "
                                  f"(collect_steps_per_iteration={self.collect_steps_per_iteration})")
@@ -131,12 +134,14 @@ class PPO(Workload):
         # Training envs are the learner's (Atari: episodic life, clipped rewards); eval envs play the full game.
         # Rebuilt only for its policy (`lab eval`, `lab export`): one env for the specs, no eval envs.
         policy_only = self.context.policy_only
+        limit = {"max_episode_steps": cfg.max_episode_steps} if cfg.max_episode_steps else {}
         self.train_env = make_tf_env(cfg.env_id, 1 if policy_only else cfg.num_envs, seed=cfg.seed, training=True,
-                                     backend="gymnasium" if policy_only else cfg.env_backend)
+                                     backend="gymnasium" if policy_only else cfg.env_backend, **limit)
         observation_spec, action_spec = self.train_env.observation_spec(), self.train_env.action_spec()
         check_spaces(cfg.env_id, observation_spec, action_spec, bool(cfg.conv_layers))
         self.eval_env = None if policy_only else make_tf_env(cfg.env_id, cfg.eval_episodes,
-                                                             seed=cfg.seed + EVAL_SEED_OFFSET, backend=cfg.env_backend)
+                                                             seed=cfg.seed + EVAL_SEED_OFFSET, backend=cfg.env_backend,
+                                                             **limit)
 
         # Networks (conv layers first for uint8 images, scaled in their graphs), counters, agent.
         # num_epochs=1: the epoch loop is ours, in the graph (module docstring).
@@ -337,7 +342,8 @@ class PPO(Workload):
 
     def export(self, out_dir: str) -> str:
         """The greedy policy, saved with PolicySaver (`lab export`, `lab eval PATH`)."""
-        return export_policy(self.agent.policy, out_dir, self.train_step, self.config.env_id, "PPO")
+        return export_policy(self.agent.policy, out_dir, self.train_step, self.config.env_id, "PPO",
+                             self.config.max_episode_steps)
 
     def close(self) -> None:
         close_envs(getattr(self, "train_env", None), getattr(self, "eval_env", None))

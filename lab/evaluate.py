@@ -127,6 +127,10 @@ def evaluate_policy(path: str, episodes: int, video: str | None, seed: int) -> E
     specs = tensor_spec.from_pbtxt_file(os.path.join(path, "policy_specs.pbtxt"))["collect_data_spec"]
     observation_spec = specs.observation
     env = make_gym_env(env_id, render_mode="rgb_array" if video else None)
+    if meta.get("max_episode_steps"):  # the time limit the agent was trained and evaluated with
+        import gymnasium
+
+        env = gymnasium.wrappers.TimeLimit(env, int(meta["max_episode_steps"]))
     try:
         check_fits(env, observation_spec, specs.action, env_id, meta.get("agent", "?"))
         returns, lengths, frames = [], [], []
