@@ -8,6 +8,7 @@ quickstart:
 test:
 	scripts/setup.sh --test
 	LAB_REQUIRE_POSTGRES=$$(command -v apt-get >/dev/null && [ $$(id -u) = 0 ] && echo 1 || echo 0) \
+	LAB_REQUIRE_CHROMIUM=$$(command -v apt-get >/dev/null && [ $$(id -u) = 0 ] && echo 1 || echo 0) \
 	  .venv/bin/python -m pytest -ra --durations=15
 
 fast-test:

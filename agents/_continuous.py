@@ -84,7 +84,7 @@ class OffPolicyConfig:
                              f"least num_envs ({self.num_envs}): a round steps every env at least once")
         if self.replay_capacity // self.num_envs < 2:
             raise ValueError(f"replay_capacity ({self.replay_capacity}) must hold 2 steps per env")
-        from envs.tf_env import check_spaces
+        from agents.tf_env import check_spaces
 
         check_spaces(self.env_id, agent, discrete_actions=False, backend=self.env_backend)  # before any trial starts
 
@@ -116,7 +116,7 @@ class OffPolicyWorkload(Workload):
         from tf_agents.policies import random_tf_policy
         from tf_agents.replay_buffers import tf_uniform_replay_buffer
 
-        from envs.tf_env import make_tf_env
+        from agents.tf_env import make_tf_env
 
         cfg = self.config
         tf.keras.utils.set_random_seed(cfg.seed)  # Python, NumPy and TensorFlow

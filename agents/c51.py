@@ -103,7 +103,7 @@ class C51(Workload):
             if self.replay_capacity // self.num_envs < self.n_step_update + 1:
                 raise ValueError(f"replay_capacity ({self.replay_capacity}) must hold n_step_update + 1 = "
                                  f"{self.n_step_update + 1} steps per env")
-            from envs.tf_env import check_spaces
+            from agents.tf_env import check_spaces
 
             check_spaces(self.env_id, "C51", discrete_actions=True)  # before any trial starts
 
@@ -116,7 +116,7 @@ class C51(Workload):
         from tf_agents.networks import categorical_q_network
         from tf_agents.replay_buffers import tf_uniform_replay_buffer
 
-        from envs.tf_env import make_tf_env
+        from agents.tf_env import make_tf_env
 
         cfg = self.config
         tf.keras.utils.set_random_seed(cfg.seed)  # Python, NumPy and TensorFlow

@@ -108,7 +108,7 @@ class DQN(Workload):
             if self.replay_capacity // self.num_envs < self.n_step_update + 1:
                 raise ValueError(f"replay_capacity ({self.replay_capacity}) must hold n_step_update + 1 = "
                                  f"{self.n_step_update + 1} steps per env")
-            from envs.tf_env import check_spaces as check_gym_spaces
+            from agents.tf_env import check_spaces as check_gym_spaces
 
             check_gym_spaces(self.env_id, "DQN", discrete_actions=True,  # before any trial starts
                              vector_observations=not self.conv_layers, backend=self.env_backend)
@@ -123,7 +123,7 @@ class DQN(Workload):
         from tf_agents.replay_buffers import tf_uniform_replay_buffer
         from tf_agents.utils import common
 
-        from envs.tf_env import check_env_id, make_tf_env
+        from agents.tf_env import check_env_id, make_tf_env
 
         cfg = self.config
         tf.keras.utils.set_random_seed(cfg.seed)  # Python, NumPy and TensorFlow

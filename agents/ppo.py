@@ -111,7 +111,7 @@ class PPO(Workload):
             if any(len(layer) != 3 or min(layer) <= 0 for layer in self.conv_layers):
                 raise ValueError(f"conv_layers must be [filters, kernel, stride] triples of positive integers, "
                                  f"got {[list(layer) for layer in self.conv_layers]}")
-            from envs.tf_env import check_spaces as check_gym_spaces
+            from agents.tf_env import check_spaces as check_gym_spaces
 
             check_gym_spaces(self.env_id, "PPO", discrete_actions=None,  # before any trial starts
                              vector_observations=not self.conv_layers, backend=self.env_backend)
@@ -124,7 +124,7 @@ class PPO(Workload):
         from tf_agents.networks import actor_distribution_network, value_network
         from tf_agents.trajectories import trajectory
 
-        from envs.tf_env import check_env_id, make_tf_env
+        from agents.tf_env import check_env_id, make_tf_env
 
         cfg = self.config
         tf.keras.utils.set_random_seed(cfg.seed)  # Python, NumPy and TensorFlow

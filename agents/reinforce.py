@@ -84,7 +84,7 @@ class Reinforce(Workload):
             for name in ("value_estimation_loss_coef", "entropy_regularization", "grad_clip"):
                 if getattr(self, name) < 0:
                     raise ValueError(f"{name} cannot be negative, got {getattr(self, name)}")
-            from envs.tf_env import check_spaces
+            from agents.tf_env import check_spaces
 
             check_spaces(self.env_id, "REINFORCE", discrete_actions=True)  # before any trial starts
 
@@ -96,7 +96,7 @@ class Reinforce(Workload):
         from tf_agents.networks import actor_distribution_network, value_network
         from tf_agents.trajectories import trajectory
 
-        from envs.tf_env import make_tf_env
+        from agents.tf_env import make_tf_env
 
         cfg = self.config
         tf.keras.utils.set_random_seed(cfg.seed)  # Python, NumPy and TensorFlow

@@ -34,7 +34,7 @@ import json, math, os, sys, time
 sys.path.insert(0, {root!r})
 os.environ["TF_USE_LEGACY_KERAS"] = "1"
 import tensorflow as tf
-from deep import data
+from lab import image_data as data
 from deep.classifier import make_mlp, make_optimizer, split_validation
 p = {params!r}
 tf.keras.utils.set_random_seed(p["seed"])

@@ -131,7 +131,7 @@ def py_driver_rate(env_id: str, n: int, seconds: float, profile: bool = False) -
     from tf_agents.specs import tensor_spec
 
     from agents.pixels import scale_pixels
-    from envs.vector_env import make_vector_py_env
+    from agents.vector_env import make_vector_py_env
 
     py_env = make_vector_py_env(env_id, n, 0, training=True)
     time_step_spec = tensor_spec.from_spec(py_env.time_step_spec())
@@ -193,8 +193,8 @@ def main(argv: list[str] | None = None) -> int:
     settings.apply_worker_env()
     import tensorflow  # noqa: F401  (imported before the timings)
 
-    from envs.tf_env import make_tf_env
-    from envs.vector_env import make_vector_py_env
+    from agents.tf_env import make_tf_env
+    from agents.vector_env import make_vector_py_env
 
     n, s = args.envs, args.seconds
     print(f"{args.env}, {n} envs, {s:.0f} s per row; load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs")
@@ -208,7 +208,7 @@ def main(argv: list[str] | None = None) -> int:
     if not atari:  # suite_gymnasium's BatchedPyEnvironment path: vector observations only
         from tf_agents.environments import batched_py_environment
 
-        from envs.tf_env import make_py_env
+        from agents.tf_env import make_py_env
 
         batched = batched_py_environment.BatchedPyEnvironment([make_py_env(args.env, i) for i in range(n)],
                                                               multithreading=False)

@@ -79,8 +79,10 @@ class CrossValidatedPipeline(Workload):
         config = build_dataclass(cls.Config, {k: v for k, v in params.items() if k in own}, f"workload '{cls.name}'")
         pipeline = build_pipeline(config.model, config.reduce, config.n_components)
         known = pipeline.get_params()
-        for key in estimator_params:
-            if key not in known:
+        for key, value in estimator_params.items():
+            if key in known:
+                _check_step_param(key, value)
+            else:
                 hints = [k for k in known if "__" in k]
                 from lab.workload import suggest
 
@@ -286,7 +288,7 @@ def _check_frame_options(config, X) -> None:
 def export_pipeline(pipeline, out_dir: str, about: dict[str, Any]) -> str:
     """The fitted pipeline as `<out_dir>/pipeline.skops` (no pickle), described by `model.json` beside it.
 
-    Load it back with `classical.cross_validation.load_pipeline(path)`, which trusts only known types.
+    Load it back with `classical.cross_validation.load_pipeline(out_dir)`, which trusts only known types.
     """
     import skops.io
 
@@ -309,18 +311,35 @@ def build_pipeline(model: str, reduce: str = "none", n_components: int | float =
     return pipeline
 
 
-TRUSTED_PREFIXES = ("sklearn.", "numpy.", "scipy.", "classical._transformers.")
-
-
 def load_pipeline(path: str):
-    """Load a skops file, trusting only scikit-learn, NumPy, SciPy and the lab's own transformer types."""
+    """The fitted pipeline of a `.skops` file, or of the folder `lab export` wrote (its `pipeline.skops`).
+
+    Only the types the lab's own pipelines need are trusted (`classical._skops_trust.TRUSTED_TYPES`, an
+    exact list, no prefixes): a file naming anything else (a callable like `numpy.testing.runstring`
+    would run code) is refused with a LabError, before anything in it is built.
+    """
     import skops.io
 
-    untrusted = skops.io.get_untrusted_types(file=path)
-    unsafe = [t for t in untrusted if not t.startswith(TRUSTED_PREFIXES)]
+    from classical._skops_trust import TRUSTED_TYPES
+
+    if os.path.isdir(path):
+        path = os.path.join(path, "pipeline.skops")
+    if not os.path.isfile(path):
+        raise LabError(f"no skops file at {path}: `lab export` writes <folder>/pipeline.skops")
+    try:
+        untrusted = skops.io.get_untrusted_types(file=path)
+    except Exception as exc:  # noqa: BLE001 - not a zip, no schema, a newer protocol...
+        raise LabError(f"{path} is not a readable skops file: {(str(exc).splitlines() or [type(exc).__name__])[0]}") from None
+    unsafe = sorted(t for t in untrusted if t not in TRUSTED_TYPES)
     if unsafe:
-        raise SpecError(f"{path} holds types that are not scikit-learn's: {', '.join(unsafe[:3])}")
-    return skops.io.load(path, trusted=untrusted)
+        raise LabError(f"{path} names types the lab does not trust (a skops file may run code): "
+                       f"{', '.join(_printable(t) for t in unsafe[:3])}{' ...' if len(unsafe) > 3 else ''}")
+    return skops.io.load(path, trusted=list(untrusted))
+
+
+def _printable(name: str) -> str:
+    """A type name from a file, shortened and without control characters, for a one-line message."""
+    return "".join(c if c.isprintable() else "?" for c in name)[:80]
 
 
 def _is_fitted(pipeline) -> bool:
@@ -337,6 +356,20 @@ def _seed_estimators(pipeline, seed: int) -> None:
     """Set random_state on every step that has one and was not given one."""
     params = pipeline.get_params()
     pipeline.set_params(**{k: seed for k, v in params.items() if k.endswith("__random_state") and v is None})
+
+
+PLAIN = (str, int, float, bool, type(None))
+
+
+def _check_step_param(key: str, value: Any) -> None:
+    """A spec sets `step__param` values of plain data, never a pipeline's own settings (`memory` would make
+    joblib cache and load pickles in a folder the spec names) nor an object."""
+    if "__" not in key or key.rsplit("__", 1)[-1] == "memory":
+        raise SpecError(f"parameter '{key}' is not a `step__param` of the model's pipeline "
+                        f"(a spec sets only its steps' parameters, e.g. svc__C)")
+    items = value if isinstance(value, (list, tuple)) else [value]
+    if not all(isinstance(item, PLAIN) for item in items):
+        raise SpecError(f"parameter '{key}' must be a number, a string, a boolean or a list of them")
 
 
 def _check_estimator_params(pipeline, params: dict[str, Any]) -> None:

@@ -22,7 +22,7 @@ from typing import Any, Literal
 
 import numpy as np
 
-from deep import data
+from lab import image_data as data
 from deep.classifier import (
     EVAL_BATCH_SIZE,
     _tf,
@@ -130,7 +130,7 @@ class Autoencoder(Workload):
     @dataclass
     class Config:
         kind: Literal["stacked", "conv", "denoising", "variational"] = "stacked"  # the book's four autoencoders
-        dataset: Literal["fashion_mnist", "mnist"] = "fashion_mnist"  # 28x28 images of deep.data
+        dataset: Literal["fashion_mnist", "mnist"] = "fashion_mnist"  # 28x28 images of lab.image_data
         codings_size: int = 0  # size of the codings layer (0: the book's, 30, or 10 for the VAE)
         hidden_units: tuple[int, ...] = ()  # Dense encoder layers, mirrored by the decoder (empty: the book's)
         filters: tuple[int, ...] = (16, 32, 64)  # conv: filters of the three Conv + max-pool blocks

@@ -20,7 +20,8 @@ from typing import Any, Literal
 
 import numpy as np
 
-from deep import _devices, data
+from deep import _devices
+from lab import image_data as data
 from lab.workload import Workload, register, suggest
 
 EVAL_BATCH_SIZE = 512  # evaluation batches (no gradients, so bigger than training batches)
@@ -249,14 +250,14 @@ def image_grid(images: np.ndarray, columns: int = 8, gap: int = 1) -> np.ndarray
 # ---------------------------------------------------------------- the workload
 @register
 class KerasClassifier(Workload):
-    """An MLP, a CNN or a ResNet on an image data set of deep.data; one step trains `epochs_per_step` epochs."""
+    """An MLP, a CNN or a ResNet on an image data set of lab.image_data; one step trains `epochs_per_step` epochs."""
 
     name = "keras_classifier"
     test_params = {"dataset": "digits", "model": "cnn", "filters": [8, 16], "hidden_units": [32], "max_epochs": 2}
 
     @dataclass
     class Config:
-        dataset: str = "fashion_mnist"  # fashion_mnist, mnist or digits (deep.data.DATASETS)
+        dataset: str = "fashion_mnist"  # fashion_mnist, mnist or digits (lab.image_data.DATASETS)
         model: str = "mlp"  # mlp: the book's MLP (ch. 10); cnn or resnet: ch. 14
         hidden_units: tuple[int, ...] = (300, 100)  # Dense layers: the MLP's hidden layers, the CNN's head
         filters: tuple[int, ...] = (32, 64, 128)  # CNN: filters of each conv block (one max-pool each); ResNet: of each stage

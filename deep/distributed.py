@@ -7,7 +7,7 @@ kept by the workload and is what `save`/`restore` move around. So Tune sees an o
 schedulers, `max_failures` and `lab resume` work unchanged. (`Tuner(trainer)` is refused by Ray Train V2,
 and Tune needs no `TuneReportCallback` here: the workload returns the metrics itself.)
 
-Each worker reads the data itself (deep.data, offline), builds the model under the strategy and trains
+Each worker reads the data itself (lab.image_data, offline), builds the model under the strategy and trains
 on its shard (tf.data auto-sharding by DATA: worker r takes every N-th example of each global batch).
 Under MultiWorkerMirroredStrategy saving runs a collective, so EVERY rank writes the checkpoint (rank 0
 into the one it reports, the others into a throwaway folder): saving on rank 0 alone deadlocks.
@@ -31,7 +31,7 @@ import time
 from dataclasses import asdict, dataclass
 from typing import Any, Callable
 
-from deep import data
+from lab import image_data as data
 from lab.workload import Workload, register, suggest
 
 STATE_FILE = "state.json"  # the epoch counter beside the TensorFlow checkpoint
@@ -129,7 +129,7 @@ class KerasMultiWorker(Workload):
 
     @dataclass
     class Config:
-        dataset: str = "fashion_mnist"  # fashion_mnist, mnist or digits (deep.data.DATASETS)
+        dataset: str = "fashion_mnist"  # fashion_mnist, mnist or digits (lab.image_data.DATASETS)
         hidden_units: tuple[int, ...] = (300, 100)  # the MLP's hidden Dense layers (ReLU)
         dropout: float = 0.2  # dropout after each hidden layer
         learning_rate: float = 1e-3  # Adam

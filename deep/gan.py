@@ -25,7 +25,7 @@ from typing import Any, Literal
 
 import numpy as np
 
-from deep import data
+from lab import image_data as data
 from deep.classifier import _tf, image_grid, save_keras, train_batches
 from lab.workload import Workload, register
 
@@ -122,7 +122,7 @@ class DCGAN(Workload):
 
     @dataclass
     class Config:
-        dataset: Literal["fashion_mnist", "mnist"] = "fashion_mnist"  # 28x28 images of deep.data
+        dataset: Literal["fashion_mnist", "mnist"] = "fashion_mnist"  # 28x28 images of lab.image_data
         codings_size: int = 100  # size of the generator's random input
         generator_filters: tuple[int, ...] = (128, 64)  # channels at 7x7 (after the Dense layer) and at 14x14
         discriminator_filters: tuple[int, ...] = (64, 128)  # filters of each stride-2 Conv2D (28 -> 14 -> 7)

@@ -2,8 +2,8 @@
 
 Importing this module registers the lab's environments with Gymnasium (`lab/GridMaze-v0`); the Atari
 ids (`ALE/Breakout-v5`, ...) are registered when one is first checked (ale-py costs ~0.1 s to import).
-`envs.tf_env` checks every id before it builds an env, so the ids exist in every process that builds
-one, Ray workers included.
+`check_env_id` runs before any env is built (the agents' `agents.tf_env` calls it), so the ids exist in
+every process that builds one, Ray workers included. Problems are `EnvError`s (a ValueError), one line each.
 
     from envs.gym_envs import make_gym_env
     env = make_gym_env("ALE/Breakout-v5", render_mode="rgb_array")   # preprocessed: (84, 84, 4) uint8
@@ -15,12 +15,15 @@ envs also end an episode at a lost life and clip rewards to their sign.
 """
 from __future__ import annotations
 
+import difflib
 import importlib.util
 from typing import Any
 
 import gymnasium
 
-from lab.errors import SpecError
+
+class EnvError(ValueError):
+    """An id Gymnasium does not know, a missing optional suite, or spaces that do not suit an agent."""
 
 LAB_ENVS = {  # id -> (entry point, max_episode_steps)
     "lab/GridMaze-v0": ("envs.grid_maze:GridMaze", 100),
@@ -49,16 +52,51 @@ register()
 
 
 def check_available(env_id: str) -> None:
-    """SpecError naming the pip extra when `env_id` belongs to an optional suite that is not installed."""
+    """EnvError naming the pip extra when `env_id` belongs to an optional suite that is not installed."""
     if is_atari(env_id):
         if importlib.util.find_spec("ale_py") is None:
-            raise SpecError(f"'{env_id}' needs the Atari emulator: pip install agent-lab[atari]")
+            raise EnvError(f"'{env_id}' needs the Atari emulator: pip install agent-lab[atari]")
         register(atari=True)
     spec = gymnasium.registry.get(env_id)
     entry_point = spec.entry_point if spec is not None and isinstance(spec.entry_point, str) else ""
     for prefix, (module, extra) in OPTIONAL_SUITES.items():
         if entry_point.startswith(prefix) and importlib.util.find_spec(module) is None:
-            raise SpecError(f"'{env_id}' needs {module}, which is not installed: pip install agent-lab[{extra}]")
+            raise EnvError(f"'{env_id}' needs {module}, which is not installed: pip install agent-lab[{extra}]")
+
+
+def check_env_id(env_id: str) -> None:
+    """EnvError, suggesting close names, when Gymnasium does not know `env_id` (or its suite is missing)."""
+    check_available(env_id)  # importing this module registered the lab's ids (Atari's when asked for)
+    if env_id not in gymnasium.registry:
+        close = difflib.get_close_matches(env_id, sorted(gymnasium.registry), n=3, cutoff=0.5)
+        hint = f" (did you mean {', '.join(repr(c) for c in close)}?)" if close else ""
+        raise EnvError(f"unknown Gymnasium environment '{env_id}'{hint}")
+
+
+def check_spaces(env_id: str, agent: str, discrete_actions: bool | None, vector_observations: bool = True) -> None:
+    """EnvError, before anything runs, when the env's spaces do not suit the agent.
+
+    `discrete_actions`: True (DQN, C51), False (SAC, TD3, DDPG) or None (either, e.g. PPO).
+    `vector_observations`: True: flat vectors (MLP networks); False: images (height, width, channels; conv).
+    """
+    check_env_id(env_id)
+    env = make_gym_env(env_id)  # with the lab's preprocessing (Atari: (84, 84, 4) uint8 frames)
+    try:
+        action_space, observation_space = env.action_space, env.observation_space
+    finally:
+        env.close()
+    is_discrete = isinstance(action_space, spaces.Discrete)
+    if discrete_actions is True and not is_discrete:
+        raise EnvError(f"{agent} needs one discrete action, but '{env_id}' has {type(action_space).__name__} "
+                       f"actions {getattr(action_space, 'shape', '')}; use an actor-critic agent (SAC, PPO)")
+    if discrete_actions is False and not isinstance(action_space, spaces.Box):
+        raise EnvError(f"{agent} needs continuous (Box) actions, but '{env_id}' has {action_space}")
+    if vector_observations and not (isinstance(observation_space, spaces.Box) and len(observation_space.shape) == 1):
+        raise EnvError(f"{agent}'s MLP networks need flat vector observations, but '{env_id}' observes "
+                       f"{observation_space} (images need a conv network)")
+    if not vector_observations and not (isinstance(observation_space, spaces.Box) and len(observation_space.shape) == 3):
+        raise EnvError(f"{agent}'s conv layers need image observations (height, width, channels), but "
+                       f"'{env_id}' observes {observation_space}")
 
 
 def is_atari(env_id: str) -> bool:

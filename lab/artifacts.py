@@ -9,7 +9,9 @@ from the last checkpoint Tune wrote (no pickle: each workload reads its own safe
 from __future__ import annotations
 
 import os
+import shutil
 import tempfile
+from pathlib import Path
 from typing import Any
 
 from lab import settings
@@ -67,13 +69,57 @@ def load_trial_workload(experiment_id: int, trial_id: str | None = None, workdir
     return workload
 
 
-def export_trial(experiment_id: int, out: str, trial_id: str | None = None) -> tuple[str, dict[str, Any]]:
-    """Write the trial's model in its workload's portable format under `out`; (written path, trial)."""
+def export_trial(experiment_id: int, out: str, trial_id: str | None = None,
+                 force: bool = False) -> tuple[str, dict[str, Any]]:
+    """Write the trial's model in its workload's portable format as the folder `out`; (written path, trial).
+
+    `out` must be absent or empty (or `force`: then it is replaced as a whole) and not a symbolic link.
+    The export is written into a temporary folder beside it, then renamed into place: a failure leaves
+    `out` as it was. Its content hash is recorded (lab/provenance.py), so the lab's loaders know it.
+    """
+    from lab.provenance import record_export
+
+    target = Path(out).expanduser()
+    _check_out(target, force)
     _, trial = trial_record(experiment_id, trial_id)
-    os.makedirs(out, exist_ok=True)
-    workload = load_trial_workload(experiment_id, trial["trial_id"], policy_only=True)
+    parent = target.absolute().parent
+    parent.mkdir(parents=True, exist_ok=True)
+    staging = tempfile.mkdtemp(prefix=f".{target.name}.", dir=parent)
     try:
-        path = workload.export(out)
-    finally:
-        workload.close()
-    return path, trial
+        os.chmod(staging, 0o755)
+        workload = load_trial_workload(experiment_id, trial["trial_id"], policy_only=True)  # no replay buffer
+        try:
+            path = workload.export(staging)
+        finally:
+            workload.close()
+        inside = os.path.relpath(os.path.realpath(path), os.path.realpath(staging))
+        if inside.startswith(os.pardir):
+            raise LabError(f"the {trial['trial_id']} export wrote outside its folder: {path}")
+        record_export(staging)
+        if inside != os.curdir:
+            record_export(path)
+        _replace(staging, target)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    return str(target / inside) if inside != os.curdir else str(target), trial
+
+
+def _check_out(target: Path, force: bool) -> None:
+    if target.is_symlink():
+        raise LabError(f"--out {target} is a symbolic link: give a real folder")
+    if target.exists() and not target.is_dir():
+        raise LabError(f"--out {target} is a file: give a folder")
+    if target.is_dir() and any(target.iterdir()) and not force:
+        raise LabError(f"--out {target} is not empty: pass --force to replace it")
+
+
+def _replace(staging: str, target: Path) -> None:
+    """Move `staging` to `target`, replacing what is there (renames only, no file is followed)."""
+    if not target.exists():
+        os.rename(staging, target)
+        return
+    old = tempfile.mkdtemp(prefix=f".{target.name}.old.", dir=target.absolute().parent)
+    os.rename(target, os.path.join(old, "previous"))
+    os.rename(staging, target)
+    shutil.rmtree(old, ignore_errors=True)  # rmtree does not follow symbolic links

@@ -8,21 +8,25 @@ from typing import Any
 
 from ray.tune import Callback
 
-from lab.registry import HEARTBEAT_EVERY_S, Registry, clean_metrics
+from lab.registry import HEARTBEAT_EVERY_S, Registry, clean_metrics, credentialed_url, public_url
 
 
 class RegistryCallback(Callback):
     """Mirrors every trial's status, config, metrics, checkpoint and error into the registry."""
 
-    def __init__(self, registry_url: str, experiment_id: int, metric: str, mode: str, uri_scheme: str | None = None):
-        self.registry_url = registry_url
+    def __init__(self, registry: Registry | str, experiment_id: int, metric: str, mode: str,
+                 uri_scheme: str | None = None):
+        url = registry.url if isinstance(registry, Registry) else registry
+        # Tune pickles its callbacks into the experiment folder: only the URL without its password is kept
+        # there; the live connection (password included) is rebuilt from the environment after a restore
+        self.registry_url = public_url(url)
         self.uri_scheme = uri_scheme  # remote storage (s3, gs): Tune's paths are recorded as scheme://bucket/...
         self.experiment_id = experiment_id
         self.metric = metric
         self.mode = mode
-        self._registry: Registry | None = None
         self._best: dict[str, float] = {}
         self._last_beat = 0.0
+        self._registry: Registry | None = Registry(url)
 
     def __getstate__(self) -> dict:  # the Tuner pickles its callbacks: keep the connection out
         return {**self.__dict__, "_registry": None}
@@ -30,7 +34,7 @@ class RegistryCallback(Callback):
     @property
     def registry(self) -> Registry:
         if self._registry is None:
-            self._registry = Registry(self.registry_url)
+            self._registry = Registry(credentialed_url(self.registry_url))
         return self._registry
 
     def _upsert(self, trial, **fields: Any) -> None:

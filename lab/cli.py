@@ -5,6 +5,7 @@ Start-up stays light: TensorFlow and Ray are imported only by the commands that 
 from __future__ import annotations
 
 import argparse
+import errno
 import json
 import sys
 from typing import Any
@@ -13,16 +14,62 @@ from lab.errors import LabError
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Run one command; any end other than success is one line on stderr (never a traceback)."""
+    import signal
+
+    from lab.errors import HangUp
+
+    def hang_up(signum, frame):  # the terminal closed: end like Ctrl-C, without a word to a dead terminal
+        raise HangUp()
+
+    if hasattr(signal, "SIGHUP") and signal.getsignal(signal.SIGHUP) is signal.SIG_DFL:
+        signal.signal(signal.SIGHUP, hang_up)
     parser = make_parser()
     args = parser.parse_args(argv)
     try:
-        return args.handler(args)
+        code = args.handler(args)
+        sys.stdout.flush()  # a closed pipe shows here, not in the interpreter's own flush at exit
+        return code
     except LabError as exc:
-        print(f"lab: error: {str(exc).splitlines()[0]}", file=sys.stderr)
-        return 2
+        return _say(f"lab: error: {(str(exc).splitlines() or [type(exc).__name__])[0]}", 2)
+    except HangUp:
+        return _quiet_exit(129)
     except KeyboardInterrupt:
-        print("lab: interrupted", file=sys.stderr)
-        return 130
+        return _say("lab: interrupted", 130)
+    except BrokenPipeError:  # `lab best --json | head -c1`: the reader went away, nothing more to say
+        return _quiet_exit(141)
+    except OSError as exc:
+        if exc.errno in (errno.ENOSPC, errno.EDQUOT):
+            return _say(f"lab: error: no space left on the device{_where(exc)}", 2)
+        if exc.errno == errno.EIO:  # a closed terminal
+            return _quiet_exit(129)
+        raise
+
+
+def _say(line: str, code: int) -> int:
+    """Print one line to stderr (if anyone still reads it) and return `code`."""
+    try:
+        print(line, file=sys.stderr, flush=True)
+    except OSError:
+        pass
+    return code
+
+
+def _quiet_exit(code: int) -> int:
+    """Stdout's reader is gone: point stdout at /dev/null so that flushing at exit raises nothing."""
+    import os
+
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
+    except (OSError, ValueError):
+        pass
+    return code
+
+
+def _where(exc: OSError) -> str:
+    return f" (writing {exc.filename})" if getattr(exc, "filename", None) else ""
 
 
 def make_parser() -> argparse.ArgumentParser:
@@ -37,6 +84,8 @@ def make_parser() -> argparse.ArgumentParser:
     run.add_argument("--dry-run", action="store_true", help="validate and print the resolved spec, run nothing")
     run.add_argument("--storage", help="where Tune writes: a folder, or s3://, gs://, file:// (default: $LAB_STORAGE)")
     run.add_argument("--mlflow", metavar="URI", help="also log the trials to this MLflow tracking URI ($LAB_MLFLOW_URI)")
+    run.add_argument("--trust-spec", action="store_true",
+                     help="use the storage and MLflow server a spec file names (else: refused, or asked at a terminal)")
     run.set_defaults(handler=cmd_run)
 
     submit = commands.add_parser("submit", help="run a preset or a spec.yaml as a Ray job on a cluster (its dashboard's job API)")
@@ -46,6 +95,7 @@ def make_parser() -> argparse.ArgumentParser:
     submit.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                         help="override a spec field, as for `lab run`")
     submit.add_argument("--wait", action="store_true", help="follow the job's logs; exit with its exit status")
+    submit.add_argument("--trust-spec", action="store_true", help="use the storage and MLflow server a spec file names")
     submit.set_defaults(handler=cmd_submit)
 
     resume = commands.add_parser("resume", help="continue an interrupted experiment")
@@ -55,6 +105,9 @@ def make_parser() -> argparse.ArgumentParser:
 
     ls = commands.add_parser("ls", help="list experiments in the registry")
     ls.add_argument("--limit", type=int, default=30)
+    ls.add_argument("--where", help='a filter: "status = completed and workload = dqn and metric.eval/average_return > 400" '
+                                    "(fields: status workload name user dataset tag.KEY metric.NAME best; see README)")
+    ls.add_argument("--tag", dest="tags", action="append", default=[], metavar="KEY=VALUE", help="only experiments with this tag")
     ls.set_defaults(handler=cmd_ls)
 
     show = commands.add_parser("show", help="an experiment and its trials")
@@ -72,32 +125,32 @@ def make_parser() -> argparse.ArgumentParser:
     board.add_argument("--port", type=int, default=6006)
     board.set_defaults(handler=cmd_tensorboard)
 
-    baselines = commands.add_parser("baselines", help="rank a standard set of scikit-learn models on a data set")
-    baselines.add_argument("dataset", help="a bundled data set (digits, iris, wine, breast_cancer, diabetes, ...) or FILE.csv")
-    baselines.add_argument("--target", default="", help="the label column of a CSV file")
-    baselines.add_argument("--models", help="comma-separated models (default: the standard set for the task)")
-    baselines.add_argument("--cv", type=int, default=5, help="folds of the cross-validation (default 5)")
-    baselines.add_argument("--subset", type=int, default=0, help="use only this many rows")
-    baselines.add_argument("--address", help="Ray cluster address")
-    baselines.set_defaults(handler=cmd_baselines)
-
     export = commands.add_parser("export", help="write a trial's trained model in a portable format")
     export.add_argument("id", type=int, help="experiment id")
     export.add_argument("--trial", help="trial id (default: the best trial)")
-    export.add_argument("--out", required=True, help="folder to write into")
+    export.add_argument("--out", required=True, help="folder to write (absent or empty)")
+    export.add_argument("--force", action="store_true", help="replace --out when it is not empty")
     export.set_defaults(handler=cmd_export)
-
-    evaluate = commands.add_parser("eval", help="play a trained policy for N episodes: mean return, optional video")
-    evaluate.add_argument("source", metavar="ID|PATH", help="experiment id (its best trial) or a policy folder from `lab export`")
-    evaluate.add_argument("--episodes", type=int, default=10, help="greedy episodes to play (default 10)")
-    evaluate.add_argument("--video", metavar="FILE", help="record the first episode to FILE.gif or FILE.mp4")
-    evaluate.add_argument("--trial", help="trial id (default: the best trial; only with an experiment id)")
-    evaluate.add_argument("--seed", type=int, default=0, help="episode i is reset with seed + i (default 0)")
-    evaluate.set_defaults(handler=cmd_eval)
 
     presets = commands.add_parser("presets", help="list the presets shipped with the lab")
     presets.set_defaults(handler=cmd_presets)
+
+    from lab.commands import add_commands
+
+    add_commands(commands)
+    for add_command in command_plugins():
+        add_command(commands)
     return parser
+
+
+def command_plugins() -> list:
+    """The functions of the `agent_lab.commands` entry points, each adding one subcommand (`lab.plugins`).
+
+    Their modules are small (heavy imports happen inside the handlers), so start-up stays fast.
+    """
+    from lab import plugins
+
+    return [entry.load() for _, entry in sorted(plugins.entry_points(plugins.COMMANDS).items())]
 
 
 # ------------------------------------------------------------------ commands
@@ -105,7 +158,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     from lab import spec as specs
 
     extra = [f"{key}={value}" for key, value in (("storage", args.storage), ("mlflow", args.mlflow)) if value]
-    experiment_specs = specs.load(args.source, [*args.overrides, *extra])
+    experiment_specs = specs.load(args.source, [*args.overrides, *extra], trust_spec=args.trust_spec)
     if args.dry_run:
         import yaml
 
@@ -127,7 +180,7 @@ def cmd_run(args: argparse.Namespace) -> int:
 def cmd_submit(args: argparse.Namespace) -> int:
     from lab import jobs
 
-    return jobs.submit(args.source, args.overrides, args.address, wait=args.wait)
+    return jobs.submit(args.source, args.overrides, args.address, wait=args.wait, trust_spec=args.trust_spec)
 
 
 def cmd_resume(args: argparse.Namespace) -> int:
@@ -141,9 +194,15 @@ def cmd_resume(args: argparse.Namespace) -> int:
 def cmd_ls(args: argparse.Namespace) -> int:
     from lab.registry import Registry, display_status
 
-    rows = Registry().experiments(limit=args.limit)
+    tags = {}
+    for pair in args.tags:
+        key, sep, value = pair.partition("=")
+        if not sep or not key:
+            raise LabError(f"--tag expects KEY=VALUE, got {pair!r}")
+        tags[key] = value
+    rows = Registry().experiments(limit=args.limit, where=args.where, tags=tags)
     if not rows:
-        print("no experiments yet: try `lab run quickstart`")
+        print("no experiments match" if args.where or tags else "no experiments yet: try `lab run quickstart`")
         return 0
     table = [
         [r["id"], r["name"], r["workload"], display_status(r), f"{r['num_trials'] or 0}", f"{r['num_errors'] or 0}",
@@ -172,6 +231,7 @@ def cmd_show(args: argparse.Namespace) -> int:
         print(f"  search   {json.dumps(spec['search'])}")
     if exp["error"]:
         print(f"  error    {exp['error']}")
+    print_provenance(registry, exp)
     searched = list(spec.get("search", {}))
     rows = []
     for t in registry.trials(args.id):
@@ -218,47 +278,11 @@ def cmd_tensorboard(args: argparse.Namespace) -> int:
     return subprocess.call(command)
 
 
-def cmd_baselines(args: argparse.Namespace) -> int:
-    from classical.baselines import baseline_spec
-    from lab import runner
-    from lab import spec as specs
-    from lab.errors import DataError, SpecError
-    from lab.registry import Registry
-
-    try:
-        spec = baseline_spec(args.dataset, target=args.target, cv_folds=args.cv, subset=args.subset,
-                             models=args.models.split(",") if args.models else None)
-    except DataError as exc:
-        raise SpecError(str(exc)) from None
-    spec = specs.build_spec(spec.to_dict(), "baselines")  # the same validation as any spec
-    specs.validate_params(spec)
-    registry = Registry()
-    outcome = runner.run(spec, address=args.address, registry=registry)
-    metric = spec.metric
-    rows = []
-    for rank, t in enumerate(sorted(registry.trials(outcome.experiment_id),
-                                    key=lambda t: -(t["best_metric"] if t["best_metric"] is not None else float("inf"))), 1):
-        result = t["last_result"]
-        rows.append([rank, t["config"].get("model"), _fmt(result.get(metric)), _fmt(result.get(metric + "_std")),
-                     _fmt(result.get(metric.replace("cv/", "test/"))), _fmt(result.get("charts/fit_seconds")),
-                     t["status"] if t["status"] != "TERMINATED" else ""])
-    print(f"\nexperiment {outcome.experiment_id}: {spec.description}, ranked by {metric} ({args.cv}-fold CV)")
-    print_table(["RANK", "MODEL", metric.upper(), "STD", "TEST", "FIT S", "STATUS"], rows)
-    return exit_code([outcome])
-
-
 def cmd_export(args: argparse.Namespace) -> int:
     from lab.artifacts import export_trial
 
-    path, trial = export_trial(args.id, args.out, args.trial)
+    path, trial = export_trial(args.id, args.out, args.trial, force=args.force)
     print(f"exported trial {trial['trial_id']} of experiment {args.id}: {path}")
-    return 0
-
-
-def cmd_eval(args: argparse.Namespace) -> int:
-    from lab.evaluate import evaluate, format_result
-
-    print(format_result(evaluate(args.source, args.episodes, args.video, args.trial, args.seed)))
     return 0
 
 
@@ -294,6 +318,19 @@ def print_outcomes(outcomes) -> None:
     ids = " ".join(str(o.experiment_id) for o in outcomes)
     print(f"\nexperiment ids: {ids}")
     print(f"TensorBoard:    lab tensorboard {ids}")
+
+
+def print_provenance(registry, exp: dict[str, Any]) -> None:
+    """Tags, notes and the environment record (Python, packages, commit) of `lab show`."""
+    from lab.environment import format_lines
+
+    tags = registry.tags(exp["id"])
+    if tags:
+        print(f"  tags     {' '.join(f'{k}={v}' for k, v in tags.items())}")
+    for note in registry.notes(exp["id"]):
+        print(f"  note     {_time(note['created_at'])} {note['user'] or ''}: {note['text']}")
+    for i, line in enumerate(format_lines(exp.get("environment") or {})):
+        print(f"  {'env' if i == 0 else '':<8} {line}")
 
 
 def print_best(exp: dict[str, Any], best: dict[str, Any], indent: str = "") -> None:

@@ -19,3 +19,7 @@ class ClusterError(LabError):
 
 class DataError(LabError):
     """A data set is missing or malformed."""
+
+
+class HangUp(KeyboardInterrupt):
+    """SIGHUP: the terminal closed. Handled as Ctrl-C is (a running experiment stops and stays resumable)."""

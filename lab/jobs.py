@@ -7,9 +7,9 @@ shipped: it must be installed on the nodes (the cluster image, or the venv on PA
 cluster/local_cluster.sh), like TensorFlow and Ray, which are far too big to upload per job.
 
 The lab's settings (LAB_REGISTRY_URL, LAB_STORAGE, LAB_HOME, LAB_DATA_DIR) that are set here are
-passed to the job as `runtime_env.env_vars`: the registry URL may hold a password, so it is never
-printed (messages show it masked), but the dashboard shows a job's runtime_env to whoever can reach
-it; on a shared cluster, set the variable on the nodes instead and leave it unset here.
+passed to the job as `runtime_env.env_vars`, the registry URL WITHOUT its password (the dashboard
+shows a job's runtime_env to whoever can reach it): the head node needs the password itself, in its
+own environment (PGPASSWORD, ~/.pgpass or its LAB_REGISTRY_URL). No credential travels with a job.
 """
 from __future__ import annotations
 
@@ -30,19 +30,20 @@ PASSED_SETTINGS = ("LAB_REGISTRY_URL", "LAB_STORAGE", "LAB_HOME", "LAB_DATA_DIR"
 FINAL = ("SUCCEEDED", "FAILED", "STOPPED")
 
 
-def submit(source: str, overrides: list[str], address: str, wait: bool = False, out=print) -> int:
+def submit(source: str, overrides: list[str], address: str, wait: bool = False, out=print,
+           trust_spec: bool = False) -> int:
     """Submit `lab run` of the resolved spec(s) as a Ray job; print its id. With `wait`, follow its
     logs and return its exit status; else return 0 once it is accepted."""
     from lab import spec as specs
 
-    experiment_specs = specs.load(source, overrides)  # SpecError here: nothing is sent
+    experiment_specs = specs.load(source, overrides, trust_spec)  # SpecError here: nothing is sent
     client = _client(address)
     with tempfile.TemporaryDirectory(prefix="lab-job-") as folder:
         commands = []
         for i, spec in enumerate(experiment_specs):
             name = f"spec-{i}.yaml"
             (Path(folder) / name).write_text(yaml.safe_dump(spec.to_dict(), sort_keys=False))
-            commands.append(f"lab run {shlex.quote(name)} --address auto")
+            commands.append(f"lab run {shlex.quote(name)} --address auto --trust-spec")  # confirmed here
         runtime_env = {"working_dir": folder, "env_vars": job_env()}
         metadata = {"lab.source": source, "lab.specs": ",".join(s.name for s in experiment_specs)}
         deadline = time.monotonic() + 60
@@ -89,6 +90,10 @@ def job_env() -> dict[str, str]:
     # `lab run` in the job calls ray.init(runtime_env=...) with the worker settings: let Ray merge the two
     env = {**settings.WORKER_ENV, "RAY_OVERRIDE_JOB_RUNTIME_ENV": "1"}
     env.update({name: os.environ[name] for name in PASSED_SETTINGS if os.environ.get(name)})
+    if "LAB_REGISTRY_URL" in env:  # the dashboard shows a job's env to whoever reaches it: no password there
+        from lab.registry import public_url
+
+        env["LAB_REGISTRY_URL"] = public_url(env["LAB_REGISTRY_URL"])
     return env
 
 

@@ -19,7 +19,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from lab import settings
 from lab.errors import RegistryError
 
-SCHEMA_VERSION = 2  # 2: experiments.heartbeat_at
+SCHEMA_VERSION = 3  # 2: experiments.heartbeat_at; 3: tags, notes, experiments.dataset and .environment
 
 HEARTBEAT_EVERY_S = 10.0  # a running driver touches its experiment's heartbeat this often
 
@@ -55,6 +55,33 @@ experiments = sa.Table(
     sa.Column("ended_at", sa.DateTime(timezone=True)),
     sa.Column("error", sa.Text),
     sa.Column("heartbeat_at", sa.DateTime(timezone=True)),  # touched by the live driver (schema version 2)
+    sa.Column("dataset", sa.String(200)),  # params.dataset or params.env_id: what a leaderboard groups by (v3)
+    sa.Column("environment", sa.Text),  # JSON: Python and package versions, commit, dirty flag (v3)
+)
+
+# indexes the queries of `lab ls --where` and `lab leaderboard` use (created by migration 3 on older schemas)
+EXPERIMENT_INDEXES = (
+    sa.Index("ix_experiments_workload_dataset", experiments.c.workload, experiments.c.dataset),
+    sa.Index("ix_experiments_status", experiments.c.status),
+)
+
+tags = sa.Table(
+    "tags",
+    metadata,
+    sa.Column("experiment_id", sa.Integer, sa.ForeignKey("experiments.id"), primary_key=True),
+    sa.Column("key", sa.String(100), primary_key=True),
+    sa.Column("value", sa.String(500), nullable=False),
+    sa.Index("ix_tags_key_value", "key", "value"),
+)
+
+notes = sa.Table(
+    "notes",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("experiment_id", sa.Integer, sa.ForeignKey("experiments.id"), nullable=False, index=True),
+    sa.Column("text", sa.Text, nullable=False),
+    sa.Column("user", sa.String(100)),
+    sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
 )
 
 trials = sa.Table(
@@ -76,6 +103,7 @@ trials = sa.Table(
     sa.Column("updated_at", sa.DateTime(timezone=True)),
     sa.UniqueConstraint("experiment_id", "trial_id", name="uq_trial"),
 )
+TRIAL_INDEXES = (sa.Index("ix_trials_best_metric", trials.c.best_metric),)
 
 
 def now() -> dt.datetime:
@@ -96,6 +124,21 @@ def safe_url(url: sa.URL | str) -> str:
         return sa.make_url(url).render_as_string(hide_password=True)
     except Exception:
         return "<unparseable registry URL>"
+
+
+def public_url(url: str) -> str:
+    """The URL without its password (what may be stored or pickled: Tune writes its callbacks to disk)."""
+    try:
+        return sa.make_url(normalize_url(url))._replace(password=None).render_as_string(hide_password=False)
+    except Exception:  # noqa: BLE001 - an invalid URL: let Registry() say so when it is used
+        return "<unparseable registry URL>"
+
+
+def credentialed_url(public: str) -> str:
+    """`public` with the password of $LAB_REGISTRY_URL when that names the same database (else as is:
+    the driver then finds its password in PGPASSWORD or ~/.pgpass, as psycopg does)."""
+    env = settings.registry_url()
+    return env if public_url(env) == public else public
 
 
 class Registry:
@@ -192,11 +235,14 @@ class Registry:
             "metric": spec["metric"],
             "mode": spec["mode"],
             "spec": _dumps(spec),
+            "dataset": dataset_of(spec),
             "status": "running",
             "started_at": now(),
             "heartbeat_at": now(),
             **fields,
         }
+        if isinstance(values.get("environment"), dict):
+            values["environment"] = _dumps(values["environment"])
         return self._run(lambda conn: conn.execute(sa.insert(experiments).values(**values)).inserted_primary_key[0])
 
     def update_experiment(self, experiment_id: int, **fields: Any) -> None:
@@ -226,18 +272,31 @@ class Registry:
         self._run(write)
 
     # ------------------------------------------------------------------ reads
-    def experiments(self, limit: int = 50) -> list[dict[str, Any]]:
+    def experiments(self, limit: int | None = 50, where: str | None = None,
+                    tags: dict[str, str] | None = None) -> list[dict[str, Any]]:
+        """Experiments, newest first, with trial and error counts; `where` is a `lab.query` filter."""
         counts = (
             sa.select(trials.c.experiment_id, sa.func.count().label("num_trials"),
-                      sa.func.sum(sa.case((trials.c.status == "ERROR", 1), else_=0)).label("num_errors"))
+                      sa.func.sum(sa.case((trials.c.status == "ERROR", 1), else_=0)).label("num_errors"),
+                      sa.func.max(trials.c.best_metric).label("best_max"),
+                      sa.func.min(trials.c.best_metric).label("best_min"))
             .group_by(trials.c.experiment_id).subquery()
         )
         query = (
-            sa.select(experiments, counts.c.num_trials, counts.c.num_errors)
+            sa.select(*[c for c in experiments.c if c.name not in ("spec", "environment")],
+                      counts.c.num_trials, counts.c.num_errors, counts.c.best_max, counts.c.best_min)
             .outerjoin(counts, counts.c.experiment_id == experiments.c.id)
+            .where(*self._filters(where, tags))
             .order_by(experiments.c.id.desc()).limit(limit)
         )
         return self._run(lambda conn: [dict(r._mapping) for r in conn.execute(query)])
+
+    def _filters(self, where: str | None, tags: dict[str, str] | None) -> list:
+        from lab import query
+
+        conditions = query.parse(where) if where else []
+        conditions += [query.Condition(f"tag.{k}", "=", str(v)) for k, v in (tags or {}).items()]
+        return query.to_sql(conditions, self.engine.dialect.name)
 
     def experiment(self, experiment_id: int) -> dict[str, Any]:
         row = self._run(lambda conn: conn.execute(
@@ -247,6 +306,7 @@ class Registry:
             raise RegistryError(f"no experiment with id {experiment_id} in {safe_url(self.url)}")
         record = dict(row._mapping)
         record["spec"] = json.loads(record["spec"])
+        record["environment"] = json.loads(record["environment"]) if record.get("environment") else {}
         return record
 
     def trials(self, experiment_id: int) -> list[dict[str, Any]]:
@@ -269,6 +329,89 @@ class Registry:
             return None
         pick = max if experiment["mode"] == "max" else min
         return pick(scored, key=lambda t: t["best_metric"])
+
+    # ------------------------------------------------------------------ tags, notes, deletion (schema v3)
+    def set_tags(self, experiment_id: int, values: dict[str, str]) -> None:
+        self.experiment(experiment_id)  # RegistryError for an unknown id
+
+        def write(conn: sa.Connection) -> None:
+            for key, value in values.items():
+                where = (tags.c.experiment_id == experiment_id) & (tags.c.key == key)
+                if not conn.execute(sa.update(tags).where(where).values(value=str(value))).rowcount:
+                    conn.execute(sa.insert(tags).values(experiment_id=experiment_id, key=key, value=str(value)))
+
+        self._run(write)
+
+    def remove_tag(self, experiment_id: int, key: str) -> None:
+        known = self.tags(experiment_id)
+        if key not in known:
+            raise RegistryError(f"experiment {experiment_id} has no tag '{key}' (tags: {', '.join(known) or 'none'})")
+        self._run(lambda conn: conn.execute(
+            sa.delete(tags).where(tags.c.experiment_id == experiment_id, tags.c.key == key)))
+
+    def tags(self, experiment_id: int) -> dict[str, str]:
+        rows = self._run(lambda conn: conn.execute(
+            sa.select(tags.c.key, tags.c.value).where(tags.c.experiment_id == experiment_id).order_by(tags.c.key)
+        ).all())
+        return {key: value for key, value in rows}
+
+    def add_note(self, experiment_id: int, text: str, user: str | None = None) -> None:
+        self.experiment(experiment_id)
+        self._run(lambda conn: conn.execute(sa.insert(notes).values(
+            experiment_id=experiment_id, text=text, user=user, created_at=now())))
+
+    def notes(self, experiment_id: int) -> list[dict[str, Any]]:
+        rows = self._run(lambda conn: conn.execute(
+            sa.select(notes.c.text, notes.c.user, notes.c.created_at)
+            .where(notes.c.experiment_id == experiment_id).order_by(notes.c.id)
+        ).all())
+        return [dict(r._mapping) for r in rows]
+
+    def delete_experiment(self, experiment_id: int) -> None:
+        """Delete the experiment's rows (trials, tags, notes, itself) in one transaction."""
+        def delete(conn: sa.Connection) -> None:
+            for table in (trials, tags, notes):
+                conn.execute(sa.delete(table).where(table.c.experiment_id == experiment_id))
+            conn.execute(sa.delete(experiments).where(experiments.c.id == experiment_id))
+
+        self._run(delete)
+
+    # ------------------------------------------------------------------ across experiments
+    def leaderboard(self, workload: str | None = None, dataset: str | None = None, metric: str | None = None,
+                    limit: int | None = 20, where: str | None = None) -> tuple[str | None, str, list[dict[str, Any]]]:
+        """(metric, mode, rows): the best trials of every matching experiment, ranked by `metric`.
+
+        `metric` defaults to the metric of the newest matching experiment; only experiments ranked by the
+        same metric (and mode) take part, so the ranking compares like with like whatever the workload.
+        """
+        e, t = experiments, trials
+        scope = [*self._filters(where, None)]
+        if workload:
+            scope.append(e.c.workload == workload)
+        if dataset:
+            scope.append(e.c.dataset == dataset)
+
+        def read(conn: sa.Connection):
+            pick = sa.select(e.c.metric, e.c.mode).where(*scope)
+            pick = pick.where(e.c.metric == metric) if metric else pick
+            head = conn.execute(pick.order_by(e.c.id.desc()).limit(1)).first()
+            if head is None:
+                return None, "max", []
+            chosen, mode = head
+            order = t.c.best_metric.desc() if mode == "max" else t.c.best_metric.asc()
+            query = (
+                sa.select(e.c.id.label("experiment_id"), e.c.name, e.c.workload, e.c.dataset, e.c.user,
+                          t.c.trial_id, t.c.status, t.c.best_metric, t.c.config, t.c.iterations)
+                .join(e, e.c.id == t.c.experiment_id)
+                .where(*scope, e.c.metric == chosen, e.c.mode == mode, t.c.best_metric.is_not(None))
+                .order_by(order, t.c.id).limit(limit)
+            )
+            rows = [dict(r._mapping) for r in conn.execute(query)]
+            for row in rows:
+                row["config"] = json.loads(row["config"]) if row["config"] else {}
+            return chosen, mode, rows
+
+        return self._run(read)
 
 
 def display_status(record: dict[str, Any], at: dt.datetime | None = None) -> str:
@@ -294,8 +437,33 @@ def _add_heartbeat(conn: sa.Connection) -> None:
     conn.exec_driver_sql(f"ALTER TABLE experiments ADD COLUMN {guard}heartbeat_at {kind}")
 
 
+def _add_tags_notes_environment(conn: sa.Connection) -> None:
+    """Version 3: tags and notes tables, experiments.dataset (filled from each spec) and .environment, indexes."""
+    tags.create(conn, checkfirst=True)
+    notes.create(conn, checkfirst=True)
+    present = {c["name"] for c in sa.inspect(conn).get_columns("experiments")}
+    guard = "IF NOT EXISTS " if conn.dialect.name == "postgresql" else ""
+    for name, kind in (("dataset", sa.String(200)), ("environment", sa.Text())):
+        if name not in present:
+            conn.exec_driver_sql(f"ALTER TABLE experiments ADD COLUMN {guard}{name} {kind.compile(dialect=conn.dialect)}")
+    for row in conn.execute(sa.select(experiments.c.id, experiments.c.spec).where(experiments.c.dataset.is_(None))):
+        try:
+            spec = json.loads(row.spec)
+        except ValueError:
+            continue
+        conn.execute(sa.update(experiments).where(experiments.c.id == row.id).values(dataset=dataset_of(spec)))
+    for index in (*EXPERIMENT_INDEXES, *TRIAL_INDEXES):
+        index.create(conn, checkfirst=True)
+
+
 # version -> function bringing the schema from version-1 to version (ALTER TABLE ... on both databases)
-MIGRATIONS = {1: _add_nothing, 2: _add_heartbeat}
+MIGRATIONS = {1: _add_nothing, 2: _add_heartbeat, 3: _add_tags_notes_environment}
+
+
+def dataset_of(spec: dict[str, Any]) -> str:
+    """What an experiment learns from: its params' data set or env id ('' when it names neither)."""
+    params = spec.get("params") or {}
+    return str(params.get("dataset") or params.get("env_id") or "")
 
 
 def _dumps(value: Any) -> str:

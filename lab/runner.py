@@ -8,7 +8,6 @@ from __future__ import annotations
 import getpass
 import os
 import socket
-import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -120,8 +119,9 @@ def trainable(spec: ExperimentSpec):
     return tune.with_resources(tune.with_parameters(WorkloadTrainable, workload=spec.workload), resources)
 
 
-def make_tuner(spec: ExperimentSpec, experiment_id: int, registry_url: str, folder: str):
-    """The Tuner of one experiment; `folder` is its storage location (a path or a URI, see lab.storage)."""
+def make_tuner(spec: ExperimentSpec, experiment_id: int, registry: Registry | str, folder: str, verbose: int = 1):
+    """The Tuner of one experiment; `folder` is its storage location (a path or a URI, see lab.storage);
+    `registry` (or its URL) receives the trials (its password is not kept in what Tune pickles)."""
     from ray import tune
     from ray.tune.logger import CSVLoggerCallback, JsonLoggerCallback
 
@@ -144,13 +144,13 @@ def make_tuner(spec: ExperimentSpec, experiment_id: int, registry_url: str, fold
             checkpoint_at_end=True,
         ),
         callbacks=[
-            RegistryCallback(registry_url, experiment_id, spec.metric, spec.mode,
+            RegistryCallback(registry, experiment_id, spec.metric, spec.mode,
                              uri_scheme=None if where.is_local else where.scheme),
             CSVLoggerCallback(),
             JsonLoggerCallback(),
             *_mlflow_callbacks(spec, experiment_id),
         ],
-        verbose=1,
+        verbose=verbose,
     )
     tune_config = tune.TuneConfig(
         metric=spec.metric,
@@ -167,23 +167,29 @@ def make_tuner(spec: ExperimentSpec, experiment_id: int, registry_url: str, fold
 
 
 # ------------------------------------------------------------------ runs
-def run(spec: ExperimentSpec, address: str | None = None, registry: Registry | None = None) -> Outcome:
-    """Run one experiment to its end (or Ctrl-C) and return its outcome."""
+def run(spec: ExperimentSpec, address: str | None = None, registry: Registry | None = None,
+        verbose: int = 1) -> Outcome:
+    """Run one experiment to its end (or Ctrl-C) and return its outcome; `verbose` is Tune's (0: quiet)."""
+    from lab import environment
     from lab import storage as storages
 
     registry = registry or Registry()
     registry.check()
-    storage = storages.resolve(spec.storage or settings.storage_path())
+    storage = storages.resolve(spec.storage or settings.storage_path(), "the spec" if spec.storage else "LAB_STORAGE")
     storage.check_writable()
     _check_mlflow(spec)
     connect(address)
     check_resources(spec)
+    env_record, diff = environment.record()
     experiment_id = registry.create_experiment(
-        spec.to_dict(), user=_user(), host=socket.gethostname(), git_commit=_git_commit()
+        spec.to_dict(), user=_user(), host=socket.gethostname(), git_commit=env_record["git_commit"],
+        environment=env_record,
     )
-    folder = storage.join(f"{spec.name}-{experiment_id}").uri
+    where = storage.join(f"{spec.name}-{experiment_id}")
+    folder = where.uri
     registry.update_experiment(experiment_id, storage_path=folder)
-    tuner = make_tuner(spec, experiment_id, registry.url, folder)
+    environment.save_diff(where, diff)
+    tuner = make_tuner(spec, experiment_id, registry, folder, verbose=verbose)
     return _fit(tuner, experiment_id, spec.name, registry, folder)
 
 
@@ -192,6 +198,10 @@ def resume(experiment_id: int, address: str | None = None, registry: Registry | 
     registry = registry or Registry()
     record = registry.experiment(experiment_id)
     folder = record["storage_path"]
+    if folder and "://" not in folder:  # Tune unpickles tuner.pkl: only from a folder nobody else could write
+        from lab.provenance import check_owned
+
+        check_owned(folder)
     connect(address)  # before importing Ray: it sets RAY_AUTH_MODE for token clusters, read at import
     from ray import tune
 
@@ -247,8 +257,15 @@ def _fit(tuner, experiment_id: int, name: str, registry: Registry, folder: str) 
 
 
 def mlflow_uri(spec: ExperimentSpec) -> str:
-    """The MLflow tracking URI of a run: the spec's `mlflow`, else $LAB_MLFLOW_URI, else '' (none)."""
-    return spec.mlflow or settings.mlflow_uri()
+    """The MLflow tracking URI of a run: the spec's `mlflow`, else $LAB_MLFLOW_URI, else '' (none).
+
+    A URI with a credential in it is refused (its login comes from MLFLOW_TRACKING_USERNAME/PASSWORD or
+    MLFLOW_TRACKING_TOKEN, read by MLflow in the process that logs, never stored with the run)."""
+    from lab.safety import check_location
+
+    uri = spec.mlflow or settings.mlflow_uri()
+    check_location(uri, "MLflow", "the spec" if spec.mlflow else "LAB_MLFLOW_URI")
+    return uri
 
 
 def _check_mlflow(spec: ExperimentSpec) -> None:
@@ -302,13 +319,3 @@ def _user() -> str:
     except Exception:  # noqa: BLE001 - no user name in some containers
         return str(os.getuid())
 
-
-def _git_commit() -> str | None:
-    try:
-        out = subprocess.run(
-            ["git", "rev-parse", "HEAD"], capture_output=True, text=True, timeout=5,
-            cwd=Path(__file__).resolve().parent,  # the lab's own source tree
-        )
-        return out.stdout.strip() or None if out.returncode == 0 else None
-    except (OSError, subprocess.SubprocessError):
-        return None

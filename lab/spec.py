@@ -15,10 +15,11 @@ from typing import Any
 
 import yaml
 
+from lab import plugins
 from lab.errors import SpecError
+from lab.safety import check_name, confirm_services, credential_problem, untrusted_services
 from lab.workload import build_dataclass, suggest
 
-PRESET_PACKAGES = ("lab", "classical", "deep", "agents")
 DISTRIBUTIONS = ("grid", "choice", "uniform", "loguniform", "randint")
 SCHEDULERS = ("fifo", "asha", "hyperband", "pbt")
 SEARCHERS = ("random", "optuna", "hyperopt")
@@ -128,8 +129,7 @@ class ExperimentSpec:
     mlflow: str = ""  # an MLflow tracking URI to log the trials to as well (default: $LAB_MLFLOW_URI)
 
     def check(self) -> None:
-        if not self.name or any(c in self.name for c in "/\\ "):
-            raise ValueError(f"name must be a non-empty word without slashes or spaces, got {self.name!r}")
+        check_name(self.name)
         if self.mode not in ("max", "min"):
             raise ValueError(f"mode must be 'max' or 'min', got {self.mode!r}")
         if self.num_samples < 1:
@@ -166,9 +166,12 @@ class ExperimentSpec:
         if scheme not in STORAGE_SCHEMES:
             raise ValueError(f"storage scheme '{scheme}://' is not supported (use a path or one of "
                              f"{', '.join(s + '://' for s in STORAGE_SCHEMES)})")
-        if any(word in self.storage.lower() for word in ("secret", "access_key", "session_token", "@")):
+        if credential_problem(self.storage) or "@" in self.storage:
             raise ValueError("storage must not carry credentials (they would be recorded): "
                              "set AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY in the environment")
+        if credential_problem(self.mlflow):
+            raise ValueError(f"mlflow must not carry credentials ({credential_problem(self.mlflow)}): "
+                             "set MLFLOW_TRACKING_USERNAME / MLFLOW_TRACKING_PASSWORD in the environment")
         if self.mlflow and not installed("mlflow"):
             raise ValueError("mlflow needs the mlflow package: pip install 'agent-lab[mlflow]'")
 
@@ -227,9 +230,10 @@ def parse_yaml(text: str, source: str) -> Any:
 
 
 def presets() -> dict[str, Any]:
-    """Every preset shipped in the packages: name -> resource (a YAML file)."""
+    """Every preset shipped: the lab's own and those of the `agent_lab.presets` packages; name -> YAML resource."""
     found = {}
-    for package in PRESET_PACKAGES:
+    packages = ["lab", *(entry.value for entry in plugins.entry_points(plugins.PRESETS).values())]
+    for package in packages:
         folder = importlib.resources.files(package) / "presets"
         if folder.is_dir():
             for item in folder.iterdir():
@@ -312,13 +316,15 @@ def build_spec(raw: dict[str, Any], label: str) -> ExperimentSpec:
     return build_dataclass(ExperimentSpec, raw, owner=label)
 
 
-def load(source: str, overrides: list[str] = ()) -> list[ExperimentSpec]:
+def load(source: str, overrides: list[str] = (), trust_spec: bool = False) -> list[ExperimentSpec]:
     """The experiments a preset name or YAML file describes (several for a suite), validated.
 
     Validation reaches into the workload: unknown parameters and wrong types fail here, before
-    Ray starts or the registry is touched.
+    Ray starts or the registry is touched. A spec file (not a preset) that names a storage or an
+    MLflow server is used only with `trust_spec` or the user's yes at a terminal (lab/safety.py).
     """
     raw, label = read_source(source)
+    overridden = {text.split("=", 1)[0].split(".", 1)[0] for text in overrides}
     if "suite" in raw:
         members = raw["suite"]
         if not isinstance(members, list) or not members:
@@ -328,9 +334,17 @@ def load(source: str, overrides: list[str] = ()) -> list[ExperimentSpec]:
             member_raw, member_label = (read_source(member) if isinstance(member, str) else (member, label))
             if not isinstance(member_raw, dict):
                 raise SpecError(f"suite member in {label} must be a preset name or a mapping")
+            _confirm(member_raw, member_label, overridden, trust_spec)
             specs.append(_validated(apply_overrides(member_raw, list(overrides)), member_label))
         return specs
+    _confirm(raw, label, overridden, trust_spec)
     return [_validated(apply_overrides(raw, list(overrides)), label)]
+
+
+def _confirm(raw: dict[str, Any], label: str, overridden: set[str], trust_spec: bool) -> None:
+    """Presets ship with the lab; a spec file from elsewhere does not choose the services on its own."""
+    if not (label.startswith("preset '") and not Path(label).exists()):
+        confirm_services(untrusted_services(raw, label, overridden), label, trust_spec)
 
 
 def _validated(raw: dict[str, Any], label: str) -> ExperimentSpec:

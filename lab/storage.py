@@ -1,8 +1,8 @@
 """Where Tune writes experiments: a local (or NFS) folder, or a URI of a pyarrow filesystem.
 
     /mnt/nfs/lab, ~/runs, file:///data/lab     a folder every node can see (local runs need no more)
-    s3://bucket/prefix                         S3; credentials from the environment (AWS_ACCESS_KEY_ID, ...),
-                                               AWS_ENDPOINT_URL for an S3-compatible server (MinIO, moto)
+    s3://bucket/prefix                         S3; credentials from each process's environment (AWS_ACCESS_KEY_ID,
+                                               ...), AWS_ENDPOINT_URL for an S3-compatible server (MinIO, moto)
     gs://bucket/prefix                         Google Cloud Storage (credentials from the environment)
 
 The location is checked (a probe file written and deleted) before an experiment is recorded, so a
@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from lab.errors import LabError
+from lab.safety import check_location
 
 PROBE = ".lab-write-test"
 
@@ -66,12 +67,32 @@ class Storage:
             raise LabError(f"storage {self.uri} is not writable: {_one_line(exc)}") from None
 
 
-def resolve(location: str) -> Storage:
-    """A path or a URI as a Storage; LabError for a scheme pyarrow does not know."""
+def remove(location: str) -> None:
+    """Delete an experiment's folder (local or remote); a missing one is fine, a failure is a LabError."""
+    where = resolve(location)
+    try:
+        if where.is_local:
+            import shutil
+
+            if os.path.isdir(where.path):
+                shutil.rmtree(where.path)
+        else:
+            from pyarrow import fs
+
+            if where.filesystem.get_file_info(where.path).type != fs.FileType.NotFound:
+                where.filesystem.delete_dir(where.path)
+    except Exception as exc:  # noqa: BLE001 - OSError, pyarrow's errors
+        raise LabError(f"cannot delete {location}: {_one_line(exc)}") from None
+
+
+def resolve(location: str, source: str = "the spec, --storage or LAB_STORAGE") -> Storage:
+    """A path or a URI as a Storage; LabError for a scheme pyarrow does not know, or for a URI with a
+    credential in it (refused, never shown: credentials come from the environment)."""
     location = location.strip()
     if not location:
         raise LabError("the storage location is empty")
     location = location.removeprefix("file://")
+    check_location(location, "storage", source)
     if "://" not in location:
         path = str(Path(location).expanduser().absolute())
         return Storage(uri=path, path=path)
@@ -92,10 +113,11 @@ def resolve(location: str) -> Storage:
 
 
 def s3_filesystem():
-    """pyarrow's S3FileSystem configured from the environment, explicitly, so that the same settings
-    travel with it to Ray workers (which do not share the driver's environment): AWS_ENDPOINT_URL(_S3)
-    for an S3-compatible server, AWS_REGION / AWS_DEFAULT_REGION, and the AWS_ACCESS_KEY_ID,
-    AWS_SECRET_ACCESS_KEY, AWS_SESSION_TOKEN credentials (else pyarrow's default chain: profiles, IAM roles)."""
+    """pyarrow's S3FileSystem for the endpoint and region of the environment (AWS_ENDPOINT_URL(_S3) for an
+    S3-compatible server, AWS_REGION / AWS_DEFAULT_REGION), given explicitly so that they travel with it to
+    Ray workers. The credentials are NOT given: Tune pickles the filesystem into the experiment folder
+    (tuner.pkl), so each process reads them itself from its environment (AWS_ACCESS_KEY_ID,
+    AWS_SECRET_ACCESS_KEY, AWS_SESSION_TOKEN), its profile or its IAM role (pyarrow's default chain)."""
     import pyarrow.fs
 
     env = os.environ
@@ -107,9 +129,6 @@ def s3_filesystem():
     region = env.get("AWS_REGION") or env.get("AWS_DEFAULT_REGION")
     if region:
         options["region"] = region
-    if env.get("AWS_ACCESS_KEY_ID") and env.get("AWS_SECRET_ACCESS_KEY"):
-        options.update(access_key=env["AWS_ACCESS_KEY_ID"], secret_key=env["AWS_SECRET_ACCESS_KEY"],
-                       session_token=env.get("AWS_SESSION_TOKEN") or None)
     return pyarrow.fs.S3FileSystem(**options)
 
 

@@ -3,9 +3,9 @@
 A workload is one trainable thing (a scikit-learn pipeline, a Keras model, a TF-Agents agent).
 It knows nothing of Ray or TensorBoard files: the Tune adapter (`lab.trainable`) drives it.
 
-    @register
-    class MyWorkload(Workload):
-        name = "my_workload"
+    class MyWorkload(Workload):               # registered in pyproject.toml:
+        name = "my_workload"                  # [project.entry-points."agent_lab.workloads"]
+                                              # my_workload = "my_package.my_module:MyWorkload"
 
         @dataclass
         class Config:
@@ -20,24 +20,23 @@ It knows nothing of Ray or TensorBoard files: the Tune adapter (`lab.trainable`)
         def restore(self, checkpoint_dir): ...
         def export(self, out_dir) -> str: ...     # optional: the model in a portable format (`lab export`)
 
-Workload modules live in the packages of `WORKLOAD_PACKAGES` and are found by `discover()`.
-They must not import TensorFlow or Ray at module level (import them inside `setup`), so that
-specs validate, and the CLI starts, without paying for those imports.
+Workloads are found through the `agent_lab.workloads` entry points (`lab.plugins`): `get(name)`
+imports only that workload's module, `discover()` all of them. Workload modules must not import
+TensorFlow or Ray at module level (import them inside `setup`), so that specs validate, and the CLI
+starts, without paying for those imports.
 """
 from __future__ import annotations
 
 import dataclasses
 import difflib
-import importlib
 import math
-import pkgutil
 import types
 import typing
 from typing import Any, ClassVar, Literal
 
+from lab import plugins
 from lab.errors import LabError, SpecError
 
-WORKLOAD_PACKAGES = ("classical", "deep", "agents")
 WORKLOADS: dict[str, type[Workload]] = {}
 
 
@@ -109,7 +108,7 @@ class Workload:
 
 
 def register(cls: type[Workload]) -> type[Workload]:
-    """Class decorator: add a workload to `WORKLOADS` under `cls.name`."""
+    """Check a workload class and add it to `WORKLOADS` under `cls.name` (entry points are loaded through it)."""
     if not dataclasses.is_dataclass(cls.Config):
         raise TypeError(f"{cls.__name__}.Config must be a dataclass")
     if "seed" not in {f.name for f in dataclasses.fields(cls.Config)}:
@@ -121,21 +120,27 @@ def register(cls: type[Workload]) -> type[Workload]:
 
 
 def discover() -> dict[str, type[Workload]]:
-    """Import every module of the workload packages, which registers their workloads."""
-    for package_name in WORKLOAD_PACKAGES:
-        package = importlib.import_module(package_name)
-        for info in pkgutil.walk_packages(package.__path__, prefix=package_name + "."):
-            if not info.name.rsplit(".", 1)[-1].startswith("_"):
-                importlib.import_module(info.name)
+    """Load every workload entry point (importing their modules); name -> class."""
+    for name, entry in plugins.entry_points(plugins.WORKLOADS).items():
+        _load(name, entry)
     return WORKLOADS
 
 
 def get(name: str) -> type[Workload]:
-    """The workload class called `name`, or a SpecError suggesting close names."""
-    workloads = discover()
-    if name not in workloads:
-        raise SpecError(f"unknown workload '{name}'{suggest(name, workloads)}")
-    return workloads[name]
+    """The workload class called `name` (importing its module only), or a SpecError suggesting close names."""
+    if name in WORKLOADS:
+        return WORKLOADS[name]
+    entries = plugins.entry_points(plugins.WORKLOADS)
+    if name not in entries:
+        raise SpecError(f"unknown workload '{name}'{suggest(name, {*entries, *WORKLOADS})}")
+    return _load(name, entries[name])
+
+
+def _load(name: str, entry) -> type[Workload]:
+    cls = entry.load()
+    if not (isinstance(cls, type) and issubclass(cls, Workload)) or getattr(cls, "name", None) != name:
+        raise TypeError(f"entry point {name} = {entry.value} is not a Workload named '{name}'")
+    return register(cls)
 
 
 def suggest(word: str, choices) -> str:

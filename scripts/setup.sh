@@ -9,7 +9,7 @@ want_test=0
 python=${PYTHON:-python3}
 
 packages=(dataset-fashion-mnist)          # the full Fashion-MNIST, offline (shared/DATA.md)
-[ $want_test = 1 ] && packages+=(postgresql)
+[ $want_test = 1 ] && packages+=(postgresql chromium)   # chromium: the `lab report` rendering test
 if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
   missing=()
   for p in "${packages[@]}"; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done
@@ -19,7 +19,7 @@ if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
   fi
 else
   echo "setup: not root or no apt-get: install ${packages[*]} yourself for offline Fashion-MNIST" \
-       "(else Keras downloads it on first use)$([ $want_test = 1 ] && echo ' and the PostgreSQL tests are skipped')"
+       "(else Keras downloads it on first use)$([ $want_test = 1 ] && echo '; without postgresql and chromium their tests are skipped')"
 fi
 
 [ -x .venv/bin/python ] || "$python" -m venv .venv

@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from deep import data
+from lab import image_data as data
 from lab import settings
 from lab import workload as workloads
 from lab.errors import DataError, SpecError

@@ -99,7 +99,7 @@ def test_mujoco_on_both_backends_has_the_same_spaces_and_rewards_per_step():
 
 @pytest.mark.parametrize("env_id", ["CartPole-v1", "ALE/Breakout-v5"])
 def test_the_tf_agents_adapter_gives_the_same_specs_on_both_backends(env_id):
-    from envs.vector_env import make_vector_py_env
+    from agents.vector_env import make_vector_py_env
 
     gym, pool = (make_vector_py_env(env_id, 2, seed=0, backend=backend) for backend in ("gymnasium", "envpool"))
     try:

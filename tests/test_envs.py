@@ -20,7 +20,7 @@ SOLUTION = [2, 2, 1, 1, 2, 2, 3, 3, 2, 2, 1, 1, 1, 1, 1, 1]  # the default maze'
 
 
 def test_envs_modules_import_no_tensorflow():
-    code = ("import sys, envs.gym_envs, envs.grid_maze, envs.tf_env, envs.vector_env, gymnasium; "
+    code = ("import sys, envs.gym_envs, envs.grid_maze, agents.tf_env, agents.vector_env, gymnasium; "
             "gymnasium.make('lab/GridMaze-v0'); "
             "print([m for m in ('tensorflow', 'tf_agents', 'ray') if m in sys.modules])")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=ROOT)
@@ -28,9 +28,9 @@ def test_envs_modules_import_no_tensorflow():
 
 
 def test_lab_ids_are_registered_by_the_env_checks_in_a_fresh_process():
-    """As in a Ray worker: nothing imported but envs.tf_env, whose id check registers the lab's envs."""
+    """As in a Ray worker: nothing imported but agents.tf_env, whose id check registers the lab's envs."""
     code = ("import gymnasium; assert 'lab/GridMaze-v0' not in gymnasium.registry; "
-            "from envs.tf_env import check_env_id; check_env_id('lab/GridMaze-v0'); "
+            "from agents.tf_env import check_env_id; check_env_id('lab/GridMaze-v0'); "
             "print(gymnasium.make('lab/GridMaze-v0').spec.max_episode_steps)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=ROOT)
     assert out.stdout.strip() == "100"
@@ -108,7 +108,7 @@ def test_atari_ids_get_the_standard_preprocessing():
         assert env.unwrapped._frameskip == 1  # frame skipping is AtariPreprocessing's (4), not the emulator's
     finally:
         env.close()
-    from envs.tf_env import check_spaces
+    from agents.tf_env import check_spaces
 
     check_spaces("ALE/Breakout-v5", "DQN", discrete_actions=True, vector_observations=False)
     with pytest.raises(SpecError, match=r"MLP networks need flat vector observations.*84, 84, 4"):
@@ -170,11 +170,11 @@ def test_gridmaze_preset_is_learned_by_dqn(tmp_path):
 
 
 def test_vector_env_steps_exactly_like_the_batched_wrappers():
-    """The fast path (envs/vector_env.py) gives the same time steps as BatchedPyEnvironment, resets included."""
+    """The fast path (agents/vector_env.py) gives the same time steps as BatchedPyEnvironment, resets included."""
     from tf_agents.environments import batched_py_environment
 
-    from envs.tf_env import make_py_env
-    from envs.vector_env import make_vector_py_env
+    from agents.tf_env import make_py_env
+    from agents.vector_env import make_vector_py_env
 
     n = 3
     batched = batched_py_environment.BatchedPyEnvironment([make_py_env("CartPole-v1", 5 + i) for i in range(n)],

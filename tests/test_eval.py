@@ -1,4 +1,4 @@
-"""`lab eval` (lab/evaluate.py): a tiny DQN run, evaluated by experiment id and by exported policy folder."""
+"""`lab eval` (agents/evaluate.py): a tiny DQN run, evaluated by experiment id and by exported policy folder."""
 from __future__ import annotations
 
 import json
@@ -8,7 +8,7 @@ import shutil
 import pytest
 
 from lab.errors import LabError
-from lab.evaluate import evaluate
+from agents.evaluate import evaluate
 from tests.conftest import lab
 
 TINY_SPEC = """\
@@ -72,7 +72,7 @@ def test_eval_of_exported_policy_matches_eval_by_id(trained, by_id, tmp_path):
     assert by_path.returncode == 0 and by_id[0].returncode == 0, by_path.stderr[-2000:]
     assert RETURN.search(by_path.stdout).groups() == RETURN.search(by_id[0].stdout).groups()  # same policy and seeds
     assert (tmp_path / "x.mp4").stat().st_size > 1000
-    from lab.evaluate import policy_folder
+    from agents.evaluate import policy_folder
 
     assert policy_folder(str(policy.parent)) == str(policy)  # the --out folder of `lab export` is accepted too
 
@@ -84,7 +84,9 @@ def test_policy_of_another_env_is_refused(trained, tmp_path):
     shutil.copytree(policy, other)
     meta = json.loads((other / "lab_policy.json").read_text())
     (other / "lab_policy.json").write_text(json.dumps({**meta, "env_id": "lab/GridMaze-v0"}))
-    result = lab("eval", str(other), env=env)
+    untrusted = lab("eval", str(other), env=env)  # changed since `lab export` wrote it: not this lab's any more
+    assert untrusted.returncode == 2 and "did not export" in untrusted.stderr.strip().splitlines()[-1]
+    result = lab("eval", str(other), "--trust", env=env)
     assert result.returncode == 2  # (TensorFlow's start-up chatter precedes the one error line)
     assert result.stderr.strip().splitlines()[-1] == (
         "lab: error: the DQN policy observes [4], but 'lab/GridMaze-v0' gives [49]: it was trained on another environment")

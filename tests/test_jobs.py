@@ -40,6 +40,6 @@ def test_submit_runs_the_sweep_on_the_cluster_and_returns_its_status(dashboard, 
     # a job that fails: the registry passed to it (its URL holds a password) cannot be reached
     failed = lab("submit", "svc-digits", "--address", dashboard, "--wait", env={"LAB_REGISTRY_URL": secret})
     assert failed.returncode == 2, failed.stdout[-3000:]  # the exit status of the job's `lab run`
-    assert "cannot reach the registry at postgresql+psycopg://lab:***@127.0.0.1:1/nothing" in failed.stdout
+    assert "cannot reach the registry at postgresql+psycopg://lab@127.0.0.1:1/nothing" in failed.stdout  # no password sent
     assert "FAILED (exit status 2)" in failed.stdout
     assert "s3cret" not in failed.stdout + failed.stderr

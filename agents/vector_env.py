@@ -1,6 +1,6 @@
 """A Gymnasium (or EnvPool) vector env as ONE batched TF-Agents PyEnvironment (the fast collection path).
 
-    from envs.vector_env import make_vector_py_env
+    from agents.vector_env import make_vector_py_env
     py_env = make_vector_py_env("CartPole-v1", num_envs=8, seed=0)     # batched, batch_size 8
 
 `BatchedPyEnvironment` steps a list of `GymnasiumWrapper`s, each converting its own time step through
@@ -30,8 +30,8 @@ def make_vector_py_env(env_id: str, num_envs: int, seed: int = 0, max_episode_st
     `max_episode_steps`: a time limit other than the id's own. `training`: the learner's envs (Atari:
     episodic life, clipped rewards). `backend`: gymnasium | envpool | auto (envs/backends.py).
     """
+    from agents.tf_env import check_env_id
     from envs.backends import make_vector_env
-    from envs.tf_env import check_env_id
 
     check_env_id(env_id)
     return _vector_env_class()(make_vector_env(env_id, num_envs, seed, training, max_episode_steps, backend),

@@ -1,4 +1,4 @@
-"""Image data sets for the Keras workloads, as numpy arrays, offline first (see shared/DATA.md).
+"""Image data sets as numpy arrays, offline first: shared by the Keras and the scikit-learn workloads.
 
 Every loader returns `(x_train, y_train), (x_test, y_test)`: images as float32 in [0, 1] with shape
 (N, H, W, 1), labels as int64 class ids. `subset=N` keeps a stratified, seeded sample of N training

@@ -19,9 +19,10 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from agents._common import POLICY_META
 from lab.errors import LabError
+from lab.provenance import check_trusted
 
-POLICY_META = "lab_policy.json"  # the same name as agents/_common.POLICY_META (kept light: no agents import)
 MAX_VIDEO_FRAMES = 2_000  # a longer first episode is cut in the video (not in the returns)
 VIDEO_SUFFIXES = (".gif", ".mp4")
 
@@ -44,8 +45,10 @@ class Evaluation:
 
 
 def evaluate(source: str, episodes: int = 10, video: str | None = None, trial_id: str | None = None,
-             seed: int = 0) -> Evaluation:
-    """Evaluate `source` (an experiment id or a PolicySaver folder) over `episodes` greedy episodes."""
+             seed: int = 0, trust: bool = False) -> Evaluation:
+    """Evaluate `source` (an experiment id or a PolicySaver folder) over `episodes` greedy episodes.
+
+    A folder this lab did not export is refused unless `trust`: a SavedModel's graph is code."""
     if episodes <= 0:
         raise LabError(f"--episodes must be positive, got {episodes}")
     if video is not None and not video.lower().endswith(VIDEO_SUFFIXES):
@@ -58,7 +61,23 @@ def evaluate(source: str, episodes: int = 10, video: str | None = None, trial_id
         return result
     if trial_id is not None:
         raise LabError("--trial only applies to an experiment id, not to a policy folder")
-    return evaluate_policy(policy_folder(source), episodes, video, seed)
+    folder = policy_folder(source)
+    check_trusted(folder, "policy", trust)
+    return evaluate_policy(folder, episodes, video, seed)
+
+
+def load_policy(path: str, trust: bool = False):
+    """The TF-Agents policy `lab export` wrote (its folder, or the folder above it), loaded with
+    `tf.saved_model.load`; one this lab did not export is refused unless `trust` (it is code)."""
+    folder = policy_folder(path)
+    check_trusted(folder, "policy", trust)
+    from lab import settings
+
+    settings.apply_worker_env()
+    import tensorflow as tf
+    import tensorflow_probability  # noqa: F401  (registers the TFP specs the saved policy refers to)
+
+    return tf.saved_model.load(folder)
 
 
 def export_experiment(experiment_id: int, out: str, trial_id: str | None = None) -> tuple[str, str]:
@@ -109,11 +128,13 @@ def evaluate_policy(path: str, episodes: int, video: str | None, seed: int) -> E
         meta = json.load(handle)
     if "env_id" not in meta:
         raise LabError(f"{os.path.join(path, POLICY_META)} names no env_id")
-    from envs.gym_envs import make_gym_env
-    from envs.tf_env import check_env_id
+    from envs.gym_envs import EnvError, check_env_id, make_gym_env
 
     env_id = meta["env_id"]
-    check_env_id(env_id)
+    try:
+        check_env_id(env_id)
+    except EnvError as exc:
+        raise LabError(str(exc)) from None
     settings.apply_worker_env()
     import tensorflow as tf
     import tensorflow_probability  # noqa: F401  (registers the TFP specs the saved policy refers to; STACK.md)

@@ -1,0 +1,84 @@
+"""Gymnasium -> TF-Agents: build seeded, batched TF environments from a Gymnasium id (`envs/` has no TensorFlow).
+
+    from agents.tf_env import make_tf_env
+    train_env = make_tf_env("CartPole-v1", num_envs=8, seed=0)   # TFPyEnvironment, batch_size 8
+
+TensorFlow, TF-Agents and Gymnasium are imported inside the functions, so importing this module is
+cheap. The batch is one Gymnasium vector env (`agents/vector_env.py`); `vector=False` builds TF-Agents'
+`BatchedPyEnvironment` without threads instead (on 2 cores faster than threads or
+`ParallelPyEnvironment`). Member `i` is seeded with `seed + i`. The id checks turn `envs`' EnvError
+into the lab's SpecError.
+"""
+from __future__ import annotations
+
+from typing import Any
+
+from lab.errors import SpecError
+
+
+def check_env_id(env_id: str) -> None:
+    """SpecError, suggesting close names, when Gymnasium does not know `env_id` (or its suite is missing)."""
+    from envs import gym_envs
+
+    try:
+        gym_envs.check_env_id(env_id)
+    except gym_envs.EnvError as exc:
+        raise SpecError(str(exc)) from None
+
+
+def check_spaces(env_id: str, agent: str, discrete_actions: bool | None, vector_observations: bool = True,
+                 backend: str = "gymnasium") -> None:
+    """SpecError, when a spec is loaded, if the env's spaces do not suit the agent (`envs.gym_envs.check_spaces`)
+    or the env backend asked for cannot step it (`envs.backends.resolve_backend`: envpool installed, the id there)."""
+    from envs import gym_envs
+    from envs.backends import resolve_backend
+
+    try:
+        gym_envs.check_env_id(env_id)
+        resolve_backend(env_id, backend)
+        gym_envs.check_spaces(env_id, agent, discrete_actions, vector_observations)
+    except gym_envs.EnvError as exc:
+        raise SpecError(str(exc)) from None
+
+
+def make_py_env(env_id: str, seed: int | None = None, training: bool = False, **load_kwargs: Any):
+    """One TF-Agents PyEnvironment (auto-reset, Gymnasium's time limit), its RNG seeded with `seed`.
+
+    Ids starting with `ALE/` get the standard Atari preprocessing (envs/gym_envs.py).
+    """
+    from tf_agents.environments import suite_gymnasium
+
+    from envs import gym_envs
+
+    check_env_id(env_id)
+    if gym_envs.is_atari(env_id):
+        load_kwargs.setdefault("gym_env_wrappers", gym_envs.atari_wrappers(training))
+        load_kwargs["gym_kwargs"] = {**gym_envs.make_kwargs(env_id), **(load_kwargs.get("gym_kwargs") or {})}
+    env = suite_gymnasium.load(env_id, **load_kwargs)
+    if seed is not None:
+        env.seed(seed)  # GymnasiumWrapper.seed: replaces the env's np_random, kept across resets
+    return env
+
+
+def make_tf_env(env_id: str, num_envs: int = 1, seed: int = 0, vector: bool = True, training: bool = False,
+                backend: str = "gymnasium", **load_kwargs: Any):
+    """A TFPyEnvironment over `num_envs` copies, seeded seed, seed+1, ...
+
+    `vector=True` (default): over one Gymnasium vector env (agents/vector_env.py); of `load_kwargs` only
+    `max_episode_steps` applies there. `vector=False`: over a BatchedPyEnvironment (the same time steps,
+    ~1.9x slower collection, benchmarks/rl_collection.py). `training`: the learner's envs (Atari: episodic
+    life, clipped rewards; evaluation envs play the full game). `backend`: gymnasium | envpool | auto
+    (envs/backends.py; the vector path only).
+    """
+    from tf_agents.environments import batched_py_environment, tf_py_environment
+
+    if vector:
+        from agents.vector_env import make_vector_py_env
+
+        if set(load_kwargs) - {"max_episode_steps"}:
+            raise TypeError(f"make_tf_env(vector=True) takes no {sorted(set(load_kwargs) - {'max_episode_steps'})}")
+        return tf_py_environment.TFPyEnvironment(
+            make_vector_py_env(env_id, num_envs, seed, training=training, backend=backend, **load_kwargs))
+    envs = [make_py_env(env_id, seed + i, training, **load_kwargs) for i in range(num_envs)]
+    batched = batched_py_environment.BatchedPyEnvironment(envs, multithreading=False)
+    return tf_py_environment.TFPyEnvironment(batched)

@@ -1,0 +1,46 @@
+"""`lab baselines`: the classical part's command (registered as an `agent_lab.commands` entry point)."""
+from __future__ import annotations
+
+import argparse
+
+
+def add_baselines(commands) -> None:
+    """Add `lab baselines` to the `lab` parser's subcommands."""
+    baselines = commands.add_parser("baselines", help="rank a standard set of scikit-learn models on a data set")
+    baselines.add_argument("dataset", help="a bundled data set (digits, iris, wine, breast_cancer, diabetes, ...) or FILE.csv")
+    baselines.add_argument("--target", default="", help="the label column of a CSV file")
+    baselines.add_argument("--models", help="comma-separated models (default: the standard set for the task)")
+    baselines.add_argument("--cv", type=int, default=5, help="folds of the cross-validation (default 5)")
+    baselines.add_argument("--subset", type=int, default=0, help="use only this many rows")
+    baselines.add_argument("--address", help="Ray cluster address")
+    baselines.set_defaults(handler=cmd_baselines)
+
+
+def cmd_baselines(args: argparse.Namespace) -> int:
+    from classical.baselines import baseline_spec
+    from lab import runner
+    from lab import spec as specs
+    from lab.cli import _fmt, exit_code, print_table
+    from lab.errors import DataError, SpecError
+    from lab.registry import Registry
+
+    try:
+        spec = baseline_spec(args.dataset, target=args.target, cv_folds=args.cv, subset=args.subset,
+                             models=args.models.split(",") if args.models else None)
+    except DataError as exc:
+        raise SpecError(str(exc)) from None
+    spec = specs.build_spec(spec.to_dict(), "baselines")  # the same validation as any spec
+    specs.validate_params(spec)
+    registry = Registry()
+    outcome = runner.run(spec, address=args.address, registry=registry)
+    metric = spec.metric
+    rows = []
+    for rank, t in enumerate(sorted(registry.trials(outcome.experiment_id),
+                                    key=lambda t: -(t["best_metric"] if t["best_metric"] is not None else float("inf"))), 1):
+        result = t["last_result"]
+        rows.append([rank, t["config"].get("model"), _fmt(result.get(metric)), _fmt(result.get(metric + "_std")),
+                     _fmt(result.get(metric.replace("cv/", "test/"))), _fmt(result.get("charts/fit_seconds")),
+                     t["status"] if t["status"] != "TERMINATED" else ""])
+    print(f"\nexperiment {outcome.experiment_id}: {spec.description}, ranked by {metric} ({args.cv}-fold CV)")
+    print_table(["RANK", "MODEL", metric.upper(), "STD", "TEST", "FIT S", "STATUS"], rows)
+    return exit_code([outcome])

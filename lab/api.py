@@ -1,0 +1,353 @@
+"""The lab from Python (a notebook, a script): run experiments and read the registry as pandas DataFrames.
+
+    import lab
+    result = lab.run("svc-digits", num_samples=2)       # a preset, a YAML path or a dict; overrides as --set
+    result.best, result.trials                           # the best trial (dict), every trial (DataFrame)
+    lab.experiments(where="workload = sklearn_cv and metric.cv/accuracy > 0.9")
+    lab.trials(3); lab.history(3); lab.leaderboard(workload="dqn", dataset="CartPole-v1")
+    model = lab.load(3)                                  # the fitted pipeline, Keras model or TF-Agents policy
+
+Errors are the CLI's, as the lab's exception types (`lab.LabError` and its subclasses), never a Tune traceback.
+"""
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from dataclasses import dataclass, field
+from typing import Any
+
+from lab.errors import LabError
+
+TRIAL_COLUMNS = ("experiment_id", "trial_id", "status", "iterations", "best_metric")
+HISTORY_DROP = ("hostname", "node_ip", "pid", "date", "experiment_tag", "trial_id", "done", "checkpoint_dir_name",
+                "should_checkpoint")
+
+
+@dataclass
+class Result:
+    """One experiment `lab.run` ran: its registry id, final status, best trial and trials."""
+
+    experiment_id: int
+    name: str
+    status: str
+    num_trials: int
+    num_errors: int
+    best: dict[str, Any] | None
+    trials: Any = field(repr=False)  # pandas.DataFrame, as lab.trials(experiment_id)
+
+    def __repr__(self) -> str:
+        best = f", best {self.best['trial_id']}={self.best['best_metric']:.4g}" if self.best else ""
+        return (f"Result(experiment {self.experiment_id} '{self.name}': {self.status}, "
+                f"{self.num_trials} trials, {self.num_errors} errors{best})")
+
+
+# ------------------------------------------------------------------ running
+def run(source: str | dict[str, Any], *, verbose: int = 0, address: str | None = None,
+        **overrides: Any) -> Result | list[Result]:
+    """Run a preset name, a spec YAML path or a spec dict (a suite gives a list of Results).
+
+    `overrides` are `--set` overrides: `num_samples=2`, `learning_rate=1e-3` (a param), or a dotted field
+    through a dict: `**{"stop.training_iteration": 3}`. `verbose` is Tune's (0: only a line per experiment).
+    """
+    from lab import runner
+    from lab import spec as specs
+    from lab.registry import Registry
+
+    texts = [f"{key}={json.dumps(value)}" for key, value in overrides.items()]
+    if isinstance(source, dict):
+        spec_list = [specs.build_spec(specs.apply_overrides(source, texts), "the spec dict")]
+        specs.validate_params(spec_list[0])
+    elif isinstance(source, str):
+        spec_list = specs.load(source, texts)
+    else:
+        raise LabError(f"lab.run takes a preset name, a YAML path or a dict, got {type(source).__name__}")
+    registry = Registry()
+    registry.check()
+    results = []
+    for spec in spec_list:
+        outcome = runner.run(spec, address=address, registry=registry, verbose=verbose)
+        results.append(Result(outcome.experiment_id, outcome.name, outcome.status, outcome.num_trials,
+                              outcome.num_errors, outcome.best, trials(outcome.experiment_id)))
+        if not verbose:
+            print(results[-1])
+    return results[0] if len(results) == 1 else results
+
+
+def rerun(experiment_id: int, *, verbose: int = 0, address: str | None = None) -> Result:
+    """Run an experiment's recorded (resolved) spec again, as a new experiment."""
+    from lab.registry import Registry
+
+    return run(Registry().experiment(experiment_id)["spec"], verbose=verbose, address=address)
+
+
+# ------------------------------------------------------------------ reading the registry
+def experiments(where: str | None = None, tags: dict[str, str] | None = None, limit: int | None = None):
+    """Experiments (newest first) matching a `--where` filter and tags, as a DataFrame."""
+    import pandas as pd
+
+    from lab.registry import Registry, display_status
+
+    rows = Registry().experiments(limit=limit, where=where, tags=tags)
+    columns = ["id", "name", "workload", "dataset", "status", "metric", "mode", "best", "num_trials", "num_errors",
+               "user", "host", "started_at", "ended_at", "git_commit"]
+    records = []
+    for r in rows:
+        best = r["best_max"] if r["mode"] == "max" else r["best_min"]
+        records.append({**r, "status": display_status(r), "best": best,
+                        "num_trials": r["num_trials"] or 0, "num_errors": r["num_errors"] or 0})
+    return pd.DataFrame.from_records(records, columns=columns)
+
+
+def trials(experiment_id: int):
+    """An experiment's trials: status, iterations, best metric, `config.*` and final metric columns."""
+    import pandas as pd
+
+    from lab.registry import Registry
+
+    records = [flat_trial(t) for t in Registry().trials(experiment_id)]
+    frame = pd.DataFrame.from_records(records)
+    if frame.empty:
+        return pd.DataFrame(columns=[*TRIAL_COLUMNS, "checkpoint_path", "logdir", "error"])
+    first = [*TRIAL_COLUMNS]
+    configs = sorted(c for c in frame.columns if c.startswith("config."))
+    rest = [c for c in frame.columns if c not in first and c not in configs]
+    return frame[[*first, *configs, *rest]]
+
+
+def flat_trial(t: dict[str, Any]) -> dict[str, Any]:
+    row = {k: t.get(k) for k in TRIAL_COLUMNS}
+    row.update({f"config.{k}": _scalar(v) for k, v in t["config"].items()})
+    row.update({k: v for k, v in t["last_result"].items() if k not in row})
+    row.update(checkpoint_path=t.get("checkpoint_path"), logdir=t.get("logdir"),
+               error=(t.get("error") or "").splitlines()[0] if t.get("error") else None)
+    return row
+
+
+def history(experiment_id: int, trial: str | None = None):
+    """Every reported iteration's metrics (from Tune's progress.csv, else result.json), with a trial_id column."""
+    import pandas as pd
+
+    from lab.artifacts import trial_record
+    from lab.registry import Registry
+
+    registry = Registry()
+    chosen = [trial_record(experiment_id, trial, registry)[1]] if trial else registry.trials(experiment_id)
+    frames = []
+    for t in chosen:
+        frame = read_progress(t.get("logdir"))
+        if frame is None or frame.empty:
+            continue
+        frame = frame[[c for c in frame.columns if not c.startswith("config/") and c not in HISTORY_DROP]]
+        frame.insert(0, "trial_id", t["trial_id"])
+        frames.append(frame)
+    if not frames:
+        if trial:
+            raise LabError(f"trial {trial} of experiment {experiment_id} has no recorded iterations")
+        return pd.DataFrame(columns=["trial_id", "training_iteration"])
+    return pd.concat(frames, ignore_index=True)
+
+
+def read_progress(logdir: str | None):
+    """A trial folder's progress.csv (or result.json lines) as a DataFrame; None when neither is there."""
+    import io
+
+    import pandas as pd
+
+    if not logdir:
+        return None
+    for name in ("progress.csv", "result.json"):
+        text = _read_text(logdir, name)
+        if not text or not text.strip():
+            continue
+        if name == "progress.csv":
+            return pd.read_csv(io.StringIO(text))
+        rows = [json.loads(line) for line in text.splitlines() if line.strip()]
+        return pd.json_normalize(rows, sep="/")
+    return None
+
+
+def _read_text(folder: str, name: str) -> str | None:
+    if "://" not in folder:
+        path = os.path.join(folder, name)
+        return open(path).read() if os.path.isfile(path) else None
+    from lab import storage
+
+    where = storage.resolve(folder)
+    try:
+        with where.filesystem.open_input_stream(f"{where.path.rstrip('/')}/{name}") as stream:
+            return stream.read().decode()
+    except (OSError, FileNotFoundError):
+        return None
+
+
+def leaderboard(workload: str | None = None, dataset: str | None = None, metric: str | None = None,
+                limit: int | None = 20, where: str | None = None):
+    """Trials ranked across experiments (and users) by one metric: one table whatever the workload.
+
+    The DataFrame's `attrs` name the metric and mode it ranks by (the newest matching experiment's,
+    unless `metric` is given); `config` holds the params whose values differ between the rows.
+    """
+    import pandas as pd
+
+    chosen, mode, records = leaderboard_rows(workload, dataset, metric, limit, where)
+    frame = pd.DataFrame.from_records(records, columns=LEADERBOARD_COLUMNS)
+    frame.attrs.update(metric=chosen, mode=mode)
+    return frame
+
+
+LEADERBOARD_COLUMNS = ["rank", "experiment_id", "name", "workload", "dataset", "user", "trial_id", "status",
+                       "metric", "value", "config"]
+
+
+def leaderboard_rows(workload=None, dataset=None, metric=None, limit=20, where=None):
+    """(metric, mode, rows) of `leaderboard` as plain dicts (the CLI prints them without pandas)."""
+    from lab.registry import Registry
+
+    chosen, mode, rows = Registry().leaderboard(workload, dataset, metric, limit, where)
+    varying = {k for k in {k for r in rows for k in r["config"]}
+               if len({json.dumps(r["config"].get(k), sort_keys=True) for r in rows}) > 1}
+    records = [{"rank": i, "experiment_id": r["experiment_id"], "name": r["name"], "workload": r["workload"],
+                "dataset": r["dataset"], "user": r["user"], "trial_id": r["trial_id"], "status": r["status"],
+                "metric": chosen, "value": r["best_metric"],
+                "config": _short_config({k: v for k, v in r["config"].items() if k in varying})}
+               for i, r in enumerate(rows, 1)]
+    return chosen, mode, records
+
+
+def compare(*experiment_ids: int):
+    """Experiments side by side: spec fields and best-trial configs that differ, then best-trial metrics.
+
+    Rows are `spec.*` (differing fields only), `config.*` (the best trial's, differing only) and the metrics
+    of each best trial; columns are the experiment ids.
+    """
+    import pandas as pd
+
+    from lab.registry import Registry
+
+    if len(experiment_ids) < 2:
+        raise LabError("compare needs at least two experiment ids")
+    registry = Registry()
+    columns: dict[int, dict[str, Any]] = {}
+    for exp_id in experiment_ids:
+        exp = registry.experiment(int(exp_id))
+        best = registry.best_trial(int(exp_id))
+        column = {f"spec.{k}": _scalar(v) for k, v in _flatten(exp["spec"]).items()}
+        column["best.trial_id"] = best["trial_id"] if best else None
+        column[f"best.{exp['metric']}"] = best["best_metric"] if best else None
+        if best:
+            column.update({f"config.{k}": _scalar(v) for k, v in best["config"].items()})
+            column.update({f"metric.{k}": v for k, v in best["last_result"].items()
+                           if isinstance(v, (int, float)) and not isinstance(v, bool)})
+        columns[int(exp_id)] = column
+    frame = pd.DataFrame(columns)
+    keep = [key for key in frame.index
+            if key.startswith(("metric.", "best.")) or frame.loc[key].astype(str).nunique(dropna=False) > 1]
+    order = sorted(keep, key=lambda k: ({"spec": 0, "config": 1, "best": 2, "metric": 3}[k.split(".", 1)[0]], k))
+    return frame.loc[order]
+
+
+# ------------------------------------------------------------------ the trained object
+def load(experiment_id: int, trial: str | None = None):
+    """The trial's trained object (default: the best trial), through the lab's safe export formats.
+
+    scikit-learn: the fitted pipeline (skops, loaded by the loader its workload names, which trusts only
+    scikit-learn/NumPy/SciPy/lab types); Keras: the model (`.keras`, safe mode; a dict of name -> model when
+    the workload exports several); TF-Agents: the saved greedy policy (PolicySaver). LabError when the trial
+    has no checkpoint; nothing is changed.
+    """
+    from lab import workload as workloads
+    from lab.artifacts import export_trial
+    from lab.registry import Registry
+
+    workload = workloads.get(Registry().experiment(int(experiment_id))["workload"])
+    out = tempfile.mkdtemp(prefix="lab-load-")
+    path, _ = export_trial(int(experiment_id), out, trial)
+    return load_exported(path, workload)
+
+
+def load_exported(path: str, workload=None):
+    """Load what `lab export` wrote at `path` (a .skops file, a .keras file, a policy folder or a folder of .keras)."""
+    from lab import settings
+
+    if path.endswith(".skops"):
+        return _declared_loader(path, workload)(path)
+    settings.apply_worker_env()
+    if os.path.isdir(path) and os.path.isfile(os.path.join(path, "saved_model.pb")):
+        import tensorflow as tf
+        import tensorflow_probability  # noqa: F401  (registers the specs a saved policy refers to)
+
+        return tf.saved_model.load(path)
+    import tf_keras
+
+    if path.endswith(".keras"):
+        return tf_keras.models.load_model(path, safe_mode=True)
+    if os.path.isdir(path):
+        files = sorted(f for f in os.listdir(path) if f.endswith(".keras"))
+        if files:
+            return {f[: -len(".keras")]: tf_keras.models.load_model(os.path.join(path, f), safe_mode=True)
+                    for f in files}
+    raise LabError(f"do not know how to load the export at {path}")
+
+
+def _declared_loader(path: str, workload):
+    """The public loader the export's model.json names (`load_with`), taken only from the package of the
+    workload that wrote it: the core imports no workload package, the workload says how to read its files."""
+    import importlib
+
+    about_file = os.path.join(os.path.dirname(path), "model.json")
+    try:
+        with open(about_file) as handle:
+            target = json.load(handle).get("load_with", "")
+    except (OSError, ValueError):
+        target = ""
+    module, _, name = target.rpartition(".")
+    package = workload.__module__.split(".")[0] if workload is not None else None
+    if not module or module.split(".")[0] != package:
+        raise LabError(f"{about_file} names no loader of the '{package}' package (load_with: {target or '-'})")
+    return getattr(importlib.import_module(module), name)
+
+
+# ------------------------------------------------------------------ tags and notes
+def tag(experiment_id: int, **values: str) -> None:
+    """Set tags on an experiment: `lab.tag(3, team="vision", stage="baseline")`."""
+    from lab.registry import Registry
+
+    if not values:
+        raise LabError("lab.tag needs at least one key=value")
+    Registry().set_tags(int(experiment_id), {k: str(v) for k, v in values.items()})
+
+
+def note(experiment_id: int, text: str) -> None:
+    """Append a note to an experiment."""
+    from lab.registry import Registry
+    from lab.runner import _user
+
+    if not text.strip():
+        raise LabError("a note needs some text")
+    Registry().add_note(int(experiment_id), text, user=_user())
+
+
+# ------------------------------------------------------------------ helpers
+def _flatten(value: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    flat = {}
+    for key, item in value.items():
+        if isinstance(item, dict) and item and key not in ("search",):
+            flat.update(_flatten(item, f"{prefix}{key}."))
+        else:
+            flat[f"{prefix}{key}"] = item
+    return flat
+
+
+def _scalar(value: Any) -> Any:
+    """Lists and dicts as JSON text, so that a DataFrame column holds comparable scalars."""
+    return json.dumps(value, sort_keys=True) if isinstance(value, (list, dict)) else value
+
+
+def _short_config(config: dict[str, Any]) -> str:
+    skip = ("seed",)
+    return " ".join(f"{k}={_fmt(v)}" for k, v in sorted(config.items()) if k not in skip)
+
+
+def _fmt(value: Any) -> str:
+    return f"{value:.4g}" if isinstance(value, float) else str(value)

@@ -1,0 +1,85 @@
+"""What a result came from: Python and package versions, the lab's version and commit, a dirty tree's diff.
+
+Recorded with every experiment (`lab show` prints it). Versions come from `importlib.metadata`, so nothing
+heavy is imported; the git calls run in the lab's own source tree and are skipped where there is none.
+"""
+from __future__ import annotations
+
+import importlib.metadata
+import platform
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+# the distributions that shape a result; those not installed are left out
+PACKAGES = ("tensorflow", "tf-keras", "tf-agents-nightly", "tf-agents", "tensorflow-probability", "gymnasium",
+            "ale-py", "mujoco", "box2d-py", "ray", "scikit-learn", "numpy", "pandas", "optuna")
+DIFF_FILE = "source.diff"  # beside the experiment's files when the lab's tree had uncommitted changes
+MAX_DIFF_BYTES = 5_000_000
+
+SOURCE = Path(__file__).resolve().parent.parent  # the checkout the lab runs from (if it is one)
+
+
+def record() -> tuple[dict[str, Any], str]:
+    """(the environment record, the diff of uncommitted changes, '' when clean or not a git checkout)."""
+    packages = {}
+    for name in PACKAGES:
+        try:
+            packages[name] = importlib.metadata.version(name)
+        except importlib.metadata.PackageNotFoundError:
+            continue
+    commit = _git("rev-parse", "HEAD")
+    diff = _git("diff", "HEAD") if commit else None
+    try:
+        lab_version = importlib.metadata.version("agent-lab")
+    except importlib.metadata.PackageNotFoundError:
+        lab_version = None
+    info = {
+        "python": platform.python_version(),
+        "implementation": sys.implementation.name,
+        "platform": platform.platform(),
+        "lab_version": lab_version,
+        "git_commit": commit,
+        "git_dirty": bool(diff) if commit else None,
+        "packages": packages,
+    }
+    if diff and len(diff.encode()) > MAX_DIFF_BYTES:
+        diff = diff.encode()[:MAX_DIFF_BYTES].decode(errors="ignore") + "\n[diff truncated]\n"
+    if diff:
+        info["diff_file"] = DIFF_FILE
+    return info, diff or ""
+
+
+def save_diff(storage, diff: str) -> None:
+    """Write the diff as DIFF_FILE into the experiment's folder (a lab.storage.Storage, local or remote)."""
+    if not diff:
+        return
+    target = storage.join(DIFF_FILE)
+    if storage.is_local:
+        Path(storage.path).mkdir(parents=True, exist_ok=True)
+        Path(target.path).write_text(diff)
+        return
+    with storage.filesystem.open_output_stream(target.path) as stream:
+        stream.write(diff.encode())
+
+
+def _git(*args: str) -> str | None:
+    try:
+        out = subprocess.run(["git", *args], capture_output=True, text=True, timeout=10, cwd=SOURCE)
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return out.stdout.strip() if out.returncode == 0 else None
+
+
+def format_lines(info: dict[str, Any]) -> list[str]:
+    """The record as `lab show` prints it."""
+    if not info:
+        return ["(not recorded: the experiment predates schema version 3)"]
+    dirty = {True: " (dirty: uncommitted changes, see " + info.get("diff_file", DIFF_FILE) + ")",
+             False: "", None: ""}[info.get("git_dirty")]
+    lines = [f"python {info.get('python')} on {info.get('platform')}",
+             f"lab {info.get('lab_version') or '-'}, commit {info.get('git_commit') or '-'}{dirty}"]
+    packages = info.get("packages") or {}
+    lines.append(" ".join(f"{name}=={version}" for name, version in packages.items()))
+    return lines
