@@ -20,6 +20,7 @@ import importlib.util
 from typing import Any
 
 import gymnasium
+from gymnasium import spaces
 
 
 class EnvError(ValueError):
