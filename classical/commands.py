@@ -13,6 +13,7 @@ def add_baselines(commands) -> None:
     baselines.add_argument("--cv", type=int, default=5, help="folds of the cross-validation (default 5)")
     baselines.add_argument("--subset", type=int, default=0, help="use only this many rows")
     baselines.add_argument("--address", help="Ray cluster address")
+    baselines.add_argument("--verbose", action="store_true", help="Tune's progress tables and the libraries' log output")
     baselines.set_defaults(handler=cmd_baselines)
 
 
@@ -32,7 +33,7 @@ def cmd_baselines(args: argparse.Namespace) -> int:
     spec = specs.build_spec(spec.to_dict(), "baselines")  # the same validation as any spec
     specs.validate_params(spec)
     registry = Registry()
-    outcome = runner.run(spec, address=args.address, registry=registry)
+    outcome = runner.run(spec, address=args.address, registry=registry, verbose=args.verbose)
     metric = spec.metric
     rows = []
     for rank, t in enumerate(sorted(registry.trials(outcome.experiment_id),

@@ -86,6 +86,7 @@ def make_parser() -> argparse.ArgumentParser:
     run.add_argument("--mlflow", metavar="URI", help="also log the trials to this MLflow tracking URI ($LAB_MLFLOW_URI)")
     run.add_argument("--trust-spec", action="store_true",
                      help="use the storage and MLflow server a spec file names (else: refused, or asked at a terminal)")
+    run.add_argument("--verbose", action="store_true", help="Tune's progress tables and the libraries' log output")
     run.set_defaults(handler=cmd_run)
 
     submit = commands.add_parser("submit", help="run a preset or a spec.yaml as a Ray job on a cluster (its dashboard's job API)")
@@ -101,6 +102,7 @@ def make_parser() -> argparse.ArgumentParser:
     resume = commands.add_parser("resume", help="continue an interrupted experiment")
     resume.add_argument("id", type=int)
     resume.add_argument("--address", help="Ray cluster address")
+    resume.add_argument("--verbose", action="store_true", help="Tune's progress tables and the libraries' log output")
     resume.set_defaults(handler=cmd_resume)
 
     ls = commands.add_parser("ls", help="list experiments in the registry")
@@ -124,6 +126,18 @@ def make_parser() -> argparse.ArgumentParser:
     board.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
     board.add_argument("--port", type=int, default=6006)
     board.set_defaults(handler=cmd_tensorboard)
+
+    up = commands.add_parser("up", help="start a warm local Ray (workers with TensorFlow imported) that runs then use")
+    up.add_argument("--cpus", type=int, help="CPUs of the instance (default: all)")
+    up.add_argument("--workers", type=int, help="idle warm workers to keep (default: one per CPU)")
+    up.add_argument("--dashboard", action="store_true", help="also start Ray's dashboard (on 127.0.0.1)")
+    up.set_defaults(handler=cmd_up)
+
+    down = commands.add_parser("down", help="stop the warm local Ray of `lab up`")
+    down.set_defaults(handler=cmd_down)
+
+    status = commands.add_parser("status", help="is a warm local Ray up?")
+    status.set_defaults(handler=cmd_status)
 
     export = commands.add_parser("export", help="write a trial's trained model in a portable format")
     export.add_argument("id", type=int, help="experiment id")
@@ -172,7 +186,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     registry.check()
     outcomes = []
     for spec in experiment_specs:
-        outcomes.append(runner.run(spec, address=args.address, registry=registry))
+        outcomes.append(runner.run(spec, address=args.address, registry=registry, verbose=args.verbose))
     print_outcomes(outcomes)
     return exit_code(outcomes)
 
@@ -186,7 +200,7 @@ def cmd_submit(args: argparse.Namespace) -> int:
 def cmd_resume(args: argparse.Namespace) -> int:
     from lab import runner
 
-    outcome = runner.resume(args.id, address=args.address)
+    outcome = runner.resume(args.id, address=args.address, verbose=args.verbose)
     print_outcomes([outcome])
     return exit_code([outcome])
 
@@ -276,6 +290,34 @@ def cmd_tensorboard(args: argparse.Namespace) -> int:
                "--host", args.host, "--port", str(args.port)]
     print(f"TensorBoard on http://{args.host}:{args.port}/ over {', '.join(folders)} (Ctrl-C stops it)", flush=True)
     return subprocess.call(command)
+
+
+def cmd_up(args: argparse.Namespace) -> int:
+    from lab import warm
+
+    if args.cpus is not None and args.cpus < 1 or args.workers is not None and args.workers < 0:
+        raise LabError("--cpus must be at least 1 and --workers at least 0")
+    warm.check_none_up()
+    print("starting a warm local Ray (its workers import TensorFlow and TF-Agents first) ...", flush=True)
+    warm.up(num_cpus=args.cpus, pool=args.workers, dashboard=args.dashboard)
+    print(warm.describe())
+    print("runs without --address now use it; `lab down` stops it")
+    return 0
+
+
+def cmd_down(args: argparse.Namespace) -> int:
+    from lab import warm
+
+    instance = warm.down()
+    print(f"stopped the warm Ray instance at {instance.address} (pid {instance.pid})")
+    return 0
+
+
+def cmd_status(args: argparse.Namespace) -> int:
+    from lab import warm
+
+    print(warm.describe())
+    return 0
 
 
 def cmd_export(args: argparse.Namespace) -> int:

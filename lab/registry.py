@@ -256,20 +256,30 @@ class Registry:
 
     def upsert_trial(self, experiment_id: int, trial_id: str, **fields: Any) -> None:
         """Insert or update one trial; JSON-encodes config and results."""
-        values = {k: (_dumps(v) if k in ("config", "last_result", "best_result") else v) for k, v in fields.items()}
-        values["updated_at"] = now()
+        self.upsert_trials(experiment_id, {trial_id: fields})
+
+    def upsert_trials(self, experiment_id: int, rows: dict[str, dict[str, Any]]) -> None:
+        """Insert or update several trials in one transaction (the callback's batched writes)."""
+        stamp = now()
+        encoded = {
+            trial_id: {**{k: (_dumps(v) if k in ("config", "last_result", "best_result") else v)
+                          for k, v in fields.items()}, "updated_at": stamp}
+            for trial_id, fields in rows.items()
+        }
 
         def write(conn: sa.Connection) -> None:
-            updated = conn.execute(
-                sa.update(trials)
-                .where(trials.c.experiment_id == experiment_id, trials.c.trial_id == trial_id)
-                .values(**values)
-            ).rowcount
-            if not updated:
-                row = {"status": "PENDING", "config": "{}", "iterations": 0, "started_at": now(), **values}
-                conn.execute(sa.insert(trials).values(experiment_id=experiment_id, trial_id=trial_id, **row))
+            for trial_id, values in encoded.items():
+                updated = conn.execute(
+                    sa.update(trials)
+                    .where(trials.c.experiment_id == experiment_id, trials.c.trial_id == trial_id)
+                    .values(**values)
+                ).rowcount
+                if not updated:
+                    row = {"status": "PENDING", "config": "{}", "iterations": 0, "started_at": stamp, **values}
+                    conn.execute(sa.insert(trials).values(experiment_id=experiment_id, trial_id=trial_id, **row))
 
-        self._run(write)
+        if encoded:
+            self._run(write)
 
     # ------------------------------------------------------------------ reads
     def experiments(self, limit: int | None = 50, where: str | None = None,

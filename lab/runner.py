@@ -34,11 +34,21 @@ class Outcome:
 
 
 # ------------------------------------------------------------------ Ray
-def connect(address: str | None, num_cpus: int | None = None) -> None:
-    """Start Ray locally (no address) or join a cluster; ClusterError if it cannot be reached."""
+def connect(address: str | None, num_cpus: int | None = None, verbose: bool = False) -> None:
+    """Join a cluster (an address), else the warm instance of `lab up`, else start Ray locally.
+
+    ClusterError if it cannot be reached. Worker output reaches the console only when `verbose`.
+    """
     settings.apply_worker_env()
     address = address or os.environ.get("LAB_RAY_ADDRESS") or None
-    if address and "RAY_AUTH_MODE" not in os.environ and _has_ray_token():
+    warm_instance = None
+    if not address and not _ray_initialized():
+        from lab import warm
+
+        warm_instance = warm.usable()
+    if warm_instance is not None:
+        os.environ.update(warm_instance.client_env())  # its own token; read when Ray is imported
+    elif address and "RAY_AUTH_MODE" not in os.environ and _has_ray_token():
         os.environ["RAY_AUTH_MODE"] = "token"  # clusters from `ray start` want the token; read at import
     import ray
 
@@ -48,8 +58,14 @@ def connect(address: str | None, num_cpus: int | None = None) -> None:
     if address and address != "auto":
         _check_reachable(address)
     try:
-        if address:
-            ray.init(address=address, runtime_env=runtime_env, log_to_driver=True, logging_level="ERROR")
+        if warm_instance is not None:
+            # the warm workers belong to no job and have no runtime env: a job with one would start cold
+            # workers; the instance's workers got the lab's environment from `lab up`
+            same_env = warm_instance.worker_env == settings.worker_env()
+            ray.init(address=warm_instance.address, runtime_env=None if same_env else runtime_env,
+                     log_to_driver=verbose, logging_level="ERROR")
+        elif address:
+            ray.init(address=address, runtime_env=runtime_env, log_to_driver=verbose, logging_level="ERROR")
         else:
             ray.init(
                 num_cpus=num_cpus,
@@ -57,10 +73,17 @@ def connect(address: str | None, num_cpus: int | None = None) -> None:
                 include_dashboard=False,
                 dashboard_host="127.0.0.1",
                 logging_level="ERROR",
+                log_to_driver=verbose,
             )
     except (ConnectionError, RuntimeError, ValueError) as exc:
         where = f"the Ray cluster at {address}" if address else "a local Ray instance"
         raise ClusterError(f"cannot start or reach {where}: {str(exc).strip().splitlines()[0]}") from None
+
+
+def _ray_initialized() -> bool:
+    import sys
+
+    return "ray" in sys.modules and sys.modules["ray"].is_initialized()
 
 
 def _check_reachable(address: str, timeout: float = 5.0) -> None:
@@ -119,7 +142,8 @@ def trainable(spec: ExperimentSpec):
     return tune.with_resources(tune.with_parameters(WorkloadTrainable, workload=spec.workload), resources)
 
 
-def make_tuner(spec: ExperimentSpec, experiment_id: int, registry: Registry | str, folder: str, verbose: int = 1):
+def make_tuner(spec: ExperimentSpec, experiment_id: int, registry: Registry | str, folder: str,
+               verbose: bool = False):
     """The Tuner of one experiment; `folder` is its storage location (a path or a URI, see lab.storage);
     `registry` (or its URL) receives the trials (its password is not kept in what Tune pickles)."""
     from ray import tune
@@ -127,7 +151,9 @@ def make_tuner(spec: ExperimentSpec, experiment_id: int, registry: Registry | st
 
     from lab import search, storage
     from lab.callbacks import RegistryCallback
+    from lab.progress import ProgressCallback
 
+    _skip_callback_telemetry()
     stop = dict(spec.stop)
     where = storage.resolve(folder)
     run_config = tune.RunConfig(
@@ -149,8 +175,9 @@ def make_tuner(spec: ExperimentSpec, experiment_id: int, registry: Registry | st
             CSVLoggerCallback(),
             JsonLoggerCallback(),
             *_mlflow_callbacks(spec, experiment_id),
+            *([] if verbose else [ProgressCallback(spec.metric, spec.mode)]),
         ],
-        verbose=verbose,
+        verbose=1 if verbose else 0,
     )
     tune_config = tune.TuneConfig(
         metric=spec.metric,
@@ -166,19 +193,29 @@ def make_tuner(spec: ExperimentSpec, experiment_id: int, registry: Registry | st
     return tune.Tuner(trainable(spec), param_space=param_space(spec), tune_config=tune_config, run_config=run_config)
 
 
+def _skip_callback_telemetry() -> None:
+    """Tune's usage tag of the callbacks imports the MLflow, W&B, Comet and Aim integrations to name
+    them (~1 s of every run with MLflow installed); the lab sends no usage stats: skip the tag."""
+    from ray.air._internal import usage
+
+    usage.tag_callbacks = lambda callbacks: False
+
+
 # ------------------------------------------------------------------ runs
 def run(spec: ExperimentSpec, address: str | None = None, registry: Registry | None = None,
-        verbose: int = 1) -> Outcome:
-    """Run one experiment to its end (or Ctrl-C) and return its outcome; `verbose` is Tune's (0: quiet)."""
-    from lab import environment
+        verbose: bool = False) -> Outcome:
+    """Run one experiment to its end (or Ctrl-C) and return its outcome; `verbose`: Tune's tables and logs."""
+    from lab import environment, profile
     from lab import storage as storages
 
+    profile.mark("run")
     registry = registry or Registry()
     registry.check()
     storage = storages.resolve(spec.storage or settings.storage_path(), "the spec" if spec.storage else "LAB_STORAGE")
     storage.check_writable()
     _check_mlflow(spec)
-    connect(address)
+    connect(address, verbose=verbose)
+    profile.mark("connected")
     check_resources(spec)
     env_record, diff = environment.record()
     experiment_id = registry.create_experiment(
@@ -193,7 +230,8 @@ def run(spec: ExperimentSpec, address: str | None = None, registry: Registry | N
     return _fit(tuner, experiment_id, spec.name, registry, folder)
 
 
-def resume(experiment_id: int, address: str | None = None, registry: Registry | None = None) -> Outcome:
+def resume(experiment_id: int, address: str | None = None, registry: Registry | None = None,
+           verbose: bool = False) -> Outcome:
     """Continue an interrupted experiment from its Tune state; finished trials are not rerun."""
     registry = registry or Registry()
     record = registry.experiment(experiment_id)
@@ -202,7 +240,7 @@ def resume(experiment_id: int, address: str | None = None, registry: Registry | 
         from lab.provenance import check_owned
 
         check_owned(folder)
-    connect(address)  # before importing Ray: it sets RAY_AUTH_MODE for token clusters, read at import
+    connect(address, verbose=verbose)  # before importing Ray: it sets RAY_AUTH_MODE for token clusters, read at import
     from ray import tune
 
     from lab import storage
@@ -222,8 +260,10 @@ def resume(experiment_id: int, address: str | None = None, registry: Registry | 
 
 
 def _fit(tuner, experiment_id: int, name: str, registry: Registry, folder: str) -> Outcome:
+    from lab import profile
     from lab.registry import now
 
+    profile.mark("fit")
     error = None
     try:
         tuner.fit()
@@ -231,6 +271,7 @@ def _fit(tuner, experiment_id: int, name: str, registry: Registry, folder: str) 
         pass  # Tune saved the experiment state: `lab resume ID` continues it
     except Exception as exc:  # noqa: BLE001 - recorded, then re-raised as a one-line error
         error = f"{type(exc).__name__}: {str(exc).strip().splitlines()[0] if str(exc).strip() else ''}"
+    profile.mark("fit_done")
     trials = registry.trials(experiment_id)
     errors = sum(t["status"] == "ERROR" for t in trials)
     unfinished = [t for t in trials if t["status"] not in FINISHED]

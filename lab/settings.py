@@ -18,9 +18,10 @@ WORKER_ENV = {
     "TF_USE_LEGACY_KERAS": "1",  # TF-Agents needs Keras 2 (tf_keras); see shared/STACK.md
     "TF_CPP_MIN_LOG_LEVEL": "2",
     "TUNE_DISABLE_AUTO_CALLBACK_LOGGERS": "1",  # the lab writes its own TensorBoard records
-    "RAY_AIR_NEW_OUTPUT": "1",
+    "RAY_AIR_NEW_OUTPUT": "0",  # with verbose=0: no tables; `lab run --verbose` shows the classic ones
     "TF_FORCE_GPU_ALLOW_GROWTH": "true",  # fractional-GPU trials share a GPU without grabbing all its memory
     "RAY_CHDIR_TO_TRIAL_DIR": "0",  # relative paths (a CSV file) mean the same in trials as in `lab run`
+    "RAY_USAGE_STATS_ENABLED": "0",  # no usage reports from the lab's Ray instances
 }
 
 

@@ -1,0 +1,103 @@
+"""One DQN trial and one PPO trial to 475 on CartPole-v1 through `lab run`, cold and warm, against
+Stable-Baselines3 with rl-zoo's tuned hyperparameters, each a whole process from start to exit, seed 0.
+
+Sides, one after another in one benchmark run: the peer (benchmarks/peers/sb3_cartpole.py in its own
+venv, benchmarks/.peer-venv, created on first use: torch 2.13.0 CPU, stable-baselines3 and rl-zoo3
+2.9.2; never in the lab's dependencies), `lab run PRESET --set num_samples=1 --set search={}` with Ray
+started by the run (cold), and the same on a warm instance (`lab up` before, not timed; the run starts
+when its warm workers are idle). Printed: wall seconds, ratio to the peer against the target (DQN 0.5x,
+PPO 0.8x) and each side's phases: imports, Ray start/connect, Tuner set-up, trial setup with tracing,
+training (the trial's time_total_s: iterations with their evaluations), registry writes, shut-down,
+other (the rest: Tune's loop, worker start). Both sides stop at a 10-episode greedy mean >= the score,
+evaluated every ~1000 env steps. The load average is printed: figures count on a quiet machine only.
+
+    python benchmarks/rl_vs_sb3.py                 # dqn and ppo, cold and warm
+    python benchmarks/rl_vs_sb3.py ppo --quick     # score 200: checks the sides run, not a measurement
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from _whole_process import ROOT, lab_run, load, new_home, print_rows, wait_warm, warm_instance  # noqa: E402
+
+PEER_VENV = ROOT / "benchmarks" / ".peer-venv"
+PEER_PACKAGES = (["torch==2.13.0"], ["stable-baselines3==2.9.2", "rl-zoo3==2.9.2"])
+TARGETS = {"dqn": 0.5, "ppo": 0.8}
+
+
+def peer_python() -> str:
+    python = PEER_VENV / "bin" / "python"
+    if not python.exists():
+        print(f"creating the peer's venv {PEER_VENV} (torch CPU, stable-baselines3, rl-zoo3) ...", flush=True)
+        subprocess.run([sys.executable, "-m", "venv", str(PEER_VENV)], check=True)
+        for packages in PEER_PACKAGES:  # torch first: its CPU build, not a CUDA one pulled by SB3
+            subprocess.run([str(python), "-m", "pip", "install", "-q", *packages], check=True)
+    return str(python)
+
+
+def peer(algo: str, score: float, seed: int) -> tuple[float, dict, dict]:
+    start = time.time()
+    out = subprocess.run([peer_python(), str(ROOT / "benchmarks" / "peers" / "sb3_cartpole.py"), algo,
+                          "--seed", str(seed), "--score", str(score), "--process-start", str(start)],
+                         capture_output=True, text=True, check=True)
+    end = time.time()
+    info = json.loads(out.stdout.strip().splitlines()[-1])
+    cut = {"imports": info["imports"], "ray start/connect": 0.0, "tuner set-up": 0.0, "setup+tracing": info["setup"],
+           "training": info["training"], "registry writes": 0.0, "shut-down": end - info["end"]}
+    cut["other"] = (end - start) - sum(cut.values())
+    return end - start, cut, info
+
+
+def lab_args(algo: str, score: float, seed: int) -> list[str]:
+    return [f"{algo}-cartpole", "--set", "num_samples=1", "--set", "search={}", "--set", f"seed={seed}",
+            "--set", f"stop.eval/average_return={score:g}"]
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("algos", nargs="*", help="dqn, ppo (default: both)")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--quick", action="store_true", help="score 200 instead of 475 (a check, not a measurement)")
+    parser.add_argument("--no-warm", action="store_true", help="only the cold lab run")
+    args = parser.parse_args()
+    if set(args.algos) - set(TARGETS):
+        parser.error(f"unknown algorithm(s): {', '.join(sorted(set(args.algos) - set(TARGETS)))}")
+    score = 200.0 if args.quick else 475.0
+    ok = True
+    for algo in args.algos or ["dqn", "ppo"]:
+        print(f"\n{algo.upper()} on CartPole-v1 to a greedy mean of {score:g}, seed {args.seed}; load before {load()}",
+              flush=True)
+        peer_s, peer_cut, info = peer(algo, score, args.seed)
+        print(f"  peer: SB3 {algo.upper()} (rl-zoo hyperparameters, {info['n_envs']} envs): {peer_s:.1f} s, "
+              f"{info['env_steps']} env steps, best {info['score']:.1f} (load {load()})", flush=True)
+        rows = [(f"SB3 {algo.upper()} (rl-zoo)", peer_s, peer_cut)]
+        cold_s, cold_cut, best = lab_run(lab_args(algo, score, args.seed), new_home())
+        print(f"  lab cold: {cold_s:.1f} s, {best['last_result'].get('charts/env_steps')} env steps, "
+              f"best {best['best_metric']:.1f} (load {load()})", flush=True)
+        rows.append(("lab run, cold (Ray started)", cold_s, cold_cut))
+        solved = [info["solved"], best["best_metric"] >= score]
+        if not args.no_warm:
+            home = new_home()
+            with warm_instance(home):
+                wait_warm(home)
+                warm_s, warm_cut, best = lab_run(lab_args(algo, score, args.seed), home)
+            print(f"  lab warm: {warm_s:.1f} s, {best['last_result'].get('charts/env_steps')} env steps, "
+                  f"best {best['best_metric']:.1f} (load {load()})", flush=True)
+            rows.append(("lab run, warm (lab up)", warm_s, warm_cut))
+            solved.append(best["best_metric"] >= score)
+        print(f"\n{algo.upper()}: whole processes, seconds (target lab <= {TARGETS[algo]}x the peer); load after {load()}")
+        print_rows(rows, peer_s, TARGETS[algo], rows[0][0])
+        ok &= all(solved)
+    return 0 if ok else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,420 @@
+"""A warm local Ray instance: `lab up`, `lab down`, `lab status`.
+
+`lab up` starts a keeper process (its own session) that runs `ray start --head --block` on 127.0.0.1
+with token authentication (a token of its own, in $LAB_HOME/ray/auth_token), no dashboard unless asked,
+and the lab's worker environment in the raylet's environment. Ray workers import TensorFlow, TF-Agents
+and the lab's trainable before they accept work (Ray's `preload_python_modules`), and the keeper keeps
+a pool of such idle workers, not bound to any job (the raylet's PrestartWorkers call), refilled while no
+trial runs: a `lab run` that connects gets a worker whose imports are done.
+
+The instance is recorded in $LAB_HOME/ray/instance.json (address, keeper pid and its start time, user,
+temp folder); `lab down` stops exactly the processes of the keeper's session. A record whose keeper is
+gone, or that another user wrote, is never used: runs then start Ray themselves.
+"""
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from lab import settings
+from lab.errors import ClusterError, LabError
+
+# Imported by every worker of a warm instance before it accepts work (failures are only logged by Ray)
+PRELOAD = ("lab.preload",)
+POOL_CHECK_S = 1.0
+MARKS_ENV = "LAB_WARM_MARKS"  # lab.preload marks there each worker whose imports are done
+READY_TIMEOUT_S = 120.0
+
+
+@dataclass
+class Instance:
+    """One warm instance as recorded in $LAB_HOME/ray/instance.json."""
+
+    address: str
+    pid: int  # the keeper: leader of the session every process of the instance belongs to
+    pid_started: int  # its start time in clock ticks (/proc/PID/stat), against pid reuse
+    uid: int
+    user: str
+    temp_dir: str
+    token_path: str
+    num_cpus: int
+    pool: int
+    dashboard: str = ""
+    started_at: float = 0.0
+    worker_env: dict[str, str] = field(default_factory=dict)
+
+    def alive(self) -> bool:
+        return _start_ticks(self.pid) == self.pid_started
+
+    def ours(self) -> bool:
+        return self.uid == os.getuid()
+
+    def client_env(self) -> dict[str, str]:
+        """What a driver needs (before `import ray`) to join this instance."""
+        return {"RAY_AUTH_MODE": "token", "RAY_AUTH_TOKEN_PATH": self.token_path}
+
+
+# ------------------------------------------------------------------ the record
+def ray_dir() -> Path:
+    return settings.lab_home() / "ray"
+
+
+def record_path() -> Path:
+    return ray_dir() / "instance.json"
+
+
+def recorded() -> Instance | None:
+    """The recorded instance (alive or not), None if there is no readable record."""
+    try:
+        data = json.loads(record_path().read_text())
+        return Instance(**data)
+    except (OSError, ValueError, TypeError):
+        return None
+
+
+def _write_record(instance: Instance) -> None:
+    path = record_path()
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps(asdict(instance), indent=2))
+    os.replace(tmp, path)
+
+
+def usable(note=print) -> Instance | None:
+    """The warm instance a run should join: recorded, alive, started by this user; else None.
+
+    A record of a dead instance is removed; one of another user is left alone. Either way `note` gets one line.
+    """
+    instance = recorded()
+    if instance is None:
+        return None
+    if not instance.ours():
+        note(f"lab: note: the warm Ray instance recorded in {record_path()} belongs to user "
+             f"{instance.user} (uid {instance.uid}); starting Ray locally", file=sys.stderr)
+        return None
+    if not instance.alive():
+        note(f"lab: note: the warm Ray instance recorded in {record_path()} is no longer running "
+             f"(record removed); starting Ray locally", file=sys.stderr)
+        _forget(instance)
+        return None
+    if not (ray_dir() / "ready").exists():
+        return None  # still starting
+    return instance
+
+
+def _forget(instance: Instance | None) -> None:
+    for name in ("instance.json", "ready"):
+        try:
+            (ray_dir() / name).unlink()
+        except FileNotFoundError:
+            pass
+    if instance is not None and instance.temp_dir.startswith(tempfile.gettempdir()):
+        import shutil
+
+        shutil.rmtree(instance.temp_dir, ignore_errors=True)
+
+
+# ------------------------------------------------------------------ up / down / status
+def check_none_up() -> None:
+    """LabError when this LAB_HOME has a live instance (or another user's); a dead one's record is removed."""
+    existing = recorded()
+    if existing is not None:
+        if not existing.ours():
+            raise LabError(f"a warm Ray instance recorded in {record_path()} belongs to user {existing.user}; "
+                           "use another LAB_HOME")
+        if existing.alive():
+            raise LabError(f"a warm Ray instance is already up at {existing.address} (pid {existing.pid}): "
+                           "`lab down` stops it")
+        _forget(existing)
+
+
+def up(num_cpus: int | None = None, pool: int | None = None, dashboard: bool = False,
+       timeout: float = READY_TIMEOUT_S) -> Instance:
+    """Start the warm instance and wait until it is ready (its pool started); LabError if one is up."""
+    check_none_up()
+    num_cpus = num_cpus or os.cpu_count() or 1
+    pool = num_cpus if pool is None else pool
+    folder = ray_dir()
+    folder.mkdir(parents=True, exist_ok=True)
+    token_path = folder / "auth_token"
+    token_path.touch(mode=0o600)
+    os.chmod(token_path, 0o600)
+    token_path.write_text(secrets.token_hex(32))
+    # sockets live in the temp folder: its path must stay short (a Unix socket path has ~107 bytes)
+    temp_dir = tempfile.mkdtemp(prefix="lab-ray-")
+    port = _free_port()
+    dashboard_port = _free_port() if dashboard else 0
+    instance = Instance(
+        address=f"127.0.0.1:{port}", pid=0, pid_started=0, uid=os.getuid(), user=_user(), temp_dir=temp_dir,
+        token_path=str(token_path), num_cpus=num_cpus, pool=pool,
+        dashboard=f"http://127.0.0.1:{dashboard_port}" if dashboard else "", started_at=time.time(),
+        worker_env=settings.worker_env(),
+    )
+    log = open(folder / "keeper.log", "wb")
+    keeper = subprocess.Popen(
+        [sys.executable, "-m", "lab.warm", json.dumps(asdict(instance))],
+        stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+        env={**os.environ, **instance.worker_env, **instance.client_env(), "RAY_USAGE_STATS_ENABLED": "0",
+             MARKS_ENV: str(Path(temp_dir) / "warm")},
+    )
+    log.close()
+    instance.pid, instance.pid_started = keeper.pid, _start_ticks(keeper.pid)
+    _write_record(instance)
+    deadline = time.monotonic() + timeout
+    while not (folder / "ready").exists():
+        if keeper.poll() is not None or time.monotonic() > deadline:
+            _stop_session(instance)
+            _forget(instance)
+            raise ClusterError(f"the warm Ray instance did not start: {_last_line(folder / 'keeper.log')}")
+        time.sleep(0.2)
+    return instance
+
+
+def down(timeout: float = 30.0) -> Instance:
+    """Stop the recorded instance (only its own processes); LabError if none is up."""
+    instance = recorded()
+    if instance is None:
+        raise LabError("no warm Ray instance is up (`lab up` starts one)")
+    if not instance.ours():
+        raise LabError(f"the warm Ray instance recorded in {record_path()} belongs to user {instance.user}; "
+                       "not stopping it")
+    if not instance.alive():
+        _forget(instance)
+        raise LabError("the warm Ray instance recorded here was no longer running; removed its record")
+    _stop_session(instance, timeout)
+    _forget(instance)
+    return instance
+
+
+def describe() -> str:
+    """One line (two when up): the state of this LAB_HOME's warm instance."""
+    instance = recorded()
+    if instance is None:
+        return "no warm Ray instance (`lab up` starts one)"
+    if not instance.ours():
+        return f"a warm Ray instance recorded in {record_path()} belongs to user {instance.user}; not used"
+    if not instance.alive():
+        return f"the warm Ray instance recorded in {record_path()} is not running (stale record; `lab up` replaces it)"
+    if not (ray_dir() / "ready").exists():
+        return f"a warm Ray instance is starting at {instance.address} (pid {instance.pid})"
+    idle = len(_idle_workers(instance.pid, instance.temp_dir))
+    since = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(instance.started_at))
+    text = (f"warm Ray instance up at {instance.address} since {since} (pid {instance.pid}): "
+            f"{instance.num_cpus} CPUs, {idle}/{instance.pool} warm workers idle")
+    return text + (f", dashboard {instance.dashboard}" if instance.dashboard else "")
+
+
+def wait_warm(timeout: float = 120.0) -> bool:
+    """Wait until the pool of the usable instance is full (benchmarks: a run that starts warm)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        instance = usable(note=lambda *a, **k: None)
+        if instance and len(_idle_workers(instance.pid, instance.temp_dir)) >= instance.pool:
+            return True
+        time.sleep(0.5)
+    return False
+
+
+# ------------------------------------------------------------------ Ray's start settings
+def head_command(instance: Instance) -> list[str]:
+    """`ray start` of the warm head: loopback, token auth (from the environment), no dashboard unless asked."""
+    system_config = {"preload_python_modules": list(PRELOAD)}
+    command = [
+        # this interpreter, not the `ray` script (its shebang may name another environment's Python)
+        sys.executable, "-m", "ray.scripts.scripts", "start", "--head", "--block",
+        f"--port={instance.address.rsplit(':', 1)[1]}", "--node-ip-address=127.0.0.1",
+        f"--num-cpus={instance.num_cpus}", f"--temp-dir={instance.temp_dir}", "--disable-usage-stats",
+        f"--system-config={json.dumps(system_config)}", f"--ray-client-server-port={_free_port()}",
+    ]
+    if instance.dashboard:
+        command += ["--include-dashboard=true", "--dashboard-host=127.0.0.1",
+                    f"--dashboard-port={instance.dashboard.rsplit(':', 1)[1]}"]
+    else:
+        command += ["--include-dashboard=false", "--dashboard-host=127.0.0.1"]
+    return command
+
+
+# ------------------------------------------------------------------ the keeper (python -m lab.warm RECORD)
+def _keep(instance: Instance) -> int:
+    """Run the head, then keep the pool of idle warm workers full until SIGTERM / SIGHUP."""
+    head = subprocess.Popen(head_command(instance), stdin=subprocess.DEVNULL)
+    stopping = False
+
+    def stop(signum, frame):  # noqa: ARG001 - signal handler
+        nonlocal stopping
+        stopping = True
+
+    signal.signal(signal.SIGTERM, stop)
+    signal.signal(signal.SIGHUP, stop)
+    signal.signal(signal.SIGINT, stop)
+    stub = None
+    ready = ray_dir() / "ready"
+    runtime_env = trainable_runtime_env()
+    while not stopping and head.poll() is None:
+        if stub is None:
+            stub = _raylet_stub(instance.address)
+            if stub is None:
+                time.sleep(0.3)
+                continue
+        pool, running = _pool_workers(os.getpid(), instance.temp_dir)
+        # refill only while no trial runs: a worker importing TensorFlow competes with training for the CPUs
+        if len(pool) < instance.pool and not running:
+            _prestart(stub, instance.pool - len(pool), runtime_env)
+            time.sleep(2.0)
+        if not ready.exists() and sum(warm for _, warm in pool) >= instance.pool:
+            ready.touch()
+        time.sleep(POOL_CHECK_S)
+    if head.poll() is None:
+        head.terminate()  # `ray start --block` stops the processes it started
+        try:
+            head.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            head.kill()
+    return 0
+
+
+def _raylet_stub(address: str):
+    """A gRPC stub of the head's raylet (token auth from the environment), None while it is not up."""
+    try:
+        from ray._private.grpc_utils import init_grpc_channel
+        from ray._raylet import GcsClient
+        from ray.core.generated import node_manager_pb2_grpc
+
+        nodes = GcsClient(address=address).get_all_node_info(timeout=5)
+        info = next(iter(nodes.values()))
+        channel = init_grpc_channel(f"{info.node_manager_address}:{info.node_manager_port}")
+        return node_manager_pb2_grpc.NodeManagerServiceStub(channel)
+    except Exception:  # noqa: BLE001 - GCS or raylet not up yet
+        return None
+
+
+def trainable_runtime_env() -> dict:
+    """The runtime env Tune gives every trainable actor, as a run of the lab would get it (Tune adds
+    PL_DISABLE_FORK and copies a few variables from the driver): a pool worker must have the same, or
+    the raylet starts a new worker for the trial."""
+    from ray.tune.execution import class_cache
+
+    env_vars = dict(class_cache.DEFAULT_ENV_VARS)
+    env_vars.update({k: os.environ[k] for k in class_cache.ENV_VARS_TO_PROPAGATE if k in os.environ})
+    return {"env_vars": env_vars}
+
+
+def _prestart(stub, count: int, runtime_env: dict) -> None:
+    """Ask the raylet for `count` idle Python workers bound to no job, with Tune's trainable runtime env."""
+    from ray._private.utils import get_runtime_env_info
+    from ray.core.generated import common_pb2, node_manager_pb2
+    from ray.runtime_env import RuntimeEnv
+
+    try:
+        info = get_runtime_env_info(RuntimeEnv(**runtime_env), is_job_runtime_env=False, serialize=False)
+        stub.PrestartWorkers(node_manager_pb2.PrestartWorkersRequest(
+            language=common_pb2.PYTHON, num_workers=count, keep_alive_duration_secs=24 * 3600,
+            runtime_env_info=info), timeout=10)
+    except Exception as exc:  # noqa: BLE001 - logged; the next round retries
+        print(f"prestart failed: {exc}", flush=True)
+
+
+# ------------------------------------------------------------------ processes
+def _pool_workers(sid: int, temp_dir: str) -> tuple[list[tuple[int, bool]], bool]:
+    """The idle pool workers of session `sid` as (pid, warm: its imports are done), and whether a trial runs."""
+    marks = Path(temp_dir) / "warm"
+    pool, running = [], False
+    for pid, cmdline in _session_processes(sid):
+        idle = cmdline.startswith("ray::IDLE")
+        starting = "default_worker.py" in cmdline and "python" in cmdline.split(" ", 1)[0]
+        if idle or starting:
+            if _pool_env(pid):
+                pool.append((pid, idle and (marks / str(pid)).exists()))
+        elif cmdline.startswith("ray::") and not cmdline.startswith(("ray::DashboardAgent", "ray::RuntimeEnvAgent")):
+            running = True
+    return pool, running
+
+
+def _pool_env(pid: int) -> bool:
+    """A worker started with Tune's trainable env (PL_DISABLE_FORK=1), not a plain one."""
+    try:
+        return b"PL_DISABLE_FORK=1" in Path(f"/proc/{pid}/environ").read_bytes().split(b"\0")
+    except OSError:
+        return False
+
+
+def _idle_workers(sid: int, temp_dir: str) -> list[int]:
+    """Pool workers ready to take a trial (idle, imports done)."""
+    return [pid for pid, warm in _pool_workers(sid, temp_dir)[0] if warm]
+
+
+def _session_processes(sid: int) -> list[tuple[int, str]]:
+    """(pid, command line) of this user's processes whose session id is `sid`."""
+    found = []
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            stat = Path(f"/proc/{entry}/stat").read_text()
+            fields = stat.rsplit(")", 1)[1].split()
+            if int(fields[3]) != sid or os.stat(f"/proc/{entry}").st_uid != os.getuid():
+                continue
+            cmdline = Path(f"/proc/{entry}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+            found.append((int(entry), cmdline.strip()))
+        except (OSError, ValueError, IndexError):
+            continue
+    return found
+
+
+def _start_ticks(pid: int) -> int:
+    """A process's start time (clock ticks since boot), 0 when it does not exist."""
+    try:
+        return int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[19])
+    except (OSError, ValueError, IndexError):
+        return 0
+
+
+def _stop_session(instance: Instance, timeout: float = 30.0) -> None:
+    """SIGTERM the keeper (it stops its head), then SIGKILL whatever of its session is left."""
+    if instance.pid and instance.alive():
+        os.kill(instance.pid, signal.SIGTERM)
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline and (instance.alive() or _session_processes(instance.pid)):
+        time.sleep(0.2)
+    for pid, _ in _session_processes(instance.pid) if instance.pid else []:
+        try:
+            os.kill(pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+
+
+# ------------------------------------------------------------------ helpers
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def _user() -> str:
+    import getpass
+
+    try:
+        return getpass.getuser()
+    except Exception:  # noqa: BLE001 - no user name in some containers
+        return str(os.getuid())
+
+
+def _last_line(path: Path) -> str:
+    try:
+        lines = [line for line in path.read_text(errors="replace").splitlines() if line.strip()]
+    except OSError:
+        lines = []
+    return lines[-1].strip() if lines else "no output"
+
+
+if __name__ == "__main__":
+    sys.exit(_keep(Instance(**json.loads(sys.argv[1]))))
