@@ -17,10 +17,24 @@ import os
 import sys
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-sys.path.insert(0, str(Path(__file__).resolve().parent))
+HERE = Path(__file__).resolve().parent
+# This file is named like the `mujoco` package: its folder must not shadow it on sys.path.
+sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != HERE]
+sys.path.insert(0, str(HERE.parent))
 
-from _learning import load, make_workload, parse_sets, print_row, random_return, train, write_curve
+
+def _helpers():
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("_learning", HERE / "_learning.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+_learning = _helpers()
+load, make_workload, parse_sets, print_row = _learning.load, _learning.make_workload, _learning.parse_sets, _learning.print_row
+random_return, train, write_curve = _learning.random_return, _learning.train, _learning.write_curve
 
 from lab import settings
 

@@ -14,20 +14,22 @@ BACKENDS = ("auto", "gymnasium", "envpool")
 
 
 def resolve_backend(env_id: str, backend: str) -> str:
-    """`gymnasium` or `envpool` for `env_id`; ValueError (one line) when envpool is asked for and cannot serve it."""
+    """`gymnasium` or `envpool` for `env_id`; EnvError (a ValueError, one line) when envpool is asked for and
+    cannot serve it."""
     from envs import envpool_env
+    from envs.gym_envs import EnvError
 
     if backend not in BACKENDS:
-        raise ValueError(f"env_backend must be one of {', '.join(BACKENDS)}, got '{backend}'")
+        raise EnvError(f"env_backend must be one of {', '.join(BACKENDS)}, got '{backend}'")
     if backend == "gymnasium":
         return backend
     if not envpool_env.installed():
         if backend == "envpool":
-            raise ValueError("env_backend 'envpool' needs EnvPool: pip install agent-lab[envpool]")
+            raise EnvError("env_backend 'envpool' needs EnvPool: pip install agent-lab[envpool]")
         return "gymnasium"
     if envpool_env.envpool_id(env_id) is None:
         if backend == "envpool":
-            raise ValueError(f"EnvPool has no environment '{env_id}' (env_backend: gymnasium or auto steps it with Gymnasium)")
+            raise EnvError(f"EnvPool has no environment '{env_id}' (env_backend: gymnasium or auto steps it with Gymnasium)")
         return "gymnasium"
     return "envpool"
 
