@@ -1,4 +1,5 @@
-"""Pieces every TF-Agents workload shares: batched greedy evaluation, greedy actions, checkpoints, env closing.
+"""Pieces every TF-Agents workload shares: `AgentWorkload` (greedy actions, checkpoints, export, closing),
+batched greedy evaluation, the training-episode observers and the metrics of a step.
 
 TensorFlow and TF-Agents are imported inside the functions (see lab/workload.py).
 """
@@ -8,6 +9,9 @@ import os
 
 import numpy as np
 
+from lab.workload import Workload
+
+EVAL_SEED_OFFSET = 10_000  # evaluation env i is seeded with seed + EVAL_SEED_OFFSET + i (apart from training)
 EVAL_MAX_STEPS = 100_000  # safety cap on one evaluation, for environments without a time limit
 
 
@@ -61,6 +65,12 @@ def episode_observers(num_envs: int, env_steps):
     return count_env_steps, track_returns, running_returns, finished_returns
 
 
+ROUND_METRICS = frozenset({  # the keys of round_metrics (train/episode_return once a training episode ended)
+    "eval/average_return", "eval/episode_length", "train/gradient_steps", "charts/env_steps", "charts/sps",
+    "charts/eval_seconds", "done", "train/episode_return",
+})
+
+
 def round_metrics(workload, steps: int, start_steps: int, train_seconds: float) -> dict:
     """What every agent reports after its training rounds: a greedy evaluation, counters, speed, and the
     mean return of the training episodes that ended (its `finished_returns`, then reset for the next step).
@@ -87,15 +97,6 @@ def round_metrics(workload, steps: int, start_steps: int, train_seconds: float) 
     return metrics
 
 
-def greedy_actions(policy, network, observations: np.ndarray) -> np.ndarray:
-    """The greedy policy's actions for a batch of observations (tests, demos)."""
-    import tensorflow as tf
-    from tf_agents.trajectories import time_step as ts
-
-    observations = tf.convert_to_tensor(observations, dtype=network.input_tensor_spec.dtype)
-    return policy.action(ts.restart(observations, batch_size=len(observations))).action.numpy()
-
-
 def write_checkpoint(checkpoint, checkpoint_dir: str, name: str) -> None:
     checkpoint.write(os.path.join(checkpoint_dir, name))
 
@@ -116,7 +117,7 @@ def export_policy(policy, out_dir: str, train_step, env_id: str, agent: str, max
 
     A `lab_policy.json` beside the SavedModel names the env id and agent, so `lab eval PATH` can rebuild
     the environment (and `max_episode_steps`, the time limit the agent was trained and evaluated with,
-    0: the env's own). Loading in a fresh process needs `import tensorflow_probability` first (STACK.md).
+    0: the env's own). Loading in a fresh process needs `import tensorflow_probability` first (docs/stack.md).
     """
     import json
 
@@ -134,3 +135,74 @@ def close_envs(*envs) -> None:
     for env in envs:
         if env is not None:
             env.close()
+
+
+class AgentWorkload(Workload):
+    """What every agent's base (agents/_value_based.py, _on_policy.py, _continuous.py) shares.
+
+    A subclass's `setup` sets `agent`, `eval_policy` (the greedy policy it evaluates and exports),
+    `train_env`, `eval_env`, `train_step` and `checkpoint` (a tf.train.Checkpoint). With
+    `context.policy_only` (`lab eval`, `lab export`) it returns once the agent and checkpoint are built:
+    one training env for the specs, `eval_env` None, no replay buffer or tf.functions.
+    """
+
+    label = ""  # "DQN": error messages and export names
+
+    def train_rounds(self, one_round) -> tuple[dict, list]:
+        """Rounds until `env_steps_per_step` more env steps (a round may overshoot), then `round_metrics`.
+
+        `one_round(steps)` trains one round from the env step count `steps` and returns (the new count,
+        its losses or None); returns the step's metrics and the rounds' losses.
+        """
+        import time
+
+        cfg = self.config
+        start_steps = steps = int(self.env_steps.numpy())
+        target = min(start_steps + cfg.env_steps_per_step, cfg.max_env_steps)
+        losses = []
+        started = time.perf_counter()
+        while steps < target:
+            steps, loss = one_round(steps)
+            if loss is not None:
+                losses.append(loss)
+        return round_metrics(self, steps, start_steps, time.perf_counter() - started), losses
+
+    def greedy_actions(self, observations: np.ndarray) -> np.ndarray:
+        """The greedy policy's actions for a batch of observations (tests, demos, lab.testing)."""
+        import tensorflow as tf
+        from tf_agents.trajectories import time_step as ts
+
+        observations = tf.convert_to_tensor(observations, dtype=self.observation_spec().dtype)
+        return self.eval_policy.action(ts.restart(observations, batch_size=len(observations))).action.numpy()
+
+    def probe_observations(self, n: int = 16, seed: int = 0) -> np.ndarray:
+        """`n` seeded observations drawn within the observation spec's bounds (clipped to +-10)."""
+        spec = self.observation_spec()
+        low = np.broadcast_to(np.maximum(getattr(spec, "minimum", -1.0), -10.0), spec.shape)
+        high = np.broadcast_to(np.minimum(getattr(spec, "maximum", 1.0), 10.0), spec.shape)
+        return np.random.default_rng(seed).uniform(low, high, (n, *spec.shape)).astype(spec.dtype.as_numpy_dtype)
+
+    def observation_spec(self):
+        """The envs' observation spec (the training env's: a policy-only rebuild has no eval envs)."""
+        return self.train_env.observation_spec()
+
+    def save(self, checkpoint_dir: str) -> None:
+        write_checkpoint(self.checkpoint, checkpoint_dir, self.name)
+
+    def restore(self, checkpoint_dir: str) -> None:
+        read_checkpoint(self.checkpoint, checkpoint_dir, self.name, self.label)
+
+    def export(self, out_dir: str) -> str:
+        """The greedy policy, saved with PolicySaver (`lab export`, `lab eval PATH`)."""
+        return export_policy(self.eval_policy, out_dir, self.train_step, self.config.env_id, self.label,
+                             getattr(self.config, "max_episode_steps", 0))
+
+    @classmethod
+    def load_exported(cls, path: str):
+        """The policy `export` wrote (a SavedModel), loaded; trusted, as the caller exported it (agents/evaluate.py)."""
+        from agents.evaluate import load_policy
+
+        return load_policy(path, trust=True)
+
+    def close(self) -> None:
+        close_envs(getattr(self, "train_env", None), getattr(self, "eval_env", None))

@@ -13,7 +13,6 @@ One collect/train round:
            transitions sampled uniformly from the replay buffer. A transition whose first step ends an
            episode (LAST -> FIRST, the auto-reset) is no transition: its weight in the losses is 0.
 
-The leading underscore keeps this module out of workload discovery (lab/workload.py).
 TensorFlow and TF-Agents are imported inside the methods.
 """
 from __future__ import annotations
@@ -25,10 +24,7 @@ from typing import Literal
 
 import numpy as np
 
-from agents._common import close_envs, episode_observers, export_policy, make_greedy_evaluation, read_checkpoint, round_metrics, write_checkpoint
-from lab.workload import Workload
-
-EVAL_SEED_OFFSET = 10_000  # evaluation env i is seeded with seed + EVAL_SEED_OFFSET + i
+from agents._common import EVAL_SEED_OFFSET, ROUND_METRICS, AgentWorkload, episode_observers, make_greedy_evaluation
 
 TEST_PARAMS = {  # a few seconds: the conformance test and tests/test_continuous_agents.py
     "env_id": "Pendulum-v1", "num_envs": 2, "actor_fc_layers": [16], "critic_fc_layers": [16],
@@ -43,7 +39,7 @@ class OffPolicyConfig:
 
     env_id: str = "Pendulum-v1"  # Gymnasium id: continuous (Box) actions, vector observations
     env_backend: Literal["gymnasium", "envpool", "auto"] = "gymnasium"  # steps the envs (envs/backends.py)
-    num_envs: int = 8  # training envs, stepped together (BatchedPyEnvironment)
+    num_envs: int = 8  # training envs, stepped together (one Gymnasium vector env)
     actor_fc_layers: tuple[int, ...] = (64, 64)  # hidden layers of the actor (an MLP; 256x256 was 3-4x slower)
     critic_fc_layers: tuple[int, ...] = (64, 64)  # hidden layers of the critic, on [observation, action]
     actor_learning_rate: float = 1e-3  # Adam
@@ -84,21 +80,25 @@ class OffPolicyConfig:
                              f"least num_envs ({self.num_envs}): a round steps every env at least once")
         if self.replay_capacity // self.num_envs < 2:
             raise ValueError(f"replay_capacity ({self.replay_capacity}) must hold 2 steps per env")
-        from agents.tf_env import check_spaces
+        from agents.tf_env import spec_checked
+        from envs.gym_envs import check_spaces
 
-        check_spaces(self.env_id, agent, discrete_actions=False, backend=self.env_backend)  # before any trial starts
+        spec_checked(check_spaces, self.env_id, agent, discrete_actions=False,  # before any trial starts
+                     backend=self.env_backend)
 
 
-class OffPolicyWorkload(Workload):
+class OffPolicyWorkload(AgentWorkload):
     """setup/step/save/restore/export for an agent trained from a replay buffer (SAC, TD3, DDPG)."""
-
-    label = ""  # "SAC": error messages, checkpoint and export names
 
     def make_agent(self, time_step_spec, action_spec, train_step):
         """The subclass's TF-Agents agent (networks, optimizers), counting gradient steps in `train_step`."""
         raise NotImplementedError
 
     loss_names: tuple[str, ...] = ("train/actor_loss", "train/critic_loss")  # what `loss_metrics` returns
+
+    @classmethod
+    def metric_names(cls, config) -> frozenset[str]:
+        return ROUND_METRICS | set(cls.loss_names)
 
     def loss_metrics(self, loss_info) -> list:
         """The subclass's scalar tensors, in the order of `loss_names`, from one `agent.train` LossInfo."""
@@ -110,7 +110,7 @@ class OffPolicyWorkload(Workload):
 
     # ------------------------------------------------------------------ setup
     def setup(self) -> None:
-        os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")  # TF-Agents needs tf_keras (shared/STACK.md)
+        os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")  # TF-Agents needs tf_keras (docs/stack.md)
         import tensorflow as tf
         from tf_agents.drivers import dynamic_step_driver
         from tf_agents.policies import random_tf_policy
@@ -199,43 +199,13 @@ class OffPolicyWorkload(Workload):
 
     # ------------------------------------------------------------------ training
     def step(self) -> dict[str, float | bool]:
-        """Rounds until `env_steps_per_step` more env steps (a round may overshoot), then an evaluation."""
-        cfg = self.config
-        start_steps = steps = int(self.env_steps.numpy())
-        target = min(start_steps + cfg.env_steps_per_step, cfg.max_env_steps)
-        losses = []
-        started = time.perf_counter()
-        while steps < target:
-            if steps < self.learning_starts:
-                steps = int(self._random_collect())
-            else:
-                steps = int(self._collect())
-            if steps >= self.learning_starts:
-                losses.append([float(v) for v in self._train()])
-        train_seconds = time.perf_counter() - started
-        metrics = round_metrics(self, steps, start_steps, train_seconds)
-        if losses:  # none while the initial random steps are collected
+        """Collect/train rounds for `env_steps_per_step` env steps, then a greedy evaluation."""
+        def one_round(steps):
+            steps = int(self._random_collect() if steps < self.learning_starts else self._collect())
+            trained = steps >= self.learning_starts  # no training while the initial random steps are collected
+            return steps, ([float(v) for v in self._train()] if trained else None)
+
+        metrics, losses = self.train_rounds(one_round)
+        if losses:
             metrics.update(zip(self.loss_names, np.mean(losses, axis=0).tolist()))
         return metrics
-
-    def greedy_actions(self, observations: np.ndarray) -> np.ndarray:
-        """Greedy actions of the current actor for a batch of observations (tests, demos)."""
-        import tensorflow as tf
-        from tf_agents.trajectories import time_step as ts
-
-        observations = tf.convert_to_tensor(observations, dtype=tf.float32)
-        return self.eval_policy.action(ts.restart(observations, batch_size=len(observations))).action.numpy()
-
-    # ------------------------------------------------------------------ checkpoints
-    def save(self, checkpoint_dir: str) -> None:
-        write_checkpoint(self.checkpoint, checkpoint_dir, self.name)
-
-    def restore(self, checkpoint_dir: str) -> None:
-        read_checkpoint(self.checkpoint, checkpoint_dir, self.name, self.label)
-
-    def export(self, out_dir: str) -> str:
-        """The greedy policy, saved with PolicySaver (`lab export`, `lab eval PATH`)."""
-        return export_policy(self.eval_policy, out_dir, self.train_step, self.config.env_id, self.label)
-
-    def close(self) -> None:
-        close_envs(getattr(self, "train_env", None), getattr(self, "eval_env", None))

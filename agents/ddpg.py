@@ -15,10 +15,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from agents._continuous import TEST_PARAMS, OffPolicyConfig, OffPolicyWorkload
-from lab.workload import register
 
 
-@register
 class DDPG(OffPolicyWorkload):
     name = "ddpg"
     label = "DDPG"

@@ -1,293 +1,67 @@
 """DQN with TF-Agents on a Gymnasium environment with discrete actions: double, dueling, n-step.
 
-Reads top to bottom: the `Config` (its defaults solve CartPole-v1), then the workload. `setup`
-builds the environments, the Q-network, the agent, the replay buffer and three tf.functions
-(collect, train, evaluate), all traced there, once; `step` runs collect/train rounds for
-`env_steps_per_step` env steps, then a greedy evaluation.
-
-One collect/train round:
-  collect  `collect_steps_per_iteration` env steps (summed over the `num_envs` batched envs) with
-           the epsilon-greedy policy (uniformly random until `initial_collect_steps`);
-  train    `train_steps_per_iteration` gradient steps, each on `batch_size` n-step transitions
-           sampled uniformly from the replay buffer; the target network is copied every
-           `target_update_period` gradient steps (equal to the gradient steps per round:
-           one target sync per round).
-
-Evaluation plays `eval_episodes` greedy episodes at once, one in each env of a batch seeded
-apart from the training envs: several times faster than one env playing them in turn.
-
-Speed notes (2 CPU cores): the tf.functions use `autograph=False` (explicit tf.while_loop):
-AutoGraph-converting TF-Agents' Python code took ~15 s of setup, tracing without it ~1 s.
-Gradient steps run in a graph loop, one tf.function call per round. XLA (`jit_compile`) did
-not make the gradient step faster, and cannot compile the replay buffer's sampling.
-
-TensorFlow, TF-Agents and Gymnasium are imported inside the methods (see lab/workload.py).
+The `Config` (its defaults solve CartPole-v1) and the Q-network and agent; the loop (envs, replay
+buffer, collect/train rounds, greedy evaluation, checkpoints) is agents/_value_based.py's.
+`conv_layers` put convolutions (uint8 pixels scaled to 0..1 in the network, agents/pixels.py) before the dense layers, for image
+observations such as Atari's; `optimizer: rmsprop` is the DQN paper's.
 """
 from __future__ import annotations
 
-import os
-import time
 from dataclasses import dataclass
 from typing import Literal
 
-import numpy as np
-
-from agents._common import close_envs, episode_observers, export_policy, greedy_actions, make_greedy_evaluation, read_checkpoint, round_metrics, write_checkpoint
-from agents.pixels import scale_pixels
-from lab.errors import SpecError
-from lab.workload import Workload, register
-
-EVAL_SEED_OFFSET = 10_000  # evaluation env i is seeded with seed + EVAL_SEED_OFFSET + i
-CHECKPOINT_NAME = "dqn"  # files: <dir>/dqn.index, <dir>/dqn.data-*
+from agents._value_based import TEST_PARAMS, ValueBasedConfig, ValueBasedWorkload
 
 
-@register
-class DQN(Workload):
+class DQN(ValueBasedWorkload):
     name = "dqn"
-    test_params = {  # a few seconds: the conformance test (tests/test_conformance.py)
-        "num_envs": 2, "fc_layers": [16], "replay_capacity": 1_000, "batch_size": 16, "initial_collect_steps": 40,
-        "collect_steps_per_iteration": 4, "train_steps_per_iteration": 2, "target_update_period": 2,
-        "epsilon_decay_steps": 100, "env_steps_per_step": 200, "eval_episodes": 2, "max_env_steps": 1_000,
-    }
+    label = "DQN"
+    test_params = dict(TEST_PARAMS)
 
     @dataclass
-    class Config:
-        env_id: str = "CartPole-v1"  # Gymnasium id: discrete actions, vector observations
-        env_backend: Literal["gymnasium", "envpool", "auto"] = "gymnasium"  # steps the envs (envs/backends.py)
-        num_envs: int = 8  # training envs, stepped together (BatchedPyEnvironment)
-        fc_layers: tuple[int, ...] = (128, 128)  # hidden layers of the Q-network (an MLP)
+    class Config(ValueBasedConfig):
         conv_layers: tuple[tuple[int, ...], ...] = ()  # [filters, kernel, stride] each, before fc_layers: images
         #   (height, width, channels), uint8 pixels scaled to 0..1 in the network; e.g. Atari (ALE/ ids)
         optimizer: Literal["adam", "rmsprop"] = "adam"  # rmsprop: DQN paper's (rho 0.95, eps 1e-5, centered)
-        max_episode_steps: int = 0  # time limit of training and eval episodes (0: the env's own)
         learning_rate: float = 2e-2  # Adam (high, with gradient clipping: fastest on CartPole)
-        gamma: float = 0.99  # discount factor
-        n_step_update: int = 3  # n of the n-step return in the TD target
         double_dqn: bool = True  # the online network picks the next action, the target network values it
         dueling: bool = False  # TF-Agents' DuelingQNetwork: Q = V + A - mean(A)
-        replay_capacity: int = 50_000  # transitions kept, split evenly over the envs
-        batch_size: int = 64  # transitions per gradient step
-        initial_collect_steps: int = 1_000  # env steps of uniformly random actions before training
-        collect_steps_per_iteration: int = 256  # env steps per round, over all envs (>= num_envs)
-        train_steps_per_iteration: int = 256  # gradient steps per round
-        target_update_period: int = 256  # gradient steps between copies into the target network
-        epsilon_start: float = 1.0  # exploration rate at env step 0 (1.0 anyway before initial_collect_steps),
-        epsilon_end: float = 0.04  # decaying linearly to this rate
-        epsilon_decay_steps: int = 8_000  # at this env step
-        env_steps_per_step: int = 1_000  # env steps trained by one step() (one Tune iteration)
-        eval_episodes: int = 10  # greedy episodes per evaluation, played at once
-        max_env_steps: int = 50_000  # budget: step() returns done=True once it is spent
-        grad_clip: float = 10.0  # clip gradients to this global norm (0: no clipping)
-        save_replay_buffer: bool = True  # checkpoints hold the replay buffer (~2.7 MB at 50k): no refill on resume
-        seed: int = 0  # seeds TensorFlow, NumPy and the envs
 
         def check(self) -> None:
-            positive = ("num_envs", "learning_rate", "n_step_update", "replay_capacity", "batch_size",
-                        "collect_steps_per_iteration", "train_steps_per_iteration", "target_update_period",
-                        "epsilon_decay_steps", "env_steps_per_step", "eval_episodes", "max_env_steps")
-            for name in positive:
-                if getattr(self, name) <= 0:
-                    raise ValueError(f"{name} must be positive, got {getattr(self, name)}")
-            if not self.fc_layers or any(units <= 0 for units in self.fc_layers):
-                raise ValueError(f"fc_layers must be a non-empty list of positive sizes, got {list(self.fc_layers)}")
             if any(len(layer) != 3 or min(layer) <= 0 for layer in self.conv_layers):
                 raise ValueError(f"conv_layers must be [filters, kernel, stride] triples of positive integers, "
                                  f"got {[list(layer) for layer in self.conv_layers]}")
-            if self.max_episode_steps < 0:
-                raise ValueError(f"max_episode_steps cannot be negative, got {self.max_episode_steps}")
-            if not 0.0 < self.gamma <= 1.0:
-                raise ValueError(f"gamma must be in (0, 1], got {self.gamma}")
-            for name in ("epsilon_start", "epsilon_end"):
-                if not 0.0 <= getattr(self, name) <= 1.0:
-                    raise ValueError(f"{name} must be in [0, 1], got {getattr(self, name)}")
-            if self.initial_collect_steps < 0 or self.grad_clip < 0:
-                raise ValueError("initial_collect_steps and grad_clip cannot be negative")
-            if self.collect_steps_per_iteration < self.num_envs:
-                raise ValueError(f"collect_steps_per_iteration ({self.collect_steps_per_iteration}) must be at "
-                                 f"least num_envs ({self.num_envs}): a round steps every env at least once")
-            if self.replay_capacity // self.num_envs < self.n_step_update + 1:
-                raise ValueError(f"replay_capacity ({self.replay_capacity}) must hold n_step_update + 1 = "
-                                 f"{self.n_step_update + 1} steps per env")
-            from agents.tf_env import check_spaces as check_gym_spaces
+            self.check_common("DQN", vector_observations=not self.conv_layers)
 
-            check_gym_spaces(self.env_id, "DQN", discrete_actions=True,  # before any trial starts
-                             vector_observations=not self.conv_layers, backend=self.env_backend)
-
-    # ------------------------------------------------------------------ setup
-    def setup(self) -> None:
-        os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")  # TF-Agents needs tf_keras (shared/STACK.md)
+    def make_network(self, observation_spec, action_spec):
         import tensorflow as tf
-        from tf_agents.agents.dqn import dqn_agent
-        from tf_agents.drivers import dynamic_step_driver
         from tf_agents.networks import dueling_q_network, q_network
-        from tf_agents.replay_buffers import tf_uniform_replay_buffer
-        from tf_agents.utils import common
 
-        from agents.tf_env import check_env_id, make_tf_env
+        from agents.pixels import scale_pixels
 
         cfg = self.config
-        tf.keras.utils.set_random_seed(cfg.seed)  # Python, NumPy and TensorFlow
-
-        # Environments: the id and the spaces are checked before the eval batch is built. Training envs
-        # are the learner's (Atari: episodic life, clipped rewards), evaluation envs play the full game.
-        # Rebuilt only for its policy (`lab eval`, `lab export`): one env for the specs, no eval envs.
-        policy_only = self.context.policy_only
-        check_env_id(cfg.env_id)
-        limit = {"max_episode_steps": cfg.max_episode_steps} if cfg.max_episode_steps else {}
-        self.train_env = make_tf_env(cfg.env_id, 1 if policy_only else cfg.num_envs, seed=cfg.seed, training=True,
-                                     backend="gymnasium" if policy_only else cfg.env_backend, **limit)
-        check_spaces(cfg.env_id, self.train_env.observation_spec(), self.train_env.action_spec(), bool(cfg.conv_layers))
-        self.eval_env = None if policy_only else make_tf_env(
-            cfg.env_id, cfg.eval_episodes, seed=cfg.seed + EVAL_SEED_OFFSET, backend=cfg.env_backend, **limit)
-
-        # Q-network (conv layers first for uint8 images, scaled to 0..1 in its graph), counters, agent.
         network_cls = dueling_q_network.DuelingQNetwork if cfg.dueling else q_network.QNetwork
         conv = {"conv_layer_params": [tuple(layer) for layer in cfg.conv_layers],
                 "preprocessing_layers": scale_pixels()} if cfg.conv_layers else {}
-        self.q_network = network_cls(
-            self.train_env.observation_spec(), self.train_env.action_spec(), fc_layer_params=tuple(cfg.fc_layers),
-            **conv,
-        )
-        if cfg.optimizer == "rmsprop":  # as in the DQN paper and the Hands-On ML book's Atari agent
-            self.optimizer = tf.keras.optimizers.RMSprop(learning_rate=cfg.learning_rate, rho=0.95, momentum=0.0,
-                                                         epsilon=1e-5, centered=True)
-        else:
-            self.optimizer = tf.keras.optimizers.Adam(learning_rate=cfg.learning_rate)
-        self.train_step = tf.Variable(0, dtype=tf.int64, trainable=False, name="train_step")  # gradient steps
-        self.env_steps = tf.Variable(0, dtype=tf.int64, trainable=False, name="env_steps")
-        self.learning_starts = max(cfg.initial_collect_steps, cfg.num_envs * (cfg.n_step_update + 1))
+        return network_cls(observation_spec, action_spec, fc_layer_params=tuple(cfg.fc_layers), **conv)
 
-        def epsilon():
-            """Exploration rate, from the env step counter (read inside the collect graph)."""
-            fraction = tf.minimum(tf.cast(self.env_steps, tf.float32) / float(cfg.epsilon_decay_steps), 1.0)
-            decayed = cfg.epsilon_start + fraction * (cfg.epsilon_end - cfg.epsilon_start)
-            return tf.where(self.env_steps < self.learning_starts, 1.0, decayed)
+    def make_optimizer(self):
+        import tensorflow as tf
 
-        self.epsilon = epsilon
-        agent_cls = dqn_agent.DdqnAgent if cfg.double_dqn else dqn_agent.DqnAgent
-        self.agent = agent_cls(
-            self.train_env.time_step_spec(),
-            self.train_env.action_spec(),
-            q_network=self.q_network,
-            optimizer=self.optimizer,
-            epsilon_greedy=epsilon,
-            n_step_update=cfg.n_step_update,
-            target_update_tau=1.0,
-            target_update_period=cfg.target_update_period,
-            td_errors_loss_fn=common.element_wise_huber_loss,
-            gamma=cfg.gamma,
-            gradient_clipping=cfg.grad_clip or None,
-            train_step_counter=self.train_step,
-        )
-        self.agent.initialize()  # copies the online network into the target network
-        self.optimizer.build(self.q_network.trainable_variables)  # slots now, not inside the train loop
-        saved = dict(agent=self.agent, q_network=self.q_network, optimizer=self.optimizer,
-                     train_step=self.train_step, env_steps=self.env_steps)
-        if policy_only:  # no replay buffer, no collect/train/evaluate functions
-            self.checkpoint = tf.train.Checkpoint(**saved)
-            return
+        if self.config.optimizer == "rmsprop":  # as in the DQN paper and the Hands-On ML book's Atari agent
+            return tf.keras.optimizers.RMSprop(learning_rate=self.config.learning_rate, rho=0.95, momentum=0.0,
+                                               epsilon=1e-5, centered=True)
+        return super().make_optimizer()
 
-        # Replay buffer: one row per env.
-        self.replay_buffer = tf_uniform_replay_buffer.TFUniformReplayBuffer(
-            data_spec=self.agent.collect_data_spec, batch_size=cfg.num_envs,
-            max_length=cfg.replay_capacity // cfg.num_envs,
-        )
+    def make_agent(self, time_step_spec, action_spec, epsilon):
+        from tf_agents.agents.dqn import dqn_agent
+        from tf_agents.utils import common
 
-        # Collect: one driver run is one round; observers fill the buffer and count steps and returns.
-        count_env_steps, track_returns, self.running_returns, self.finished_returns = episode_observers(
-            cfg.num_envs, self.env_steps)
-
-        driver = dynamic_step_driver.DynamicStepDriver(
-            self.train_env, self.agent.collect_policy,
-            observers=[self.replay_buffer.add_batch, count_env_steps, track_returns],
-            num_steps=cfg.collect_steps_per_iteration,
-        )
-
-        @tf.function(autograph=False)
-        def collect():
-            driver.run()
-            return self.env_steps.value()
-
-        # Train: the round's gradient steps in one graph loop; returns their mean loss.
-        @tf.function(autograph=False)
-        def train():
-            def gradient_step(i, total):
-                experience, _ = self.replay_buffer.get_next(
-                    sample_batch_size=cfg.batch_size, num_steps=cfg.n_step_update + 1
-                )
-                return i + 1, total + self.agent.train(experience).loss
-
-            _, total = tf.while_loop(
-                lambda i, _: i < cfg.train_steps_per_iteration, gradient_step, (tf.constant(0), tf.constant(0.0))
-            )
-            return total / cfg.train_steps_per_iteration
-
-        # Evaluate: one greedy episode in each eval env, all at once; an env's first episode counts.
-        evaluate = make_greedy_evaluation(self.agent.policy, self.eval_env, cfg.eval_episodes)
-
-        # Trace all three now (takes no env step): concrete functions never retrace.
-        self._collect = collect.get_concrete_function()
-        self._train = train.get_concrete_function()
-        self._evaluate = evaluate.get_concrete_function()
-
-        if cfg.save_replay_buffer:
-            saved["replay_buffer"] = self.replay_buffer
-        self.checkpoint = tf.train.Checkpoint(**saved)
-
-    # ------------------------------------------------------------------ training
-    def step(self) -> dict[str, float | bool]:
-        """Rounds until `env_steps_per_step` more env steps (a round may overshoot), then an evaluation."""
         cfg = self.config
-        start_steps = steps = int(self.env_steps.numpy())
-        target = min(start_steps + cfg.env_steps_per_step, cfg.max_env_steps)
-        losses = []
-        started = time.perf_counter()
-        while steps < target:
-            steps = int(self._collect())
-            if steps >= self.learning_starts:
-                losses.append(self._train())
-        train_seconds = time.perf_counter() - started
-        metrics = round_metrics(self, steps, start_steps, train_seconds)
-        metrics["train/epsilon"] = float(self.epsilon())
-        if losses:  # none while the initial random steps are collected
-            metrics["train/loss"] = float(np.mean(losses))
-        return metrics
-
-    def greedy_actions(self, observations: np.ndarray) -> np.ndarray:
-        """Greedy actions of the current Q-network for a batch of observations (tests, demos)."""
-        return greedy_actions(self.agent.policy, self.q_network, observations)
-
-    # ------------------------------------------------------------------ checkpoints
-    def save(self, checkpoint_dir: str) -> None:
-        write_checkpoint(self.checkpoint, checkpoint_dir, CHECKPOINT_NAME)
-
-    def restore(self, checkpoint_dir: str) -> None:
-        read_checkpoint(self.checkpoint, checkpoint_dir, CHECKPOINT_NAME, "DQN")
-
-    def export(self, out_dir: str) -> str:
-        """The greedy policy, saved with PolicySaver (`lab export`, `lab eval PATH`)."""
-        return export_policy(self.agent.policy, out_dir, self.train_step, self.config.env_id, "DQN",
-                             self.config.max_episode_steps)
-
-    def close(self) -> None:
-        close_envs(getattr(self, "train_env", None), getattr(self, "eval_env", None))
-
-
-def check_spaces(env_id: str, observation_spec, action_spec, images: bool = False) -> None:
-    """SpecError unless the env has one discrete action and vector observations (images with conv layers)."""
-    import tensorflow as tf
-
-    actions = tf.nest.flatten(action_spec)
-    if len(actions) != 1 or not actions[0].dtype.is_integer or actions[0].shape.rank != 0:
-        kind = "continuous" if actions[0].dtype.is_floating else "multi-dimensional"
-        raise SpecError(f"DQN needs one discrete action, but '{env_id}' has {kind} actions "
-                        f"{actions[0].shape.as_list()} ({actions[0].dtype.name}); use an actor-critic agent (SAC, PPO)")
-    observations = tf.nest.flatten(observation_spec)
-    if images:
-        if len(observations) != 1 or observations[0].shape.rank != 3:
-            raise SpecError(f"DQN's conv_layers need image observations (height, width, channels), but '{env_id}' "
-                            f"observes {[o.shape.as_list() for o in observations]}; drop conv_layers for vectors")
-    elif len(observations) != 1 or observations[0].shape.rank != 1:
-        shape = [o.shape.as_list() for o in observations]
-        raise SpecError(f"DQN's MLP Q-network needs flat vector observations, but '{env_id}' observes "
-                        f"{shape[0] if len(shape) == 1 else shape} (images need a conv network)")
+        agent_cls = dqn_agent.DdqnAgent if cfg.double_dqn else dqn_agent.DqnAgent
+        return agent_cls(
+            time_step_spec, action_spec, q_network=self.q_network, optimizer=self.optimizer,
+            epsilon_greedy=epsilon, n_step_update=cfg.n_step_update, target_update_tau=1.0,
+            target_update_period=cfg.target_update_period, td_errors_loss_fn=common.element_wise_huber_loss,
+            gamma=cfg.gamma, gradient_clipping=cfg.grad_clip or None, train_step_counter=self.train_step,
+        )

@@ -36,7 +36,8 @@ class Evaluation:
     lengths: list[int]
     policy_path: str
     video: str | None = None
-    video_frames: int = 0
+    video_frames: int = 0  # frames the written file holds
+    video_rendered: int = 0  # frames rendered (a GIF merges repeated ones)
     trial_id: str | None = field(default=None)
 
     def summary(self) -> dict[str, float]:
@@ -137,7 +138,7 @@ def evaluate_policy(path: str, episodes: int, video: str | None, seed: int) -> E
         raise LabError(str(exc)) from None
     settings.apply_worker_env()
     import tensorflow as tf
-    import tensorflow_probability  # noqa: F401  (registers the TFP specs the saved policy refers to; STACK.md)
+    import tensorflow_probability  # noqa: F401  (registers the TFP specs the saved policy refers to; docs/stack.md)
     from tf_agents.specs import tensor_spec
     from tf_agents.trajectories import time_step as ts
 
@@ -182,8 +183,8 @@ def evaluate_policy(path: str, episodes: int, video: str | None, seed: int) -> E
         env.close()
     result = Evaluation(env_id, meta.get("agent", "?"), int(meta.get("train_step", -1)), returns, lengths, path)
     if video:
-        write_video(video, frames, env.metadata.get("render_fps") or 30)
-        result.video, result.video_frames = video, len(frames)
+        written = write_video(video, frames, env.metadata.get("render_fps") or 30)
+        result.video, result.video_frames, result.video_rendered = video, written, len(frames)
     return result
 
 
@@ -205,8 +206,11 @@ def check_fits(env, observation_spec, action_spec, env_id: str, agent: str) -> N
                        f"fit '{env_id}' ({space}): it was trained on another environment")
 
 
-def write_video(path: str, frames: list, fps: float) -> None:
-    """GIF (imageio's pillow writer) or MP4 (imageio-ffmpeg); a LabError naming the package when missing."""
+def write_video(path: str, frames: list, fps: float) -> int:
+    """GIF (imageio's pillow writer) or MP4 (imageio-ffmpeg); a LabError naming the package when missing.
+
+    Returns the frames the file holds, read back: the GIF encoder merges repeated frames into one longer one.
+    """
     if not frames or frames[0] is None:
         raise LabError("the environment rendered no frames (no rgb_array render mode?)")
     import imageio.v2 as imageio
@@ -215,12 +219,17 @@ def write_video(path: str, frames: list, fps: float) -> None:
     os.makedirs(folder, exist_ok=True)
     if path.lower().endswith(".gif"):
         imageio.mimsave(path, frames, duration=1000.0 / fps, loop=0)  # duration: ms per frame
-        return
+        from PIL import Image
+
+        with Image.open(path) as gif:
+            return int(getattr(gif, "n_frames", 1))
     try:
         import imageio_ffmpeg  # noqa: F401
     except ImportError:
         raise LabError("MP4 needs imageio-ffmpeg: pip install agent-lab[video] (or write a .gif)") from None
     imageio.mimsave(path, frames, fps=fps, macro_block_size=1)
+    with imageio.get_reader(path) as reader:
+        return int(reader.count_frames())
 
 
 def format_result(result: Evaluation) -> str:
@@ -230,5 +239,7 @@ def format_result(result: Evaluation) -> str:
               f"over {len(result.returns)} episodes (min {min(result.returns):.4g}, max {max(result.returns):.4g})"),
              f"  length  {summary['eval/episode_length']:.4g} +- {summary['eval/length_std']:.4g} steps"]
     if result.video:
-        lines.append(f"  video   {result.video} ({result.video_frames} frames of the first episode)")
+        merged = result.video_rendered - result.video_frames
+        note = f"; {merged} repeated frames of {result.video_rendered} merged into longer ones" if merged > 0 else ""
+        lines.append(f"  video   {result.video} ({result.video_frames} frames of the first episode{note})")
     return "\n".join(lines)

@@ -15,10 +15,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from agents._continuous import TEST_PARAMS, OffPolicyConfig, OffPolicyWorkload
-from lab.workload import register
 
 
-@register
 class TD3(OffPolicyWorkload):
     name = "td3"
     label = "TD3"

@@ -6,8 +6,8 @@
 TensorFlow, TF-Agents and Gymnasium are imported inside the functions, so importing this module is
 cheap. The batch is one Gymnasium vector env (`agents/vector_env.py`); `vector=False` builds TF-Agents'
 `BatchedPyEnvironment` without threads instead (on 2 cores faster than threads or
-`ParallelPyEnvironment`). Member `i` is seeded with `seed + i`. The id checks turn `envs`' EnvError
-into the lab's SpecError.
+`ParallelPyEnvironment`). Member `i` is seeded with `seed + i`. `spec_checked` turns the EnvError of
+`envs`' checks into the lab's SpecError.
 """
 from __future__ import annotations
 
@@ -16,28 +16,14 @@ from typing import Any
 from lab.errors import SpecError
 
 
-def check_env_id(env_id: str) -> None:
-    """SpecError, suggesting close names, when Gymnasium does not know `env_id` (or its suite is missing)."""
-    from envs import gym_envs
+def spec_checked(check, *args, **kwargs) -> None:
+    """Run an `envs.gym_envs` check (`check_env_id`, `check_spaces`) with its EnvError raised as the lab's
+    SpecError: a one-line error and exit code 2 when a spec is loaded."""
+    from envs.gym_envs import EnvError
 
     try:
-        gym_envs.check_env_id(env_id)
-    except gym_envs.EnvError as exc:
-        raise SpecError(str(exc)) from None
-
-
-def check_spaces(env_id: str, agent: str, discrete_actions: bool | None, vector_observations: bool = True,
-                 backend: str = "gymnasium") -> None:
-    """SpecError, when a spec is loaded, if the env's spaces do not suit the agent (`envs.gym_envs.check_spaces`)
-    or the env backend asked for cannot step it (`envs.backends.resolve_backend`: envpool installed, the id there)."""
-    from envs import gym_envs
-    from envs.backends import resolve_backend
-
-    try:
-        gym_envs.check_env_id(env_id)
-        resolve_backend(env_id, backend)
-        gym_envs.check_spaces(env_id, agent, discrete_actions, vector_observations)
-    except gym_envs.EnvError as exc:
+        check(*args, **kwargs)
+    except EnvError as exc:
         raise SpecError(str(exc)) from None
 
 
@@ -50,7 +36,7 @@ def make_py_env(env_id: str, seed: int | None = None, training: bool = False, **
 
     from envs import gym_envs
 
-    check_env_id(env_id)
+    spec_checked(gym_envs.check_env_id, env_id)
     if gym_envs.is_atari(env_id):
         load_kwargs.setdefault("gym_env_wrappers", gym_envs.atari_wrappers(training))
         load_kwargs["gym_kwargs"] = {**gym_envs.make_kwargs(env_id), **(load_kwargs.get("gym_kwargs") or {})}

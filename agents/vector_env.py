@@ -30,10 +30,11 @@ def make_vector_py_env(env_id: str, num_envs: int, seed: int = 0, max_episode_st
     `max_episode_steps`: a time limit other than the id's own. `training`: the learner's envs (Atari:
     episodic life, clipped rewards). `backend`: gymnasium | envpool | auto (envs/backends.py).
     """
-    from agents.tf_env import check_env_id
+    from agents.tf_env import spec_checked
     from envs.backends import make_vector_env
+    from envs.gym_envs import check_env_id
 
-    check_env_id(env_id)
+    spec_checked(check_env_id, env_id)
     return _vector_env_class()(make_vector_env(env_id, num_envs, seed, training, max_episode_steps, backend),
                                num_envs, seed)
 

@@ -38,7 +38,9 @@ sys.path.insert(0, {root!r})
 os.environ["TF_USE_LEGACY_KERAS"] = "1"
 import tensorflow as tf
 from lab import image_data as data
-from deep.classifier import make_mlp, make_optimizer, split_validation
+from deep.backend import make_optimizer
+from deep.models import make_mlp
+from deep.pipeline import split_validation
 p = {params!r}
 tf.keras.utils.set_random_seed(p["seed"])
 (x, y), (x_test, y_test) = data.load("fashion_mnist", subset=p["subset"], seed=p["seed"])
@@ -81,10 +83,16 @@ def through_lab(epochs: int, subset: int, home: str | None = None) -> tuple[floa
 
 
 def per_epoch(results: Path) -> dict:
-    """Mean seconds per iteration: in step() beyond fit (evaluation, metrics, TensorBoard) and between steps."""
+    """Mean seconds per iteration: in step() beyond fit (evaluation, metrics, TensorBoard) and between steps
+    (the checkpoint, Tune's handling of the result), from the trial's results and its TensorBoard wall times."""
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
     rows = [json.loads(line) for line in results.read_text().splitlines() if line.strip()]
     in_step = [r["time_this_iter_s"] - r["charts/seconds_per_epoch"] for r in rows]
-    gaps = [b["timestamp"] - a["timestamp"] - b["time_this_iter_s"] for a, b in zip(rows, rows[1:])]
+    events = EventAccumulator(str(results.parent))
+    events.Reload()
+    walls = [event.wall_time for event in events.Scalars("train/loss")]  # written at the end of each step
+    gaps = [b - a - r["time_this_iter_s"] for a, b, r in zip(walls, walls[1:], rows[1:])]
     return {"in_step": sum(in_step) / len(in_step), "between": sum(gaps) / len(gaps) if gaps else 0.0,
             "fit": sum(r["charts/seconds_per_epoch"] for r in rows) / len(rows)}
 
@@ -105,7 +113,13 @@ def main() -> int:
     from lab import spec as specs
 
     (spec,) = specs.load("mlp-fashion-mnist")
-    params = {**spec.trial_params, "max_epochs": args.epochs, "subset": args.subset}
+    import dataclasses
+
+    from lab import workload as workloads
+
+    # every parameter of the trial (the preset names only those that differ from the workload's defaults)
+    config = workloads.get(spec.workload).make_config(spec.trial_params)
+    params = {**dataclasses.asdict(config), "max_epochs": args.epochs, "subset": args.subset}
     load_before = os.getloadavg()
     order = ["plain", "lab"] if args.repeats == 1 else ["plain", "lab", "lab", "plain"] * (args.repeats // 2)
     times: dict[str, list[float]] = {"plain": [], "lab": [], "lab warm": []}

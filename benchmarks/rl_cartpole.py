@@ -10,7 +10,7 @@ setup seconds (TensorFlow import excluded: it is paid once, before the first see
 seconds spent tracing the tf.functions and warming them up, where the workload reports them), then the
 medians against the targets, and the load average (the timings are only as good as the machine is idle).
 
-Run: python benchmarks/rl_cartpole.py [dqn|ppo|c51|reinforce ...] [--seeds 0 1 2]
+Run: python benchmarks/rl_cartpole.py [dqn|ppo|c51|reinforce|ppo_kl ...] [--seeds 0 1 2]
 """
 from __future__ import annotations
 
@@ -31,6 +31,7 @@ TARGETS = {  # preset -> (env steps, wall seconds after setup), medians over the
     "ppo": ("ppo-cartpole", 15_000, 8.0),
     "c51": ("c51-cartpole", 10_000, 30.0),
     "reinforce": ("reinforce-cartpole", 40_000, 30.0),  # on-policy, one gradient step per round of whole episodes
+    "ppo_kl": ("ppo-kl-cartpole", 25_000, 10.0),  # PPO's rounds with an adaptive KL penalty instead of clipping
 }
 SCORE = 475.0
 

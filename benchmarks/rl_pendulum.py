@@ -8,7 +8,7 @@ evaluations apart), the CPU seconds of this process over the same span, the setu
 included, TensorFlow's import excluded), the score, and the load average; then the medians against the
 targets. A random policy scores about -1200. Timings are only as good as the machine is idle.
 
-Baseline, side by side: the SAC preset's training steps/s against the naive loop of shared/STACK.md (one
+Baseline, side by side: the SAC preset's training steps/s against the naive loop of docs/stack.md (one
 env, 1 collect step + 1 gradient step per round, ~125 steps/s there), both measured here over the same
 1000 env steps of training (after 1000 random ones) with the same networks and batch size.
 

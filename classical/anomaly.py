@@ -23,14 +23,13 @@ from typing import Any, Literal
 import numpy as np
 
 from classical import clustering, datasets
-from classical.cross_validation import _seed_estimators, export_pipeline
+from classical.cross_validation import _seed_estimators, export_pipeline, load_pipeline
 from lab.errors import SpecError
-from lab.workload import Workload, build_dataclass, register
+from lab.workload import Workload, build_dataclass
 
 QUICK_DATASETS = ("digits", "iris", "wine", "breast_cancer", "diabetes")  # cheap enough to check at spec load
 
 
-@register
 class AnomalyDetection(Workload):
     name = "sklearn_anomaly"
     test_params = {"dataset": "digits", "normal_class": 0, "n_estimators": 20}
@@ -39,6 +38,7 @@ class AnomalyDetection(Workload):
     class Config:
         dataset: str = "digits"  # a classification data set of classical.datasets, or a .csv file
         target: str = ""  # the label column of a CSV file
+        data_sha256: str = ""  # a CSV file's content hash, recorded when the spec loads (checked in setup)
         normal_class: int | str = 0  # the label of the normal samples; every other label is an anomaly
         contamination: float = 0.05  # the anomalies' share of the evaluated set, and the share flagged
         algorithm: Literal["isolation_forest", "gaussian_mixture"] = "isolation_forest"
@@ -62,6 +62,10 @@ class AnomalyDetection(Workload):
                 raise ValueError("pca cannot be negative")
 
     @classmethod
+    def resolve_params(cls, params: dict[str, Any]) -> dict[str, Any]:
+        return datasets.resolve_data_file(params)
+
+    @classmethod
     def make_config(cls, params: dict[str, Any]) -> Any:
         config = build_dataclass(cls.Config, params, f"workload '{cls.name}'")
         clustering.check_dataset(config.dataset, config.target)
@@ -70,9 +74,14 @@ class AnomalyDetection(Workload):
         return config
 
     # ------------------------------------------------------------------ setup
+    @classmethod
+    def metric_names(cls, config) -> frozenset[str]:
+        return frozenset({"anomaly/roc_auc", "anomaly/average_precision", "anomaly/precision", "anomaly/recall",
+                          "anomaly/flagged", "anomaly/threshold", "charts/fit_seconds", "done"})
+
     def setup(self) -> None:
         c = self.config
-        data = datasets.load(c.dataset, target=c.target, seed=c.seed)
+        data = datasets.load(c.dataset, target=c.target, sha256=c.data_sha256, seed=c.seed)
         self.X, self.is_anomaly = contaminated(data, c.normal_class, c.contamination, c.seed)
         self.pipeline = clustering.make_pipeline(self.X, c.scale, c.pca, self.detector())
         _seed_estimators(self.pipeline, c.seed)
@@ -114,6 +123,10 @@ class AnomalyDetection(Workload):
 
     def restore(self, checkpoint_dir: str) -> None:
         self.pipeline, self.results = clustering.restore(checkpoint_dir, self.pipeline)
+
+    @classmethod
+    def load_exported(cls, path: str):
+        return load_pipeline(path)
 
     def export(self, out_dir: str) -> str:
         return export_pipeline(self.pipeline, out_dir, {"workload": self.name, "dataset": self.config.dataset,

@@ -23,12 +23,11 @@ import numpy as np
 from classical import datasets
 from classical.cross_validation import _seed_estimators, export_pipeline, load_pipeline
 from lab.errors import DataError, SpecError
-from lab.workload import Workload, build_dataclass, register
+from lab.workload import Workload, build_dataclass
 
 SILHOUETTE_SAMPLE = 2000  # silhouette is O(n^2): on more points, score a random sample of this many
 
 
-@register
 class Clustering(Workload):
     name = "sklearn_cluster"
     test_params = {"dataset": "iris", "algorithm": "kmeans", "n_clusters": 3, "n_init": 2}
@@ -37,6 +36,7 @@ class Clustering(Workload):
     class Config:
         dataset: str = "digits"  # a name of classical.datasets.DATASETS, or a .csv file (labels: `target`)
         target: str = ""  # the label column of a CSV file (used only for the external scores)
+        data_sha256: str = ""  # a CSV file's content hash, recorded when the spec loads (checked in setup)
         subset: int = 0  # keep this many rows (stratified), 0 for all
         algorithm: Literal["kmeans", "dbscan", "gaussian_mixture"] = "kmeans"
         n_clusters: int = 10  # k-means' k, the mixture's number of components
@@ -61,15 +61,26 @@ class Clustering(Workload):
                 raise ValueError("pca and subset cannot be negative")
 
     @classmethod
+    def resolve_params(cls, params: dict[str, Any]) -> dict[str, Any]:
+        return datasets.resolve_data_file(params)
+
+    @classmethod
     def make_config(cls, params: dict[str, Any]) -> Any:
         config = build_dataclass(cls.Config, params, f"workload '{cls.name}'")
         check_dataset(config.dataset, config.target)
         return config
 
     # ------------------------------------------------------------------ setup
+    @classmethod
+    def metric_names(cls, config) -> frozenset[str]:
+        own = {"kmeans": {"cluster/inertia"}, "dbscan": {"cluster/noise_fraction"},
+               "gaussian_mixture": {"cluster/bic", "cluster/aic"}}[config.algorithm]
+        return frozenset({"cluster/n_clusters", "cluster/silhouette", "cluster/adjusted_rand", "charts/fit_seconds",
+                          "done", *own})
+
     def setup(self) -> None:
         c = self.config
-        data = datasets.load(c.dataset, target=c.target, subset=c.subset, seed=c.seed)
+        data = datasets.load(c.dataset, target=c.target, sha256=c.data_sha256, subset=c.subset, seed=c.seed)
         self.X, self.y = data.X, data.y
         self.pipeline = make_pipeline(self.X, c.scale, c.pca, self.clusterer())
         _seed_estimators(self.pipeline, c.seed)
@@ -117,6 +128,10 @@ class Clustering(Workload):
 
     def restore(self, checkpoint_dir: str) -> None:
         self.pipeline, self.results = restore(checkpoint_dir, self.pipeline)
+
+    @classmethod
+    def load_exported(cls, path: str):
+        return load_pipeline(path)
 
     def export(self, out_dir: str) -> str:
         return export_pipeline(self.pipeline, out_dir, {"workload": self.name, "dataset": self.config.dataset,

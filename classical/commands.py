@@ -19,7 +19,7 @@ def add_baselines(commands) -> None:
 
 def cmd_baselines(args: argparse.Namespace) -> int:
     from classical.baselines import baseline_spec
-    from lab import runner
+    from lab import runner, views
     from lab import spec as specs
     from lab.cli import _fmt, exit_code, print_table
     from lab.errors import DataError, SpecError
@@ -30,18 +30,18 @@ def cmd_baselines(args: argparse.Namespace) -> int:
                              models=args.models.split(",") if args.models else None)
     except DataError as exc:
         raise SpecError(str(exc)) from None
-    spec = specs.build_spec(spec.to_dict(), "baselines")  # the same validation as any spec
-    specs.validate_params(spec)
+    spec = specs.validated(spec.to_dict(), "baselines")  # the same validation as any spec
     registry = Registry()
     outcome = runner.run(spec, address=args.address, registry=registry, verbose=args.verbose)
-    metric = spec.metric
+    metric, test = spec.metric, spec.metric.replace("cv/", "test/")
+    shown, _ = views.natural(metric, 0.0)  # RMSE positive, under its plain name
     rows = []
     for rank, t in enumerate(sorted(registry.trials(outcome.experiment_id),
                                     key=lambda t: -(t["best_metric"] if t["best_metric"] is not None else float("inf"))), 1):
         result = t["last_result"]
-        rows.append([rank, t["config"].get("model"), _fmt(result.get(metric)), _fmt(result.get(metric + "_std")),
-                     _fmt(result.get(metric.replace("cv/", "test/"))), _fmt(result.get("charts/fit_seconds")),
-                     t["status"] if t["status"] != "TERMINATED" else ""])
-    print(f"\nexperiment {outcome.experiment_id}: {spec.description}, ranked by {metric} ({args.cv}-fold CV)")
-    print_table(["RANK", "MODEL", metric.upper(), "STD", "TEST", "FIT S", "STATUS"], rows)
+        rows.append([rank, t["config"].get("model"), _fmt(views.natural(metric, result.get(metric))[1]),
+                     _fmt(result.get(metric + "_std")), _fmt(views.natural(test, result.get(test))[1]),
+                     _fmt(result.get("charts/fit_seconds")), t["status"] if t["status"] != "TERMINATED" else ""])
+    print(f"\nexperiment {outcome.experiment_id}: {spec.description}, ranked by {shown} ({args.cv}-fold CV)")
+    print_table(["RANK", "MODEL", shown.upper(), "STD", "TEST", "FIT S", "STATUS"], rows)  # empty columns left out
     return exit_code([outcome])

@@ -22,12 +22,11 @@ import numpy as np
 
 from classical import datasets, models
 from lab.errors import DataError, LabError, SpecError
-from lab.workload import Workload, build_dataclass, register
+from lab.workload import Workload, build_dataclass
 
 DEFAULT_SCORING = {"classification": "accuracy", "regression": "neg_root_mean_squared_error"}
 
 
-@register
 class CrossValidatedPipeline(Workload):
     name = "sklearn_cv"
     test_params = {"dataset": "iris", "model": "logistic", "cv_folds": 3}
@@ -37,6 +36,7 @@ class CrossValidatedPipeline(Workload):
     class Config:
         dataset: str = "digits"  # a name of classical.datasets.DATASETS, or a path to a .csv file
         target: str = ""  # the label column of a CSV file
+        data_sha256: str = ""  # a CSV file's content hash, recorded when the spec loads (checked in setup)
         subset: int = 0  # keep this many rows (stratified), 0 for all
         model: str = "svc"  # see classical.models
         cv_folds: int = 5  # k of the (stratified, for classification) k-fold CV
@@ -72,21 +72,48 @@ class CrossValidatedPipeline(Workload):
                 raise ValueError("n_clusters must be at least 2")
 
     @classmethod
+    def resolve_params(cls, params: dict[str, Any]) -> dict[str, Any]:
+        return datasets.resolve_data_file(params)
+
+    @classmethod
+    def searchable_params(cls, params: dict[str, Any]) -> dict[str, dict[str, Any]]:
+        """The pipeline's `step__param` names (and defaults) by step, for the model that `params` name."""
+        config = build_dataclass(cls.Config, {k: v for k, v in params.items()
+                                              if k in ("model", "reduce", "n_components")}, f"workload '{cls.name}'")
+        pipeline = build_pipeline(config.model, config.reduce, config.n_components)
+        groups: dict[str, dict[str, Any]] = {}
+        for name, value in pipeline.get_params(deep=True).items():
+            if "__" in name and "__" not in name.split("__", 1)[1]:  # step__param, not step__sub__param
+                groups.setdefault(name.split("__", 1)[0], {})[name] = value
+        return groups
+
+    @classmethod
     def make_config(cls, params: dict[str, Any]) -> Any:
         """Own fields as usual; any other key must be a parameter of the model's pipeline."""
         own = {f.name for f in dataclasses.fields(cls.Config)} - {"estimator_params"}
         estimator_params = {k: v for k, v in params.items() if k not in own}
-        config = build_dataclass(cls.Config, {k: v for k, v in params.items() if k in own}, f"workload '{cls.name}'")
+        owner = f"workload '{cls.name}'"
+        problems = []
+        try:
+            config = build_dataclass(cls.Config, {k: v for k, v in params.items() if k in own}, owner)
+        except SpecError as exc:  # still check the step__param names against the model, if it is valid
+            problems, config = str(exc).splitlines(), None
+            try:
+                config = build_dataclass(cls.Config, {k: params[k] for k in ("model", "reduce", "n_components")
+                                                      if k in params}, owner)
+            except SpecError:
+                raise SpecError("\n".join(problems)) from None
         pipeline = build_pipeline(config.model, config.reduce, config.n_components)
+        problems += unknown_step_params(pipeline, config.model, estimator_params, sorted(own))
         known = pipeline.get_params()
         for key, value in estimator_params.items():
             if key in known:
-                _check_step_param(key, value)
-            else:
-                hints = [k for k in known if "__" in k]
-                from lab.workload import suggest
-
-                raise SpecError(f"unknown parameter '{key}' for model '{config.model}'{suggest(key, hints)}")
+                try:
+                    _check_step_param(key, value)
+                except SpecError as exc:
+                    problems.append(str(exc))
+        if problems:
+            raise SpecError("\n".join(problems))
         _check_estimator_params(pipeline, estimator_params)
         frame_options = config.ratios or config.log_columns or config.cluster_columns or config.stratify_column
         if config.dataset.endswith(".csv") or config.dataset not in datasets.DATASETS or frame_options:
@@ -98,11 +125,27 @@ class CrossValidatedPipeline(Workload):
                 _check_frame_options(config, data.X)
         return dataclasses.replace(config, estimator_params=estimator_params)
 
+    @classmethod
+    def metric_names(cls, config) -> frozenset[str]:
+        """Test metrics only with `refit`; ROC AUC where the model scores (not hard voting) and every class is tested."""
+        task = datasets.task_of(config.dataset, config.target)
+        scoring = config.scoring or DEFAULT_SCORING[task]
+        names = {f"cv/{scoring}", f"cv/{scoring}_std", "charts/fit_seconds", "charts/wall_seconds", "done"}
+        if config.refit:
+            names.add(f"test/{scoring}")
+            names |= ({"test/precision", "test/recall", "test/f1", "test/roc_auc"} if task == "classification"
+                      else {"test/r2"})
+            if config.reduce != "none":
+                names.add("charts/n_components")
+            if config.reduce in ("pca", "incremental_pca"):
+                names.add("charts/explained_variance")
+        return frozenset(names)
+
     def setup(self) -> None:
         from sklearn.model_selection import train_test_split
 
         c = self.config
-        data = datasets.load(c.dataset, target=c.target, subset=c.subset, seed=c.seed)
+        data = datasets.load(c.dataset, target=c.target, sha256=c.data_sha256, subset=c.subset, seed=c.seed)
         self.task = data.task
         self.scoring = c.scoring or DEFAULT_SCORING[data.task]
         stratify = data.y if data.task == "classification" else None
@@ -252,6 +295,10 @@ class CrossValidatedPipeline(Workload):
         if os.path.exists(path):
             self.pipeline = load_pipeline(path)
 
+    @classmethod
+    def load_exported(cls, path: str):
+        return load_pipeline(path)
+
     def export(self, out_dir: str) -> str:
         c = self.config
         return export_pipeline(self.pipeline, out_dir, {"workload": self.name, "dataset": c.dataset, "target": c.target,
@@ -356,6 +403,26 @@ def _seed_estimators(pipeline, seed: int) -> None:
     """Set random_state on every step that has one and was not given one."""
     params = pipeline.get_params()
     pipeline.set_params(**{k: seed for k, v in params.items() if k.endswith("__random_state") and v is None})
+
+
+def unknown_step_params(pipeline, model: str, params: dict[str, Any], own: list[str]) -> list[str]:
+    """One line per key of `params` that is no `step__param` of `pipeline`, with what it may have meant."""
+    from lab.workload import close_names
+
+    known = pipeline.get_params()
+    steps = [name for name, _ in pipeline.steps]
+    lines = []
+    for key in (k for k in params if k not in known):
+        step = key.split("__", 1)[0] if "__" in key else ""
+        if step and step not in steps:
+            lines.append(f"unknown parameter '{key}' for model '{model}': it has no step '{step}' "
+                         f"(its steps: {', '.join(steps)})")
+            continue
+        close = close_names(key, [k for k in known if "__" in k] + own)
+        hint = (f" (did you mean {', '.join(repr(c) for c in close)}?)" if close else
+                f" (`lab params sklearn_cv --set model={model}` lists them)")
+        lines.append(f"unknown parameter '{key}' for model '{model}'{hint}")
+    return lines
 
 
 PLAIN = (str, int, float, bool, type(None))

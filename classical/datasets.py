@@ -75,13 +75,54 @@ DATASETS = {
 }
 
 
-def load(name: str, target: str = "", subset: int = 0, seed: int = 0) -> Dataset:
-    """A bundled data set by name, or a CSV file by path (then `target` names the label column)."""
+REGRESSION = ("diabetes", "autompg")  # the bundled regression data sets; the others are classification
+
+
+def task_of(name: str, target: str = "") -> str:
+    """"classification" or "regression" of a data set (a CSV file is read to tell)."""
     if name.endswith(".csv"):
+        return load_csv(name, target).task
+    return "regression" if name in REGRESSION else "classification"
+
+
+def load(name: str, target: str = "", subset: int = 0, seed: int = 0, sha256: str = "") -> Dataset:
+    """A bundled data set by name, or a CSV file by path (then `target` names the label column; `sha256`,
+    when given, must be the file's content hash: the data the experiment was recorded with)."""
+    if name.endswith(".csv"):
+        if sha256 and Path(name).is_file() and file_sha256(name) != sha256:
+            raise DataError(f"{name} changed since the experiment was recorded (sha256 {sha256[:12]}...): "
+                            "restore that file, or start a new experiment")
         return _subset(load_csv(name, target), subset, seed)
     if name not in DATASETS:
         raise DataError(f"unknown dataset '{name}'{suggest(name, DATASETS)} (or give a .csv file)")
     return DATASETS[name](subset=subset, seed=seed)
+
+
+def file_sha256(path: str | Path) -> str:
+    import hashlib
+
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def resolve_data_file(params: dict[str, Any]) -> dict[str, Any]:
+    """Params whose `dataset` is a CSV file, with that file by absolute path and `data_sha256` its content
+    hash: the recorded experiment then means the same data from any folder, and a changed file is caught."""
+    name = params.get("dataset")
+    if not isinstance(name, str) or not name.endswith(".csv") or not Path(name).is_file():
+        return params
+    path = Path(name).expanduser().resolve()
+    digest = file_sha256(path)
+    recorded = params.get("data_sha256")
+    if recorded and recorded != digest:
+        from lab.errors import SpecError
+
+        raise SpecError(f"{path} changed since the experiment was recorded (sha256 {recorded[:12]}...): "
+                        "restore that file, or drop data_sha256 to use it as it is now")
+    return {**params, "dataset": str(path), "data_sha256": digest}
 
 
 def load_csv(path: str, target: str) -> Dataset:

@@ -16,13 +16,8 @@ from __future__ import annotations
 import contextlib
 import warnings
 
+from deep.backend import load_tf
 from lab.errors import LabError
-
-
-def _tf():
-    from deep.classifier import _tf
-
-    return _tf()
 
 
 def replica_devices(requested: int = 0, num_gpus: float = 0.0) -> list[str]:
@@ -30,7 +25,7 @@ def replica_devices(requested: int = 0, num_gpus: float = 0.0) -> list[str]:
 
     `requested` > 0 asks for that many replicas; 0 means one per GPU of the trial (`num_gpus`).
     """
-    tf = _tf()
+    tf = load_tf()
     gpus = tf.config.list_physical_devices("GPU")
     wanted = requested if requested > 0 else max(1, int(num_gpus))
     if requested <= 0 and wanted > 1 and not gpus:
@@ -65,7 +60,7 @@ def _logical_cpus(tf, n: int) -> list[str]:
 
 def distribution_strategy(requested: int = 0, num_gpus: float = 0.0):
     """MirroredStrategy over `replica_devices(...)`, or TensorFlow's default (one-device) strategy."""
-    tf = _tf()
+    tf = load_tf()
     devices = replica_devices(requested, num_gpus)
     if not devices:
         return tf.distribute.get_strategy()
@@ -76,7 +71,7 @@ def distribution_strategy(requested: int = 0, num_gpus: float = 0.0):
 def check_mixed_precision(enabled: bool) -> None:
     """Refuse mixed precision where no GPU is visible: on a CPU mixed_float16 is slower than float32
     and some ops have no float16 kernel, so a run that asked for it would be slow or fail mid-way."""
-    if enabled and not _tf().config.list_physical_devices("GPU"):
+    if enabled and not load_tf().config.list_physical_devices("GPU"):
         raise LabError("mixed_precision needs a GPU (on a CPU mixed_float16 is slower or unsupported): "
                        "set mixed_precision=false or give the trial a GPU (resources: {gpu: 1})")
 
@@ -93,7 +88,7 @@ def precision_policy(enabled: bool):
         yield
         return
     check_mixed_precision(enabled)
-    mixed_precision = _tf().keras.mixed_precision
+    mixed_precision = load_tf().keras.mixed_precision
     previous = mixed_precision.global_policy()
     mixed_precision.set_global_policy("mixed_float16")
     try:

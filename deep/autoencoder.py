@@ -7,35 +7,25 @@ the VAE adds the KL divergence of its codings from N(0, I), divided by the numbe
 Each step logs a grid of validation images (originals above, reconstructions below; the denoising
 kind shows the noisy inputs between them) and the VAE a grid of images decoded from random codings.
 
-    from tests.workload_harness import make
+    from lab.testing import make
     w = make("keras_autoencoder", {"kind": "conv", "subset": 2000, "max_epochs": 2})
     print(w.step())
 """
 from __future__ import annotations
 
-import json
-import math
 import os
-import time
 from dataclasses import dataclass
 from typing import Any, Literal
 
 import numpy as np
 
+from deep.backend import load_tf, make_optimizer, save_keras
+from deep.images import image_grid
+from deep.keras_workload import KerasWorkload
+from deep.pipeline import EVAL_BATCH_SIZE, split_validation
 from lab import image_data as data
-from deep.classifier import (
-    EVAL_BATCH_SIZE,
-    _tf,
-    image_grid,
-    make_optimizer,
-    save_keras,
-    split_validation,
-    train_batches,
-)
-from lab.workload import Workload, register
 
-STATE_FILE = "state.json"  # the epoch counter beside the TensorFlow checkpoint
-CHECKPOINT_PREFIX = "model"  # tf.train.Checkpoint files: model.index, model.data-*
+
 IMAGE_DATASETS = ("fashion_mnist", "mnist")  # 28x28 images: the conv decoder upsamples 3 -> 7 -> 14 -> 28
 BOOK_HIDDEN_UNITS = {"stacked": (100,), "denoising": (100,), "variational": (150, 100)}  # hidden_units: ()
 BOOK_CODINGS_SIZE = {"stacked": 30, "conv": 30, "denoising": 30, "variational": 10}  # codings_size: 0
@@ -57,7 +47,7 @@ def make_dense_autoencoder(
     encoder: active in training only, it makes a denoising autoencoder. `variational` gives the encoder two
     outputs, the codings' mean and log-variance (the sampling happens in the training step).
     """
-    tf = _tf()
+    tf = load_tf()
     layers = tf.keras.layers
     inputs = tf.keras.Input(shape=image_shape)
     x = layers.Flatten()(inputs)
@@ -97,7 +87,7 @@ def make_conv_autoencoder(
             f"the conv autoencoder needs 28x28 images and three conv blocks, got {tuple(image_shape)} and "
             f"filters {list(filters)}"
         )
-    tf = _tf()
+    tf = load_tf()
     layers = tf.keras.layers
     inputs = tf.keras.Input(shape=image_shape)
     x = inputs
@@ -118,11 +108,11 @@ def make_conv_autoencoder(
 
 
 # ---------------------------------------------------------------- the workload
-@register
-class Autoencoder(Workload):
+class Autoencoder(KerasWorkload):
     """A stacked, convolutional, denoising or variational autoencoder; one step trains `epochs_per_step` epochs."""
 
     name = "keras_autoencoder"
+    model_attributes = ("encoder", "decoder", "_train_step", "_eval_step")
     test_params = {
         "kind": "conv", "filters": [4, 8, 8], "codings_size": 8, "subset": 256, "max_epochs": 2, "log_images": 4,
     }
@@ -170,9 +160,19 @@ class Autoencoder(Workload):
                 raise ValueError(f"subset must be 0 (all) or >= 20 images, got {self.subset}")
 
     # ------------------------------------------------------------ setup
+    @classmethod
+    def metric_names(cls, config) -> frozenset[str]:
+        names = {"train/loss", "val/loss", "val/reconstruction_mse", "charts/samples_per_sec",
+                 "charts/seconds_per_epoch", "charts/epoch", "done"}
+        if config.kind == "variational":
+            names |= {"train/reconstruction_mse", "train/kl_loss"}
+        if config.kind == "denoising":
+            names.add("val/denoising_mse")
+        return frozenset(names)
+
     def setup(self) -> None:
         c = self.config
-        tf = _tf()
+        tf = load_tf()
         tf.keras.utils.set_random_seed(c.seed)
         (x, y), _ = data.load(c.dataset, subset=c.subset, seed=c.seed)
         (x_train, y_train), (self.x_val, _) = split_validation(x, y, c.validation_split, c.seed)
@@ -213,7 +213,7 @@ class Autoencoder(Workload):
         return (x * keep / (1.0 - c.noise_level)).astype(np.float32)
 
     # ------------------------------------------------------------ training and evaluation steps
-    # these run inside tf.function: `import tensorflow` there (setup imported it already through _tf(), whose
+    # these run inside tf.function: `import tensorflow` there (setup imported it already through load_tf(), whose
     # os.environ calls AutoGraph would warn about)
     def _encode_decode(self, x, training: bool):
         """(reconstructions, KL term): the VAE samples its codings in training and decodes their mean otherwise."""
@@ -261,22 +261,8 @@ class Autoencoder(Workload):
     # ------------------------------------------------------------ one step: train, evaluate, log images
     def step(self) -> dict[str, Any]:
         c = self.config
-        n_epochs = min(c.epochs_per_step, max(c.max_epochs - self.epoch, 1))
-        train_seconds = 0.0
-        for _ in range(n_epochs):
-            batches = train_batches(self._x_train, self._y_train, c.batch_size, seed=c.seed * 100_003 + self.epoch)
-            totals, seen = np.zeros(3), 0
-            start = time.perf_counter()
-            for x, _ in batches:
-                n = int(x.shape[0])
-                totals += self._train_step(x).numpy() * n
-                seen += n
-            train_seconds += time.perf_counter() - start
-            self.epoch += 1
-            loss, mse, kl = totals / seen
-            if not math.isfinite(loss):
-                value = "NaN" if math.isnan(loss) else loss
-                raise FloatingPointError(f"training loss is {value} at epoch {self.epoch}")
+        n_epochs = self.epochs_this_step()
+        (loss, mse, kl), train_seconds = self.train_custom_epochs(n_epochs, self._train_step, 3)
 
         val_loss, val_mse = self._evaluate(self.x_val, self.x_val)
         metrics: dict[str, Any] = {"train/loss": loss, "val/loss": val_loss, "val/reconstruction_mse": val_mse}
@@ -315,29 +301,14 @@ class Autoencoder(Workload):
 
     # ------------------------------------------------------------ checkpoints
     def _checkpoint(self):
-        tf = _tf()
+        tf = load_tf()
         return tf.train.Checkpoint(encoder=self.encoder, decoder=self.decoder, optimizer=self.optimizer, rng=self.rng)
 
-    def save(self, checkpoint_dir: str) -> None:
-        self._checkpoint().write(os.path.join(checkpoint_dir, CHECKPOINT_PREFIX))
-        with open(os.path.join(checkpoint_dir, STATE_FILE), "w") as file:
-            json.dump({"epoch": self.epoch}, file)
-
-    def restore(self, checkpoint_dir: str) -> None:
-        # create the optimizer's slots now, so that every saved value has a variable to land in
-        self.optimizer.build(self.encoder.trainable_variables + self.decoder.trainable_variables)
-        self._checkpoint().read(os.path.join(checkpoint_dir, CHECKPOINT_PREFIX)).assert_consumed()
-        with open(os.path.join(checkpoint_dir, STATE_FILE)) as file:
-            self.epoch = int(json.load(file)["epoch"])
+    def optimizer_slots(self) -> list[tuple]:
+        return [(self.optimizer, self.encoder.trainable_variables + self.decoder.trainable_variables)]
 
     def export(self, out_dir: str) -> str:
         """`<out_dir>/encoder.keras` and `decoder.keras` (the Keras format, tf_keras.models.load_model); out_dir."""
         save_keras(self.encoder, out_dir, "encoder.keras")
         save_keras(self.decoder, out_dir, "decoder.keras")
         return out_dir
-
-    def close(self) -> None:
-        """Drop the models and Keras' global state (an actor reused by Tune builds the next trial's)."""
-        if getattr(self, "encoder", None) is not None:
-            self.encoder = self.decoder = self._train_step = self._eval_step = None
-            _tf().keras.backend.clear_session()

@@ -10,7 +10,7 @@ training). Training windows of `seq_length` + 1 characters start every `window_s
 uses 1; the default here, non-overlapping windows, is 100x cheaper per epoch); the target is the input
 shifted by one. Every epoch logs text sampled from `seed_text` at a few temperatures to TensorBoard.
 
-    from tests.workload_harness import make
+    from lab.testing import make
     w = make("keras_char_rnn", {"plays": ["hamlet"], "max_chars": 50_000, "max_epochs": 1})
     print(w.step())
 """
@@ -27,12 +27,11 @@ from typing import Any
 import numpy as np
 
 from deep import text_data
-from deep.classifier import _tf, make_optimizer
-from lab.workload import Workload, register, suggest
+from deep.backend import load_tf, make_optimizer
+from deep.keras_workload import KerasWorkload
+from lab.workload import suggest
 
 EVAL_BATCH_SIZE = 256
-STATE_FILE = "state.json"  # the epoch counter and the vocabulary beside the TensorFlow checkpoint
-CHECKPOINT_PREFIX = "model"
 PAD, UNK = "", "[UNK]"  # ids 0 and 1, as in TextVectorization
 
 
@@ -69,7 +68,7 @@ def windows(tf, ids, seq_length: int):
 
 def train_batches(ids, seq_length: int, shift: int, batch_size: int, seed: int):
     """One epoch of shuffled windows; the order depends only on `seed` (a restored trial replays it)."""
-    tf = _tf()
+    tf = load_tf()
     starts = np.arange(0, len(ids) - seq_length, shift, dtype=np.int64)
     return (
         tf.data.Dataset.from_tensor_slices(starts)
@@ -82,7 +81,7 @@ def train_batches(ids, seq_length: int, shift: int, batch_size: int, seed: int):
 
 def eval_batches(ids, seq_length: int):
     """Non-overlapping windows covering the text once, in order, cached after the first pass."""
-    tf = _tf()
+    tf = load_tf()
     starts = np.arange(0, len(ids) - seq_length, seq_length, dtype=np.int64)
     return (
         tf.data.Dataset.from_tensor_slices(starts)
@@ -96,7 +95,7 @@ def eval_batches(ids, seq_length: int):
 # ---------------------------------------------------------------- model
 def make_char_rnn(vocab_size: int, embedding_dim: int, units: int, layers: int, dropout: float):
     """Embedding -> `layers` x GRU(units, return_sequences) -> Dense softmax over the vocabulary, per step."""
-    tf = _tf()
+    tf = load_tf()
     inputs = tf.keras.Input(shape=(None,), dtype=tf.int32)
     x = tf.keras.layers.Embedding(vocab_size, embedding_dim)(inputs)
     for _ in range(layers):
@@ -107,7 +106,7 @@ def make_char_rnn(vocab_size: int, embedding_dim: int, units: int, layers: int, 
 
 def make_vectorizer(vocabulary: list[str], lower: bool):
     """The book's TextVectorization(split="character") with our fixed vocabulary (strings -> ids)."""
-    tf = _tf()
+    tf = load_tf()
     return tf.keras.layers.TextVectorization(
         split="character", standardize="lower" if lower else None, vocabulary=vocabulary[2:], name="chars",
     )
@@ -133,11 +132,11 @@ def sample_text(predict, prompt_ids: np.ndarray, temperatures: tuple[float, ...]
 
 # ---------------------------------------------------------------- the workload
 
-@register
-class CharRNN(Workload):
+class CharRNN(KerasWorkload):
     """A char-RNN on Shakespeare's plays; one step trains `epochs_per_step` epochs and samples text."""
 
     name = "keras_char_rnn"
+    model_attributes = ("model", "_next_char")
     test_params = {"plays": ["macbeth"], "max_chars": 20_000, "seq_length": 32, "units": 16, "max_epochs": 1,
                    "sample_chars": 20}
 
@@ -190,9 +189,17 @@ class CharRNN(Workload):
                     raise ValueError(f"unknown play '{play}'{suggest(play, plays)}")
 
     # ------------------------------------------------------------ setup
+    @classmethod
+    def metric_names(cls, config) -> frozenset[str]:
+        """test/* and the unigram test baseline come with the last epoch (`done`)."""
+        return frozenset({"train/loss", "train/accuracy", "val/loss", "val/accuracy", "val/loss_ratio_to_unigram",
+                          "baseline/unigram_val_loss", "charts/samples_per_sec", "charts/chars_per_sec",
+                          "charts/seconds_per_epoch", "charts/epoch", "done", "test/loss", "test/accuracy",
+                          "baseline/unigram_test_loss"})
+
     def setup(self) -> None:
         c = self.config
-        tf = _tf()
+        tf = load_tf()
         tf.keras.utils.set_random_seed(c.seed)
         text = text_data.shakespeare(c.plays, c.max_chars)
         if c.lower:
@@ -226,20 +233,12 @@ class CharRNN(Workload):
     # ------------------------------------------------------------ one step: train, evaluate, sample
     def step(self) -> dict[str, Any]:
         c = self.config
-        tf = _tf()
-        n_epochs = min(c.epochs_per_step, max(c.max_epochs - self.epoch, 1))
-        train_seconds = 0.0
-        for _ in range(n_epochs):
-            batches = train_batches(self._train_ids, c.seq_length, c.window_shift, c.batch_size,
-                                    seed=c.seed * 100_003 + self.epoch)
-            start = time.perf_counter()
-            history = self.model.fit(batches, epochs=self.epoch + 1, initial_epoch=self.epoch, verbose=0,
-                                     callbacks=[tf.keras.callbacks.TerminateOnNaN()]).history
-            train_seconds += time.perf_counter() - start
-            self.epoch += 1
-            loss = float(history["loss"][-1])
-            if not math.isfinite(loss):  # reported, not hidden: the adapter fails the trial on it
-                return {"train/loss": loss, "charts/epoch": self.epoch, "done": True}
+        n_epochs = self.epochs_this_step()
+        history, train_seconds = self.fit_epochs(
+            n_epochs, lambda seed: train_batches(self._train_ids, c.seq_length, c.window_shift, c.batch_size, seed=seed))
+        loss = float(history["loss"][-1])
+        if not math.isfinite(loss):  # reported, not hidden: the adapter fails the trial on it
+            return {"train/loss": loss, "charts/epoch": self.epoch, "done": True}
 
         val = self.model.evaluate(self._val, verbose=0, return_dict=True)
         windows_per_sec = self.steps_per_epoch * c.batch_size * n_epochs / train_seconds
@@ -283,28 +282,17 @@ class CharRNN(Workload):
         logger.text("samples/text", f"epoch {self.epoch}\n\n" + "\n\n".join(blocks))
 
     # ------------------------------------------------------------ checkpoints
-    def _checkpoint(self):
-        tf = _tf()
-        return tf.train.Checkpoint(model=self.model, optimizer=self.model.optimizer)
+    def state(self) -> dict:
+        return {"epoch": self.epoch, "vocabulary": self.vocabulary}
 
-    def save(self, checkpoint_dir: str) -> None:
-        self._checkpoint().write(os.path.join(checkpoint_dir, CHECKPOINT_PREFIX))
-        with open(os.path.join(checkpoint_dir, STATE_FILE), "w") as file:
-            json.dump({"epoch": self.epoch, "vocabulary": self.vocabulary}, file)
-
-    def restore(self, checkpoint_dir: str) -> None:
-        with open(os.path.join(checkpoint_dir, STATE_FILE)) as file:
-            state = json.load(file)
+    def check_state(self, state: dict) -> None:
         if state["vocabulary"] != self.vocabulary:
             raise ValueError("the checkpoint was trained on another text (its character vocabulary differs)")
-        self.model.optimizer.build(self.model.trainable_variables)
-        self._checkpoint().read(os.path.join(checkpoint_dir, CHECKPOINT_PREFIX)).assert_consumed()
-        self.epoch = int(state["epoch"])
 
     def export(self, out_dir: str) -> str:
         """`model.keras`: raw strings -> TextVectorization (the vocabulary inside) -> next-character
         probabilities (batch, chars, vocabulary); `vocabulary.json` beside it maps ids back to characters."""
-        tf = _tf()
+        tf = load_tf()
         os.makedirs(out_dir, exist_ok=True)
         strings = tf.keras.Input(shape=(), dtype=tf.string, name="text")
         exported = tf.keras.Model(strings, self.model(make_vectorizer(self.vocabulary, self.config.lower)(strings)),
@@ -314,9 +302,3 @@ class CharRNN(Workload):
         with open(os.path.join(out_dir, "vocabulary.json"), "w") as file:
             json.dump(self.vocabulary, file)
         return path
-
-    def close(self) -> None:
-        if getattr(self, "model", None) is not None:
-            self.model = None
-            self._next_char = None
-            _tf().keras.backend.clear_session()

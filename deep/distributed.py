@@ -17,7 +17,7 @@ Resources: the trial itself needs little (`resources: {cpu: 0.5}`); the workers 
 `cpus_per_worker` each, on any node. Checkpoints are plain folders: on a multi-node cluster the trial's
 folder must be on storage every node sees (LAB_STORAGE on a shared file system), as for any restore.
 
-    from tests.workload_harness import make
+    from lab.testing import make
     w = make("keras_multiworker", {"num_workers": 2, "subset": 600, "max_epochs": 2})
     print(w.step())
 """
@@ -32,7 +32,7 @@ from dataclasses import asdict, dataclass
 from typing import Any, Callable
 
 from lab import image_data as data
-from lab.workload import Workload, register, suggest
+from lab.workload import Workload, suggest
 
 STATE_FILE = "state.json"  # the epoch counter beside the TensorFlow checkpoint
 CHECKPOINT_PREFIX = "model"  # tf.train.Checkpoint files: model.index, model.data-*
@@ -45,9 +45,11 @@ def train_worker(config: dict, rank: int, world_size: int, report: Callable[[dic
 
     `report(metrics, checkpoint_dir_or_None)` is ray.train.report under Ray Train, a plain callback in-process.
     """
-    from deep.classifier import _tf, make_mlp, split_validation
+    from deep.backend import load_tf
+    from deep.models import make_mlp
+    from deep.pipeline import split_validation
 
-    tf = _tf()
+    tf = load_tf()
     # the strategy must exist before any other TensorFlow op: it reads TF_CONFIG (set by Ray Train's backend)
     strategy = tf.distribute.MultiWorkerMirroredStrategy() if world_size > 1 else tf.distribute.get_strategy()
     tf.keras.utils.set_random_seed(config["seed"])  # the same initial weights on every rank
@@ -120,7 +122,6 @@ def ray_train_loop(config: dict) -> None:
 
 
 # ---------------------------------------------------------------- the workload
-@register
 class KerasMultiWorker(Workload):
     """The MLP trained data-parallel by a Ray Train TensorflowTrainer; one step = one trainer.fit()."""
 
@@ -152,6 +153,12 @@ class KerasMultiWorker(Workload):
                 raise ValueError("num_workers and subset must be >= 0, dropout and validation_split in [0, 1)")
             if self.num_workers and self.batch_size % self.num_workers:
                 raise ValueError(f"batch_size {self.batch_size} must be a multiple of num_workers {self.num_workers}")
+
+    @classmethod
+    def metric_names(cls, config) -> frozenset[str]:
+        names = {"train/loss", "train/accuracy", "test/loss", "test/accuracy", "charts/samples_per_sec",
+                 "charts/seconds_per_epoch", "charts/epoch", "charts/replicas", "done"}
+        return frozenset(names | ({"val/loss", "val/accuracy"} if config.validation_split > 0 else set()))
 
     def setup(self) -> None:
         self.epoch = 0

@@ -19,31 +19,28 @@ Both are scaled with the training part's mean and standard deviation only. Model
 `horizon` values from a window (sequence to vector); every MAE is in the series' own units, averaged
 over all `horizon` steps. The naive forecast repeats the window's last value.
 
-    from tests.workload_harness import make
+    from lab.testing import make
     w = make("keras_forecaster", {"series": "sunspots", "model": "gru", "window": 24, "max_epochs": 5})
     print(w.step())
 """
 from __future__ import annotations
 
-import json
 import math
-import os
 import time
 from dataclasses import dataclass
 from typing import Any, Literal
 
 import numpy as np
 
-from deep.classifier import _tf, make_optimizer, save_keras
+from deep.backend import load_tf, make_optimizer, save_keras
+from deep.keras_workload import KerasWorkload
 from lab.errors import DataError, LabError
-from lab.workload import Workload, register
+
 
 DATA_SEED = 42  # the generated series are drawn with this seed, whatever the trial's seed
 SPLITS = {"sunspots": (0.70, 0.15), "generated": (0.70, 0.20)}  # train and valid fractions; test: the rest
 SERIES_LENGTHS = {"sunspots": 309}  # known lengths, so that check() refuses impossible windows early
 EVAL_BATCH_SIZE = 1024  # prediction batches
-STATE_FILE = "state.json"  # the epoch counter beside the TensorFlow checkpoint
-CHECKPOINT_PREFIX = "model"  # tf.train.Checkpoint files: model.index, model.data-*
 MODELS = ("naive", "linear", "simple_rnn", "lstm", "gru", "conv_gru", "wavenet")
 
 
@@ -151,7 +148,7 @@ def make_model(
     causal Conv1D (`units` filters, kernel 2, ReLU) with dilation 1, 2, 4, 8, 1, 2, ... (the book's
     (1, 2, 4, 8) * 2 for layers=8), then Dense(horizon) on the last time step.
     """
-    tf = _tf()
+    tf = load_tf()
     L = tf.keras.layers
     inputs = tf.keras.Input(shape=(window, 1))
     x = inputs
@@ -214,8 +211,7 @@ def forecast_figure(series: str, test: Split, forecast: np.ndarray, model: str, 
 
 
 # ---------------------------------------------------------------- the workload
-@register
-class Forecaster(Workload):
+class Forecaster(KerasWorkload):
     """Forecast `horizon` steps of a series from `window` past values; one step trains `epochs_per_step`
     epochs (the naive model trains nothing: its one step evaluates and is done)."""
 
@@ -260,9 +256,15 @@ class Forecaster(Workload):
                     raise ValueError(problem)
 
     # ------------------------------------------------------------ setup
+    @classmethod
+    def metric_names(cls, config) -> frozenset[str]:
+        names = {"train/loss", "val/mae", "val/mae_ratio_to_naive", "test/mae", "test/mse", "test/mae_ratio_to_naive",
+                 "naive/val_mae", "naive/test_mae", "charts/epoch", "done"}
+        return frozenset(names | ({"charts/seconds_per_epoch"} if config.model != "naive" else set()))
+
     def setup(self) -> None:
         c = self.config
-        tf = _tf()
+        tf = load_tf()
         tf.keras.utils.set_random_seed(c.seed)
         self.splits, train_values = load_splits(c.series, c.window, c.horizon, c.n_series)
         self.mean, self.std = float(train_values.mean()), float(train_values.std()) or 1.0
@@ -298,7 +300,7 @@ class Forecaster(Workload):
             loss = self._naive_train_loss()
             n_epochs = 0
         else:
-            n_epochs = min(c.epochs_per_step, max(c.max_epochs - self.epoch, 1))
+            n_epochs = self.epochs_this_step()
             loss = self._train(n_epochs)
         train_seconds = time.perf_counter() - start
 
@@ -328,7 +330,7 @@ class Forecaster(Workload):
         epoch). Each epoch's order depends only on (seed, epoch), so a restored trial replays the same
         epochs as one that never stopped."""
         c = self.config
-        tf = _tf()
+        tf = load_tf()
         n = len(self._y["train"])
         orders = np.stack([np.random.default_rng([c.seed, e]).permutation(n)
                            for e in range(self.epoch, self.epoch + n_epochs)])
@@ -371,25 +373,17 @@ class Forecaster(Workload):
         self.plotted = True
 
     # ------------------------------------------------------------ checkpoints
-    def _checkpoint(self):
-        tf = _tf()
-        return tf.train.Checkpoint(model=self.model, optimizer=self.model.optimizer)
+    def has_weights(self) -> bool:
+        return self.model is not None  # the naive forecaster has none
 
-    def save(self, checkpoint_dir: str) -> None:
-        if self.model is not None:
-            self._checkpoint().write(os.path.join(checkpoint_dir, CHECKPOINT_PREFIX))
-        with open(os.path.join(checkpoint_dir, STATE_FILE), "w") as file:
-            json.dump({"epoch": self.epoch, "plotted": self.plotted, "model": self.config.model}, file)
+    def state(self) -> dict:
+        return {"epoch": self.epoch, "plotted": self.plotted, "model": self.config.model}
 
-    def restore(self, checkpoint_dir: str) -> None:
-        with open(os.path.join(checkpoint_dir, STATE_FILE)) as file:
-            state = json.load(file)
+    def check_state(self, state: dict) -> None:
         if state.get("model", self.config.model) != self.config.model:
             raise ValueError(f"checkpoint of a '{state['model']}' model, this trial is '{self.config.model}'")
-        if self.model is not None:
-            # create the optimizer's slots now, so that every saved value has a variable to land in
-            self.model.optimizer.build(self.model.trainable_variables)
-            self._checkpoint().read(os.path.join(checkpoint_dir, CHECKPOINT_PREFIX)).assert_consumed()
+
+    def load_state(self, state: dict) -> None:
         self.epoch = int(state["epoch"])
         self.plotted = bool(state.get("plotted", False))
 
@@ -398,12 +392,6 @@ class Forecaster(Workload):
         if self.model is None:
             raise LabError("the naive forecaster has no model to export")
         return save_keras(self.model, out_dir)
-
-    def close(self) -> None:
-        """Drop the model and Keras' global state (an actor reused by Tune builds the next trial's)."""
-        if getattr(self, "model", None) is not None:
-            self.model = None
-            _tf().keras.backend.clear_session()
 
 
 def ratio(value: float, naive: float) -> float:

@@ -10,27 +10,23 @@ images and to generated ones, both projected on the first principal components o
 a generator that collapses to a few images scores badly because their covariance shrinks).
 Each step also logs a grid of images generated from one fixed, seeded batch of codings.
 
-    from tests.workload_harness import make
+    from lab.testing import make
     w = make("keras_dcgan", {"subset": 2000, "max_epochs": 2})
     print(w.step())
 """
 from __future__ import annotations
 
-import json
-import math
-import os
-import time
 from dataclasses import dataclass
 from typing import Any, Literal
 
 import numpy as np
 
+from deep.backend import load_tf, save_keras
+from deep.images import image_grid
+from deep.keras_workload import KerasWorkload
 from lab import image_data as data
-from deep.classifier import _tf, image_grid, save_keras, train_batches
-from lab.workload import Workload, register
 
-STATE_FILE = "state.json"  # the epoch counter beside the TensorFlow checkpoint
-CHECKPOINT_PREFIX = "model"  # tf.train.Checkpoint files: model.index, model.data-*
+
 PCA_COMPONENTS = 32  # dimensions the Fréchet distance is measured in
 PCA_FIT_IMAGES = 10_000  # training images the principal components are fitted on
 GENERATE_BATCH_SIZE = 500  # batches of the generator when sampling for the evaluation
@@ -41,7 +37,7 @@ LEAKY_RELU_ALPHA = 0.2  # the discriminator's LeakyReLU slope, as in the book
 def make_generator(codings_size: int, filters: tuple[int, int] = (128, 64), kernel_size: int = 5, channels: int = 1):
     """The book's generator: Dense 7x7x`filters[0]` -> Reshape -> BatchNorm -> Conv2DTranspose `filters[1]`
     (stride 2, SELU) -> BatchNorm -> Conv2DTranspose `channels` (stride 2, tanh): 28x28 images in [-1, 1]."""
-    tf = _tf()
+    tf = load_tf()
     layers = tf.keras.layers
     return tf.keras.Sequential([
         tf.keras.Input(shape=(codings_size,)),
@@ -63,7 +59,7 @@ def make_discriminator(
     TF 2.21's grappler logs "remapper failed: ... LeakyReluGrad exist for missing node .../BiasAdd" once per
     trace of the training step (it cannot fuse Conv2D + bias + LeakyReLU when the gradient needs the
     pre-activation): harmless, the pass is skipped and the results are unchanged."""
-    tf = _tf()
+    tf = load_tf()
     layers = tf.keras.layers
     stack = [tf.keras.Input(shape=image_shape)]
     for n_filters in filters:
@@ -81,7 +77,7 @@ def make_gan_optimizer(name: str, learning_rate: float, beta_1: float):
 
     Measured on 6000 Fashion-MNIST images, 4 epochs: RMSprop 1e-3 reached eval/frechet_distance 5.0; Adam 2e-4
     (beta_1 0.5) 11-12, with or without a slower discriminator, its samples almost all tops (no shoes or bags)."""
-    tf = _tf()
+    tf = load_tf()
     if name == "rmsprop":
         return tf.keras.optimizers.RMSprop(learning_rate=learning_rate)
     return tf.keras.optimizers.Adam(learning_rate=learning_rate, beta_1=beta_1)
@@ -110,11 +106,11 @@ def frechet_distance(mu1: np.ndarray, cov1: np.ndarray, mu2: np.ndarray, cov2: n
 
 
 # ---------------------------------------------------------------- the workload
-@register
-class DCGAN(Workload):
+class DCGAN(KerasWorkload):
     """The book's DCGAN on 28x28 images; one step trains `epochs_per_step` epochs."""
 
     name = "keras_dcgan"
+    model_attributes = ("generator", "discriminator", "_train_step")
     test_params = {
         "generator_filters": [16, 8], "discriminator_filters": [8, 16], "codings_size": 16, "subset": 256,
         "max_epochs": 2, "log_images": 4, "eval_samples": 64,
@@ -167,9 +163,15 @@ class DCGAN(Workload):
                 raise ValueError(f"eval_samples must be 0 (none) or >= 2, got {self.eval_samples}")
 
     # ------------------------------------------------------------ setup
+    @classmethod
+    def metric_names(cls, config) -> frozenset[str]:
+        names = {"train/d_loss", "train/g_loss", "charts/images_per_sec", "charts/seconds_per_epoch", "charts/epoch",
+                 "done"}
+        return frozenset(names | ({"eval/frechet_distance"} if config.eval_samples else set()))
+
     def setup(self) -> None:
         c = self.config
-        tf = _tf()
+        tf = load_tf()
         tf.keras.utils.set_random_seed(c.seed)
         (x_train, y_train), (x_test, _) = data.load(c.dataset, subset=c.subset, seed=c.seed)
         self.num_train = len(x_train)
@@ -201,7 +203,7 @@ class DCGAN(Workload):
     def _train_step_eager(self, images):
         """Phase 1: the discriminator learns real (label 1) from generated (label 0); phase 2: the generator,
         with fresh codings, learns to make the updated discriminator say 1. Returns (d_loss, g_loss)."""
-        import tensorflow as tf  # imported already by setup (through _tf(), which AutoGraph should not trace)
+        import tensorflow as tf  # imported already by setup (through load_tf(), which AutoGraph should not trace)
 
         real = images * 2.0 - 1.0  # the generator's tanh range
         batch = tf.shape(real)[0]
@@ -244,23 +246,8 @@ class DCGAN(Workload):
     # ------------------------------------------------------------ one step: train, evaluate, log images
     def step(self) -> dict[str, Any]:
         c = self.config
-        n_epochs = min(c.epochs_per_step, max(c.max_epochs - self.epoch, 1))
-        train_seconds = 0.0
-        for _ in range(n_epochs):
-            batches = train_batches(self._x_train, self._y_train, c.batch_size, seed=c.seed * 100_003 + self.epoch)
-            totals, seen = np.zeros(2), 0
-            start = time.perf_counter()
-            for images, _ in batches:
-                n = int(images.shape[0])
-                totals += self._train_step(images).numpy() * n
-                seen += n
-            train_seconds += time.perf_counter() - start
-            self.epoch += 1
-            d_loss, g_loss = totals / seen
-            for name, loss in (("discriminator", d_loss), ("generator", g_loss)):
-                if not math.isfinite(loss):
-                    value = "NaN" if math.isnan(loss) else loss
-                    raise FloatingPointError(f"{name} loss is {value} at epoch {self.epoch}")
+        n_epochs = self.epochs_this_step()
+        (d_loss, g_loss), train_seconds = self.train_custom_epochs(n_epochs, self._train_step, 2)
 
         metrics: dict[str, Any] = {"train/d_loss": d_loss, "train/g_loss": g_loss}
         if c.eval_samples:
@@ -278,31 +265,20 @@ class DCGAN(Workload):
 
     # ------------------------------------------------------------ checkpoints
     def _checkpoint(self):
-        tf = _tf()
+        tf = load_tf()
         return tf.train.Checkpoint(
             generator=self.generator, discriminator=self.discriminator,
             g_optimizer=self.g_optimizer, d_optimizer=self.d_optimizer, rng=self.rng,
         )
 
-    def save(self, checkpoint_dir: str) -> None:
-        self._checkpoint().write(os.path.join(checkpoint_dir, CHECKPOINT_PREFIX))
-        with open(os.path.join(checkpoint_dir, STATE_FILE), "w") as file:
-            json.dump({"epoch": self.epoch}, file)
+    def optimizer_slots(self) -> list[tuple]:
+        return [(self.g_optimizer, self.generator.trainable_variables),
+                (self.d_optimizer, self.discriminator.trainable_variables)]
 
-    def restore(self, checkpoint_dir: str) -> None:
-        # create the optimizers' slots now, so that every saved value has a variable to land in
-        self.g_optimizer.build(self.generator.trainable_variables)
-        self.d_optimizer.build(self.discriminator.trainable_variables)
-        self._checkpoint().read(os.path.join(checkpoint_dir, CHECKPOINT_PREFIX)).assert_consumed()
-        with open(os.path.join(checkpoint_dir, STATE_FILE)) as file:
-            self.epoch = int(json.load(file)["epoch"])
+    def check_losses(self, means) -> None:
+        for name, loss in zip(("discriminator", "generator"), means):
+            self.check_finite(loss, f"{name} loss")
 
     def export(self, out_dir: str) -> str:
         """The generator (codings -> images) as `<out_dir>/generator.keras`, for tf_keras.models.load_model."""
         return save_keras(self.generator, out_dir, "generator.keras")
-
-    def close(self) -> None:
-        """Drop the models and Keras' global state (an actor reused by Tune builds the next trial's)."""
-        if getattr(self, "generator", None) is not None:
-            self.generator = self.discriminator = self._train_step = None
-            _tf().keras.backend.clear_session()

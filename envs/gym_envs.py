@@ -74,13 +74,18 @@ def check_env_id(env_id: str) -> None:
         raise EnvError(f"unknown Gymnasium environment '{env_id}'{hint}")
 
 
-def check_spaces(env_id: str, agent: str, discrete_actions: bool | None, vector_observations: bool = True) -> None:
-    """EnvError, before anything runs, when the env's spaces do not suit the agent.
+def check_spaces(env_id: str, agent: str, discrete_actions: bool | None, vector_observations: bool = True,
+                 backend: str = "gymnasium") -> None:
+    """EnvError, before anything runs, when the env's spaces do not suit the agent or the env backend asked
+    for cannot step it (`envs.backends.resolve_backend`: envpool installed, the id there).
 
     `discrete_actions`: True (DQN, C51), False (SAC, TD3, DDPG) or None (either, e.g. PPO).
     `vector_observations`: True: flat vectors (MLP networks); False: images (height, width, channels; conv).
     """
+    from envs.backends import resolve_backend
+
     check_env_id(env_id)
+    resolve_backend(env_id, backend)
     env = make_gym_env(env_id)  # with the lab's preprocessing (Atari: (84, 84, 4) uint8 frames)
     try:
         action_space, observation_space = env.action_space, env.observation_space

@@ -43,12 +43,15 @@ class Result:
 
 
 # ------------------------------------------------------------------ running
-def run(source: str | dict[str, Any], *, verbose: int = 0, address: str | None = None,
+def run(source: str | dict[str, Any], *, verbose: bool = False, address: str | None = None, trust_spec: bool = False,
         **overrides: Any) -> Result | list[Result]:
     """Run a preset name, a spec YAML path or a spec dict (a suite gives a list of Results).
 
     `overrides` are `--set` overrides: `num_samples=2`, `learning_rate=1e-3` (a param), or a dotted field
-    through a dict: `**{"stop.training_iteration": 3}`. `verbose` is Tune's (0: only a line per experiment).
+    through a dict: `**{"stop.training_iteration": 3}`. `verbose`: Tune's tables and the workers' logs
+    (default: `lab run`'s compact progress lines, then the Result).
+    A spec file naming its own storage or MLflow server needs `trust_spec=True` (as `lab run --trust-spec`);
+    a dict is the caller's own.
     """
     from lab import runner
     from lab import spec as specs
@@ -59,7 +62,7 @@ def run(source: str | dict[str, Any], *, verbose: int = 0, address: str | None =
         spec_list = [specs.build_spec(specs.apply_overrides(source, texts), "the spec dict")]
         specs.validate_params(spec_list[0])
     elif isinstance(source, str):
-        spec_list = specs.load(source, texts)
+        spec_list = specs.load(source, texts, trust_spec=trust_spec)
     else:
         raise LabError(f"lab.run takes a preset name, a YAML path or a dict, got {type(source).__name__}")
     registry = Registry()
@@ -69,16 +72,25 @@ def run(source: str | dict[str, Any], *, verbose: int = 0, address: str | None =
         outcome = runner.run(spec, address=address, registry=registry, verbose=verbose)
         results.append(Result(outcome.experiment_id, outcome.name, outcome.status, outcome.num_trials,
                               outcome.num_errors, outcome.best, trials(outcome.experiment_id)))
-        if not verbose:
-            print(results[-1])
+        print(results[-1])
     return results[0] if len(results) == 1 else results
 
 
-def rerun(experiment_id: int, *, verbose: int = 0, address: str | None = None) -> Result:
+def rerun(experiment_id: int, *, verbose: bool = False, address: str | None = None, trust_spec: bool = False) -> Result:
     """Run an experiment's recorded (resolved) spec again, as a new experiment."""
-    from lab.registry import Registry
+    return run(recorded_spec(experiment_id, trust_spec), verbose=verbose, address=address)
 
-    return run(Registry().experiment(experiment_id)["spec"], verbose=verbose, address=address)
+
+def recorded_spec(experiment_id: int, trust_spec: bool = False) -> dict[str, Any]:
+    """The spec an experiment ran, as recorded; on a shared registry it may be someone else's, so a storage
+    or MLflow server it names is used only with `trust_spec` (or a yes at the terminal), as for a spec file."""
+    from lab.registry import Registry
+    from lab.safety import confirm_services, untrusted_services
+
+    spec = Registry().experiment(experiment_id)["spec"]
+    label = f"experiment {experiment_id}'s recorded spec"
+    confirm_services(untrusted_services(spec, label, set()), label, trust_spec)
+    return spec
 
 
 # ------------------------------------------------------------------ reading the registry
@@ -249,63 +261,37 @@ def compare(*experiment_ids: int):
 
 # ------------------------------------------------------------------ the trained object
 def load(experiment_id: int, trial: str | None = None):
-    """The trial's trained object (default: the best trial), through the lab's safe export formats.
+    """The trial's trained object (default: the best trial), through the lab's safe export and its loaders.
 
-    scikit-learn: the fitted pipeline (skops, loaded by the loader its workload names, which trusts only
-    scikit-learn/NumPy/SciPy/lab types); Keras: the model (`.keras`, safe mode; a dict of name -> model when
-    the workload exports several); TF-Agents: the saved greedy policy (PolicySaver). LabError when the trial
-    has no checkpoint; nothing is changed.
+    The trial is restored from its checkpoint and exported as `lab export` does (into a fresh temporary
+    folder), then read back by the public loader its workload's package declares (entry point group
+    `agent_lab.loaders`): scikit-learn, the fitted pipeline (skops, an exact list of trusted types); Keras,
+    the model (`.keras`, safe mode; a dict of name -> model when the workload exports several); TF-Agents,
+    the saved greedy policy. LabError when the trial has no checkpoint; nothing is changed.
     """
     from lab import workload as workloads
     from lab.artifacts import export_trial
     from lab.registry import Registry
 
-    workload = workloads.get(Registry().experiment(int(experiment_id))["workload"])
+    loader = package_loader(workloads.get(Registry().experiment(int(experiment_id))["workload"]))
     out = tempfile.mkdtemp(prefix="lab-load-")
     path, _ = export_trial(int(experiment_id), out, trial)
-    return load_exported(path, workload)
+    several = sorted(f for f in os.listdir(path) if f.endswith(".keras")) if os.path.isdir(path) else []
+    if len(several) > 1:  # e.g. an autoencoder's encoder and decoder: the export this call just wrote
+        return {f[: -len(".keras")]: loader(os.path.join(path, f), trust=True) for f in several}
+    return loader(path)
 
 
-def load_exported(path: str, workload=None):
-    """Load what `lab export` wrote at `path` (a .skops file, a .keras file, a policy folder or a folder of .keras)."""
-    from lab import settings
+def package_loader(workload):
+    """The loader of exports declared by the package that provides `workload` (the core imports no leaf)."""
+    from lab import plugins
 
-    if path.endswith(".skops"):
-        return _declared_loader(path, workload)(path)
-    settings.apply_worker_env()
-    if os.path.isdir(path) and os.path.isfile(os.path.join(path, "saved_model.pb")):
-        import tensorflow as tf
-        import tensorflow_probability  # noqa: F401  (registers the specs a saved policy refers to)
-
-        return tf.saved_model.load(path)
-    import tf_keras
-
-    if path.endswith(".keras"):
-        return tf_keras.models.load_model(path, safe_mode=True)
-    if os.path.isdir(path):
-        files = sorted(f for f in os.listdir(path) if f.endswith(".keras"))
-        if files:
-            return {f[: -len(".keras")]: tf_keras.models.load_model(os.path.join(path, f), safe_mode=True)
-                    for f in files}
-    raise LabError(f"do not know how to load the export at {path}")
-
-
-def _declared_loader(path: str, workload):
-    """The public loader the export's model.json names (`load_with`), taken only from the package of the
-    workload that wrote it: the core imports no workload package, the workload says how to read its files."""
-    import importlib
-
-    about_file = os.path.join(os.path.dirname(path), "model.json")
-    try:
-        with open(about_file) as handle:
-            target = json.load(handle).get("load_with", "")
-    except (OSError, ValueError):
-        target = ""
-    module, _, name = target.rpartition(".")
-    package = workload.__module__.split(".")[0] if workload is not None else None
-    if not module or module.split(".")[0] != package:
-        raise LabError(f"{about_file} names no loader of the '{package}' package (load_with: {target or '-'})")
-    return getattr(importlib.import_module(module), name)
+    package = workload.__module__.split(".")[0]
+    entry = plugins.entry_points(plugins.LOADERS).get(package)
+    if entry is None:
+        raise LabError(f"the '{package}' package declares no loader of its exports "
+                       f"(entry point group {plugins.LOADERS}): use `lab export` instead")
+    return entry.load()
 
 
 # ------------------------------------------------------------------ tags and notes

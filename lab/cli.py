@@ -10,7 +10,10 @@ import json
 import sys
 from typing import Any
 
-from lab.errors import LabError
+from lab.errors import LabError, SpecError
+
+MAX_ERROR_LINES = 30
+JSON_HELP = "print it as JSON (the shapes are in README.md, 'Machine-readable output')"
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -30,6 +33,10 @@ def main(argv: list[str] | None = None) -> int:
         code = args.handler(args)
         sys.stdout.flush()  # a closed pipe shows here, not in the interpreter's own flush at exit
         return code
+    except SpecError as exc:  # every problem of a spec, one per line
+        for line in str(exc).splitlines()[:MAX_ERROR_LINES] or [""]:
+            _say(f"lab: error: {line}", 2)
+        return 2
     except LabError as exc:
         return _say(f"lab: error: {(str(exc).splitlines() or [type(exc).__name__])[0]}", 2)
     except HangUp:
@@ -107,24 +114,27 @@ def make_parser() -> argparse.ArgumentParser:
 
     ls = commands.add_parser("ls", help="list experiments in the registry")
     ls.add_argument("--limit", type=int, default=30)
+    ls.add_argument("--json", action="store_true", help=JSON_HELP)
     ls.add_argument("--where", help='a filter: "status = completed and workload = dqn and metric.eval/average_return > 400" '
                                     "(fields: status workload name user dataset tag.KEY metric.NAME best; see README)")
     ls.add_argument("--tag", dest="tags", action="append", default=[], metavar="KEY=VALUE", help="only experiments with this tag")
     ls.set_defaults(handler=cmd_ls)
 
-    show = commands.add_parser("show", help="an experiment and its trials")
+    show = commands.add_parser("show", help="an experiment and its trials (final metrics of each)")
     show.add_argument("id", type=int)
+    show.add_argument("--json", action="store_true", help=JSON_HELP)
     show.set_defaults(handler=cmd_show)
 
     best = commands.add_parser("best", help="the best trial of an experiment")
     best.add_argument("id", type=int)
-    best.add_argument("--json", action="store_true", help="print it as JSON")
+    best.add_argument("--json", action="store_true", help=JSON_HELP)
     best.set_defaults(handler=cmd_best)
 
     board = commands.add_parser("tensorboard", help="start TensorBoard over experiments (default: the last 10)")
     board.add_argument("ids", type=int, nargs="*")
     board.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
-    board.add_argument("--port", type=int, default=6006)
+    board.add_argument("--port", type=int, default=None,
+                       help="port (default 6006, or a free one when 6006 is taken; a taken --port is an error)")
     board.set_defaults(handler=cmd_tensorboard)
 
     up = commands.add_parser("up", help="start a warm local Ray (workers with TensorFlow imported) that runs then use")
@@ -146,8 +156,17 @@ def make_parser() -> argparse.ArgumentParser:
     export.add_argument("--force", action="store_true", help="replace --out when it is not empty")
     export.set_defaults(handler=cmd_export)
 
-    presets = commands.add_parser("presets", help="list the presets shipped with the lab")
+    presets = commands.add_parser("presets", help="list the presets shipped with the lab, or show one resolved")
+    presets.add_argument("name", nargs="?", help="a preset: print its resolved spec (what `lab run NAME` runs)")
+    presets.add_argument("--json", action="store_true", help=JSON_HELP)
     presets.set_defaults(handler=cmd_presets)
+
+    params = commands.add_parser("params", help="a workload's parameters: type, default, meaning")
+    params.add_argument("name", metavar="WORKLOAD|PRESET", help="a workload (e.g. sklearn_cv, dqn) or a preset")
+    params.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                        help="params to show it with, e.g. model=random_forest for that pipeline's step__param names")
+    params.add_argument("--json", action="store_true", help=JSON_HELP)
+    params.set_defaults(handler=cmd_params)
 
     from lab.commands import add_commands
 
@@ -215,6 +234,11 @@ def cmd_ls(args: argparse.Namespace) -> int:
             raise LabError(f"--tag expects KEY=VALUE, got {pair!r}")
         tags[key] = value
     rows = Registry().experiments(limit=args.limit, where=args.where, tags=tags)
+    if args.json:
+        from lab import views
+
+        print(json.dumps([views.experiment(r) for r in rows], indent=2))
+        return 0
     if not rows:
         print("no experiments match" if args.where or tags else "no experiments yet: try `lab run quickstart`")
         return 0
@@ -228,16 +252,29 @@ def cmd_ls(args: argparse.Namespace) -> int:
 
 
 def cmd_show(args: argparse.Namespace) -> int:
+    from lab import views
     from lab.registry import Registry, display_status
 
     registry = Registry()
     exp = registry.experiment(args.id)
+    trials = registry.trials(args.id)
+    if args.json:
+        print(json.dumps({**views.experiment(exp), "spec": exp["spec"], "environment": exp.get("environment") or {},
+                          "tags": registry.tags(args.id),
+                          "notes": [{k: views.jsonable(v) for k, v in n.items()} for n in registry.notes(args.id)],
+                          "trials": [views.trial(t, exp) for t in trials]}, indent=2))
+        return 0
     spec = exp["spec"]
     status = display_status(exp)
     if status == "stale":
         status += f" (no heartbeat since {_time(exp['heartbeat_at'])}: its driver died; `lab resume {exp['id']}`)"
+    metric_name, _ = views.natural(exp["metric"], 0.0)
     print(f"experiment {exp['id']}: {exp['name']} ({exp['workload']}) - {status}")
-    print(f"  metric   {exp['metric']} ({exp['mode']})")
+    if metric_name == exp["metric"]:
+        print(f"  metric   {metric_name} ({exp['mode']})")
+    else:  # a neg_* scoring: shown in its natural sign, so the better direction flips too
+        natural_mode = "min" if exp["mode"] == "max" else "max"
+        print(f"  metric   {metric_name} ({natural_mode}; recorded as {exp['metric']}, {exp['mode']})")
     print(f"  started  {_time(exp['started_at'])}   ended {_time(exp['ended_at'])}")
     print(f"  by       {exp['user']}@{exp['host']}   commit {exp['git_commit'] or '-'}")
     print(f"  storage  {exp['storage_path']}")
@@ -248,11 +285,14 @@ def cmd_show(args: argparse.Namespace) -> int:
     print_provenance(registry, exp)
     searched = list(spec.get("search", {}))
     rows = []
-    for t in registry.trials(args.id):
+    for t in trials:
         params = " ".join(f"{k}={_fmt(t['config'].get(k))}" for k in searched)
-        rows.append([t["trial_id"], t["status"], t["iterations"], _fmt(t["last_result"].get(exp["metric"])),
-                     _fmt(t["best_metric"]), params, (t["error"] or "").splitlines()[0] if t["error"] else ""])
+        rows.append([t["trial_id"], t["status"], t["iterations"],
+                     _fmt(views.natural(exp["metric"], t["last_result"].get(exp["metric"]))[1]),
+                     _fmt(views.natural(exp["metric"], t["best_metric"])[1]), params,
+                     (t["error"] or "").splitlines()[0] if t["error"] else ""])
     print_table(["TRIAL", "STATUS", "ITER", "LAST", "BEST", "PARAMS", "ERROR"], rows)
+    print_metrics(trials)
     return 0
 
 
@@ -265,15 +305,17 @@ def cmd_best(args: argparse.Namespace) -> int:
     if best is None:
         raise LabError(f"experiment {args.id} has no trial that reported '{exp['metric']}'")
     if args.json:
-        print(json.dumps({k: _jsonable(v) for k, v in best.items()}, indent=2))
+        from lab import views
+
+        print(json.dumps(views.trial(best, exp), indent=2))
         return 0
     print_best(exp, best)
+    print_metrics([best])
     return 0
 
 
 def cmd_tensorboard(args: argparse.Namespace) -> int:
     import os
-    import subprocess
 
     from lab.registry import Registry
 
@@ -286,10 +328,9 @@ def cmd_tensorboard(args: argparse.Namespace) -> int:
     if missing:
         raise LabError(f"experiment folder not found: {missing[0]}")
     logdir_spec = ",".join(f"{name}:{path}" for name, path in folders.items())
-    command = [sys.executable, "-m", "tensorboard.main", "--logdir_spec", logdir_spec,
-               "--host", args.host, "--port", str(args.port)]
-    print(f"TensorBoard on http://{args.host}:{args.port}/ over {', '.join(folders)} (Ctrl-C stops it)", flush=True)
-    return subprocess.call(command)
+    from lab import board
+
+    return board.serve(logdir_spec, args.host, args.port, list(folders))
 
 
 def cmd_up(args: argparse.Namespace) -> int:
@@ -331,13 +372,70 @@ def cmd_export(args: argparse.Namespace) -> int:
 def cmd_presets(args: argparse.Namespace) -> int:
     from lab import spec as specs
 
+    if args.name:  # one preset, resolved as `lab run NAME` would run it
+        known = specs.presets()
+        if args.name not in known:
+            raise SpecError(f"unknown preset '{args.name}'{specs.suggest(args.name, known)}")
+        resolved = [spec.to_dict() for spec in specs.load(args.name)]
+        if args.json:
+            print(json.dumps(resolved, indent=2))
+        else:
+            import yaml
+
+            print("---\n".join(yaml.safe_dump(spec, sort_keys=False) for spec in resolved), end="")
+        return 0
     rows = []
     for name, resource in sorted(specs.presets().items()):
         raw = specs.parse_yaml(resource.read_text(), name)
         kind = "suite" if "suite" in raw else raw.get("workload", "?")
         rows.append([name, kind, (raw.get("description") or "").strip().splitlines()[0] if raw.get("description") else ""])
+    if args.json:
+        print(json.dumps([dict(zip(("name", "workload", "description"), row)) for row in rows], indent=2))
+        return 0
     print_table(["PRESET", "WORKLOAD", "DESCRIPTION"], rows)
     return 0
+
+
+def cmd_params(args: argparse.Namespace) -> int:
+    from lab import params as described
+    from lab import spec as specs
+    from lab import workload as workloads
+
+    known_workloads, known_presets = workloads.discover(), specs.presets()
+    search: dict[str, Any] = {}
+    if args.name in known_workloads:
+        raw = specs.apply_overrides({"workload": args.name, "params": {}}, args.overrides)
+        workload, params = args.name, raw.get("params") or {}
+        workloads.get(workload).make_config(params)  # a typo in --set: the usual one-line error
+    elif args.name in known_presets:
+        spec = specs.load(args.name, args.overrides, say=lambda line: None)[0]
+        workload, params, search = spec.workload, spec.params, spec.search
+    else:
+        raise SpecError(f"unknown workload or preset '{args.name}'"
+                        f"{specs.suggest(args.name, [*known_workloads, *known_presets])}")
+    view = described.describe(workload, params)
+    view["preset"] = args.name if workload != args.name else None
+    view["search"] = search
+    if args.json:
+        print(json.dumps(view, indent=2))
+        return 0
+    source = f" (values of preset '{view['preset']}')" if view["preset"] else ""
+    print(f"{workload}: {view['doc']}{source}")
+    print_table(["PARAMETER", "TYPE", "DEFAULT", "MEANING"],
+                [[p["name"], p["type"], _searched(search, p["name"]) or _value(p["default"]), p["help"]]
+                 for p in view["parameters"]])
+    for step, names in view["searchable"].items():
+        print(f"\nstep '{step}': its parameters, as params or search keys")
+        print_table(["NAME", "DEFAULT"], [[name, _searched(search, name) or _value(value)] for name, value in names.items()])
+    return 0
+
+
+def _searched(search: dict[str, Any], name: str) -> str:
+    return f"search {json.dumps(search[name])}" if name in search else ""
+
+
+def _value(value: Any) -> str:
+    return json.dumps(value)  # as YAML would read it: true, null, 0.001, "scale"
 
 
 def exit_code(outcomes) -> int:
@@ -371,20 +469,26 @@ def print_provenance(registry, exp: dict[str, Any]) -> None:
         print(f"  tags     {' '.join(f'{k}={v}' for k, v in tags.items())}")
     for note in registry.notes(exp["id"]):
         print(f"  note     {_time(note['created_at'])} {note['user'] or ''}: {note['text']}")
+    params = exp["spec"].get("params") or {}
+    if params:
+        print(f"  params   {' '.join(f'{k}={json.dumps(v)}' for k, v in params.items())}")
     for i, line in enumerate(format_lines(exp.get("environment") or {})):
         print(f"  {'env' if i == 0 else '':<8} {line}")
 
 
 def print_best(exp: dict[str, Any], best: dict[str, Any], indent: str = "") -> None:
+    from lab import views
+
     metric = exp["metric"]
-    print(f"{indent}best trial {best['trial_id']}: {metric} = {_fmt(best['best_metric'])}")
+    print(f"{indent}best trial {best['trial_id']}: {views.fmt_metric(metric, best['best_metric'])}")
     reference = exp["spec"].get("reference") or {}
     if reference.get("metric"):
         # the reference score is checked on the best trial's final value (its best value when it is the metric)
         value = best["best_metric"] if reference["metric"] == metric else best["last_result"].get(reference["metric"])
         if isinstance(value, (int, float)):
             reached = value >= reference["score"] if exp["mode"] == "max" else value <= reference["score"]
-            print(f"{indent}  reference: {reference['metric']} = {_fmt(value)} against {reference['score']:g}: "
+            print(f"{indent}  reference: {views.fmt_metric(reference['metric'], value)} against "
+                  f"{views.fmt(views.natural(reference['metric'], float(reference['score']))[1])}: "
                   f"{'reached' if reached else 'NOT reached'}")
     searched = exp["spec"].get("search") or {}
     if searched:
@@ -395,24 +499,41 @@ def print_best(exp: dict[str, Any], best: dict[str, Any], indent: str = "") -> N
 
 
 def print_table(header: list[str], rows: list[list[Any]]) -> None:
-    cells = [[str(c) for c in row] for row in [header, *rows]]
-    widths = [max(len(row[i]) for row in cells) for i in range(len(header))]
+    """Aligned columns; a column with no value in any row is left out."""
+    cells = [[str(c) for c in row] for row in rows]
+    keep = [i for i in range(len(header)) if not cells or any(row[i] != "" for row in cells)]
+    cells = [[header[i] for i in keep], *[[row[i] for i in keep] for row in cells]]
+    widths = [max(len(row[i]) for row in cells) for i in range(len(keep))]
     for row in cells:
         print("  ".join(c.ljust(w) for c, w in zip(row, widths)).rstrip())
 
 
+TUNE_COUNTERS = ("training_iteration", "time_this_iter_s", "time_total_s", "timestamp", "time_since_restore",
+                 "iterations_since_restore", "timesteps_total", "episodes_total", "done", "timesteps_since_restore")
+
+
+def print_metrics(trials: list[dict[str, Any]]) -> None:
+    """Every final metric of the trials, in its natural sign: one row per metric, one column per trial."""
+    from lab import views
+
+    names = sorted({k for t in trials for k, v in t["last_result"].items()
+                    if isinstance(v, (int, float)) and not isinstance(v, bool) and k not in TUNE_COUNTERS})
+    if not names:
+        return
+    print()
+    rows = [[views.natural(name, 0.0)[0], *[_fmt(views.natural(name, t["last_result"].get(name))[1]) for t in trials]]
+            for name in names]
+    print_table(["FINAL METRIC", *[t["trial_id"] for t in trials]], rows)
+
+
 def _fmt(value: Any) -> str:
-    if isinstance(value, float):
-        return f"{value:.4g}"
-    return "-" if value is None else str(value)
+    from lab import views
+
+    return views.fmt(value)
 
 
 def _time(value: Any) -> str:
     return value.strftime("%Y-%m-%d %H:%M:%S") if value else "-"
-
-
-def _jsonable(value: Any) -> Any:
-    return value.isoformat() if hasattr(value, "isoformat") else value
 
 
 if __name__ == "__main__":

@@ -15,6 +15,7 @@ def add_commands(commands) -> None:
     board.add_argument("--metric", help="rank by this metric (default: the newest matching experiment's)")
     board.add_argument("--where", help='a filter on the experiments, as for `lab ls --where`')
     board.add_argument("--limit", type=int, default=20)
+    board.add_argument("--json", action="store_true", help="print it as JSON (README.md, 'Machine-readable output')")
     board.set_defaults(handler=cmd_leaderboard)
 
     compare = commands.add_parser("compare", help="experiments side by side: differing config, best metrics")
@@ -40,6 +41,9 @@ def add_commands(commands) -> None:
     rerun = commands.add_parser("rerun", help="run an experiment's recorded spec again, as a new experiment")
     rerun.add_argument("id", type=int)
     rerun.add_argument("--address", help="Ray cluster address")
+    rerun.add_argument("--verbose", action="store_true", help="Tune's progress tables and the workers' logs")
+    rerun.add_argument("--trust-spec", action="store_true",
+                       help="use the storage and MLflow server the recorded spec names (it may be another user's)")
     rerun.set_defaults(handler=cmd_rerun)
 
     importance = commands.add_parser("importance", help="hyperparameter importance over an experiment's trials (fANOVA)")
@@ -61,6 +65,14 @@ def cmd_leaderboard(args: argparse.Namespace) -> int:
     from lab.api import leaderboard_rows
 
     metric, mode, rows = leaderboard_rows(args.workload, args.dataset, args.metric, args.limit, args.where)
+    if args.json:
+        import json
+
+        from lab.views import jsonable
+
+        print(json.dumps({"metric": metric, "mode": mode,
+                          "rows": [{k: jsonable(v) for k, v in r.items()} for r in rows]}, indent=2, default=str))
+        return 0
     if not rows:
         if args.metric and metric is None and Registry().leaderboard(
                 args.workload, args.dataset, None, 1, args.where)[0] is not None:
@@ -145,15 +157,14 @@ def cmd_rm(args: argparse.Namespace) -> int:
 
 def cmd_rerun(args: argparse.Namespace) -> int:
     from lab import runner
+    from lab.api import recorded_spec
     from lab.cli import exit_code, print_outcomes
     from lab.registry import Registry
     from lab.spec import build_spec, validate_params
 
-    registry = Registry()
-    record = registry.experiment(args.id)
-    spec = build_spec(record["spec"], f"experiment {args.id}'s recorded spec")
+    spec = build_spec(recorded_spec(args.id, args.trust_spec), f"experiment {args.id}'s recorded spec")
     validate_params(spec)
-    outcome = runner.run(spec, address=args.address, registry=registry)
+    outcome = runner.run(spec, address=args.address, registry=Registry(), verbose=args.verbose)
     print(f"rerun of experiment {args.id}:")
     print_outcomes([outcome])
     return exit_code([outcome])

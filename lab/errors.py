@@ -23,3 +23,10 @@ class DataError(LabError):
 
 class HangUp(KeyboardInterrupt):
     """SIGHUP: the terminal closed. Handled as Ctrl-C is (a running experiment stops and stays resumable)."""
+
+
+def one_line(exc: BaseException) -> str:
+    """The first non-empty line of an error (of the driver's error under a SQLAlchemy one), without the
+    request ids S3 appends; the error's type name when it has no text."""
+    lines = [line for line in str(getattr(exc, "orig", None) or exc).strip().splitlines() if line.strip()]
+    return lines[0].split(" (Request ID:")[0] if lines else type(exc).__name__

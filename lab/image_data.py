@@ -152,15 +152,15 @@ def _finish(x_train, y_train, x_test, y_test, subset: int, seed: int) -> Arrays:
         raise ValueError(f"subset must be >= 0, got {subset}")
     if 0 < subset < len(y_train):
         n_test = max(1, round(subset * len(y_test) / len(y_train)))  # the same train:test ratio
-        keep = _stratified_sample(np.asarray(y_train), subset, seed)
-        keep_test = _stratified_sample(np.asarray(y_test), n_test, seed)
+        keep = stratified_sample(np.asarray(y_train), subset, seed)
+        keep_test = stratified_sample(np.asarray(y_test), n_test, seed)
         x_train, y_train, x_test, y_test = x_train[keep], y_train[keep], x_test[keep_test], y_test[keep_test]
     x_train, x_test = (np.asarray(x, dtype=np.float32)[..., np.newaxis] for x in (x_train, x_test))
     y_train, y_test = (np.asarray(y, dtype=np.int64) for y in (y_train, y_test))
     return (x_train, y_train), (x_test, y_test)
 
 
-def _stratified_sample(y: np.ndarray, n: int, seed: int) -> np.ndarray:
+def stratified_sample(y: np.ndarray, n: int, seed: int) -> np.ndarray:
     """Sorted indices of n samples whose class proportions match y's (as closely as n allows)."""
     if n >= len(y):
         return np.arange(len(y))
@@ -177,5 +177,5 @@ def _stratified_sample(y: np.ndarray, n: int, seed: int) -> np.ndarray:
 def _stratified_split(y: np.ndarray, test_size: int | float, seed: int) -> tuple[np.ndarray, np.ndarray]:
     """Train and test indices, stratified by class; test_size is a count or a fraction."""
     n_test = test_size if isinstance(test_size, int) else round(test_size * len(y))
-    test = _stratified_sample(y, n_test, seed)
+    test = stratified_sample(y, n_test, seed)
     return np.setdiff1d(np.arange(len(y)), test), test

@@ -24,7 +24,7 @@ from urllib.parse import urlparse
 import yaml
 
 from lab import settings
-from lab.errors import ClusterError
+from lab.errors import ClusterError, one_line
 
 PASSED_SETTINGS = ("LAB_REGISTRY_URL", "LAB_STORAGE", "LAB_HOME", "LAB_DATA_DIR")
 FINAL = ("SUCCEEDED", "FAILED", "STOPPED")
@@ -55,7 +55,7 @@ def submit(source: str, overrides: list[str], address: str, wait: bool = False, 
                 if "No available agent" in str(exc) and time.monotonic() < deadline:
                     time.sleep(2)  # a freshly started head: its job agent is not up yet
                     continue
-                raise ClusterError(f"the Ray job API at {address} refused the job: {_one_line(exc)}") from None
+                raise ClusterError(f"the Ray job API at {address} refused the job: {one_line(exc)}") from None
     out(f"submitted Ray job {job_id} to {address}: {', '.join(s.name for s in experiment_specs)}")
     if not wait:
         out(f"follow it with: ray job logs --address {address} --follow {job_id}")
@@ -119,9 +119,4 @@ def _client(address: str):
     try:
         return JobSubmissionClient(f"{url.scheme}://{url.hostname}:{port}")
     except Exception as exc:  # noqa: BLE001 - e.g. not a Ray dashboard, or a version mismatch
-        raise ClusterError(f"no Ray job API at {address}: {_one_line(exc)}") from None
-
-
-def _one_line(exc: BaseException) -> str:
-    lines = [line for line in str(exc).strip().splitlines() if line.strip()]
-    return lines[0] if lines else type(exc).__name__
+        raise ClusterError(f"no Ray job API at {address}: {one_line(exc)}") from None

@@ -9,6 +9,8 @@ The core (`lab/`) imports no workload package. Each package declares what it add
     agents = "agents"
     [project.entry-points."agent_lab.commands"]    # `lab NAME` -> "module:function(subparsers)"
     eval = "agents.commands:add_eval"
+    [project.entry-points."agent_lab.loaders"]     # package -> its loader of exports (`lab.load`)
+    agents = "agents.evaluate:load_policy"
 
 Reading the metadata imports nothing; an entry is loaded (its module imported) only when it is used.
 After editing those tables, reinstall the package (`pip install --no-deps -e .`).
@@ -20,6 +22,7 @@ from importlib import metadata
 WORKLOADS = "agent_lab.workloads"
 PRESETS = "agent_lab.presets"
 COMMANDS = "agent_lab.commands"
+LOADERS = "agent_lab.loaders"  # package -> "module:function(path)": reads what its workloads' export() writes
 
 
 def entry_points(group: str) -> dict[str, metadata.EntryPoint]:

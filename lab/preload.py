@@ -10,6 +10,7 @@ import importlib
 import os
 
 os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
+os.environ.setdefault("MPLBACKEND", "Agg")
 
 MODULES = (
     "tensorflow",
@@ -28,6 +29,25 @@ MODULES = (
     "tf_agents.replay_buffers.tf_uniform_replay_buffer",
     "tf_agents.policies.policy_saver",
     "sklearn.model_selection",
+    "sklearn.metrics",
+    "sklearn.pipeline",
+    "sklearn.compose",
+    "sklearn.preprocessing",
+    "sklearn.impute",
+    "sklearn.decomposition",
+    "sklearn.manifold",
+    "sklearn.cluster",
+    "sklearn.mixture",
+    "sklearn.calibration",
+    "sklearn.ensemble",
+    "sklearn.linear_model",
+    "sklearn.neighbors",
+    "sklearn.svm",
+    "sklearn.tree",
+    "sklearn.datasets",
+    "pandas",
+    "skops.io",  # checkpoints of scikit-learn pipelines: ~1.5 s of CPU to import
+    "matplotlib.pyplot",  # figures of classifiers (the Agg backend: no display in a worker)
     "lab.trainable",
 )
 

@@ -35,8 +35,11 @@ class ProgressCallback(Callback):
         value = result.get(self.metric)
         best = self._best.get(trial.trial_id)
         parts = [f"trial {trial.trial_id}", f"iter {result.get('training_iteration', '-')}"]
-        parts.append(f"{self.metric} {_fmt(value)}")
-        parts.append(f"best {_fmt(best)}")
+        from lab import views  # a neg_* score in its natural sign, as the tables show it
+
+        name, value = views.natural(self.metric, value)
+        parts.append(f"{name} {_fmt(value)}")
+        parts.append(f"best {_fmt(views.natural(self.metric, best)[1])}")
         return "  ".join(parts)
 
     def on_trial_result(self, iteration, trials, trial, result, **info):

@@ -17,7 +17,7 @@ import sqlalchemy as sa
 from sqlalchemy.exc import SQLAlchemyError
 
 from lab import settings
-from lab.errors import RegistryError
+from lab.errors import RegistryError, one_line
 
 SCHEMA_VERSION = 3  # 2: experiments.heartbeat_at; 3: tags, notes, experiments.dataset and .environment
 
@@ -167,14 +167,14 @@ class Registry:
             try:
                 engine = sa.create_engine(url, pool_pre_ping=True, connect_args=_connect_timeout(url))
             except Exception as exc:
-                raise RegistryError(f"cannot use registry {safe_url(url)}: {_one_line(exc)}") from None
+                raise RegistryError(f"cannot use registry {safe_url(url)}: {one_line(exc)}") from None
         try:
             with engine.begin() as conn:
                 if self._create:
                     metadata.create_all(conn)
                 self._check_version(conn)
         except SQLAlchemyError as exc:
-            raise RegistryError(f"cannot reach the registry at {safe_url(url)}: {_one_line(exc)}") from None
+            raise RegistryError(f"cannot reach the registry at {safe_url(url)}: {one_line(exc)}") from None
         return engine
 
     def _sqlite_engine(self, url: sa.URL) -> sa.Engine:
@@ -221,7 +221,7 @@ class Registry:
             with self.engine.begin() as conn:
                 return fn(conn)
         except SQLAlchemyError as exc:
-            raise RegistryError(f"registry {safe_url(self.url)}: {_one_line(exc)}") from None
+            raise RegistryError(f"registry {safe_url(self.url)}: {one_line(exc)}") from None
 
     def check(self) -> None:
         """Connect (creating the schema if needed); RegistryError if the database is unreachable."""
@@ -505,8 +505,3 @@ def clean_metrics(result: dict[str, Any]) -> dict[str, Any]:
 
 def _connect_timeout(url: sa.URL) -> dict[str, Any]:
     return {"connect_timeout": 10} if url.get_backend_name() == "postgresql" else {}
-
-
-def _one_line(exc: BaseException) -> str:
-    text = str(getattr(exc, "orig", None) or exc).strip().splitlines()
-    return text[0] if text else type(exc).__name__

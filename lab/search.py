@@ -28,8 +28,11 @@ def domain(kind: str, args: Any):
 
 
 def param_space(spec: ExperimentSpec) -> dict[str, Any]:
-    """The trial config: the fixed params (seed included) and a Tune domain per searched param."""
-    space = dict(spec.trial_params)
+    """The trial config: the workload's defaults, the fixed params (seed included) and a Tune domain per
+    searched param; so the registry records each trial's whole config, however short the preset."""
+    from lab import workload
+
+    space = {**workload.defaults(spec.workload), **spec.trial_params}
     for key, dist in spec.search.items():
         (kind, args), = dist.items()
         space[key] = domain(kind, args)

@@ -15,7 +15,7 @@ from pathlib import Path
 
 # Settings every process of the lab needs before TensorFlow is imported, Ray workers included.
 WORKER_ENV = {
-    "TF_USE_LEGACY_KERAS": "1",  # TF-Agents needs Keras 2 (tf_keras); see shared/STACK.md
+    "TF_USE_LEGACY_KERAS": "1",  # TF-Agents needs Keras 2 (tf_keras); see docs/stack.md
     "TF_CPP_MIN_LOG_LEVEL": "2",
     "TUNE_DISABLE_AUTO_CALLBACK_LOGGERS": "1",  # the lab writes its own TensorBoard records
     "RAY_AIR_NEW_OUTPUT": "0",  # with verbose=0: no tables; `lab run --verbose` shows the classic ones

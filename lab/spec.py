@@ -5,9 +5,11 @@ A suite (e.g. the quickstart) is a YAML file with `suite: [preset or spec, ...]`
 """
 from __future__ import annotations
 
+import copy
 import dataclasses
 import importlib.resources
 import importlib.util
+import re
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -219,9 +221,30 @@ def _is_number(value: Any) -> bool:
 
 
 # ------------------------------------------------------------------ loading
+class SpecLoader(yaml.SafeLoader):
+    """`yaml.safe_load`'s loader (plain data only) with YAML 1.2's floats: `1e-2`, `1E2` and `3e-4` are
+    numbers, as they are in `--set` (YAML 1.1, PyYAML's default, reads a float without a dot as a string)."""
+
+
+SpecLoader.yaml_implicit_resolvers = {
+    first: [(tag, regexp) for tag, regexp in resolvers if tag != "tag:yaml.org,2002:float"]
+    for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
+}
+SpecLoader.add_implicit_resolver(
+    "tag:yaml.org,2002:float",
+    re.compile(r"""^(?:[-+]?[0-9][0-9_]*\.[0-9_]*(?:[eE][-+]?[0-9]+)?
+                   |[-+]?[0-9][0-9_]*[eE][-+]?[0-9]+
+                   |[-+]?\.[0-9_]+(?:[eE][-+]?[0-9]+)?
+                   |[-+]?[0-9][0-9_]*(?::[0-5]?[0-9])+\.[0-9_]*
+                   |[-+]?\.(?:inf|Inf|INF)
+                   |\.(?:nan|NaN|NAN))$""", re.X),
+    list("-+0123456789."),
+)
+
+
 def parse_yaml(text: str, source: str) -> Any:
     try:
-        return yaml.safe_load(text)
+        return yaml.load(text, Loader=SpecLoader)  # noqa: S506 - a SafeLoader subclass: plain data only
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
@@ -267,18 +290,18 @@ def parse_override(text: str) -> tuple[list[str], Any]:
     key, value = text.split("=", 1)
     if not key:
         raise SpecError(f"--set expects key=value, got {text!r}")
-    parsed = parse_yaml(value, f"--set {key}") if value else ""
-    if isinstance(parsed, str):
-        try:
-            parsed = float(parsed) if any(c in parsed for c in ".eE") else parsed
-        except ValueError:
-            pass
+    parsed = parse_yaml(value, f"--set {key}") if value else ""  # the spec's own number syntax
     return key.split("."), parsed
 
 
-def apply_overrides(raw: dict[str, Any], overrides: list[str]) -> dict[str, Any]:
-    """Apply `--set a.b=value` to a copy of the raw spec; a bare param name goes to params."""
-    raw = yaml.safe_load(yaml.safe_dump(raw))  # deep copy of plain data
+def apply_overrides(raw: dict[str, Any], overrides: list[str], say=None) -> dict[str, Any]:
+    """Apply `--set a.b=value` to a copy of the raw spec; a bare param name goes to params.
+
+    A fixed value for a searched parameter replaces its search (and a search replaces a fixed value);
+    `say` (default: stderr) gets one line saying so.
+    """
+    raw = copy.deepcopy(raw)
+    say = say or _say
     top_fields = {f.name for f in dataclasses.fields(ExperimentSpec)}
     for text in overrides:
         path, value = parse_override(text)
@@ -291,38 +314,130 @@ def apply_overrides(raw: dict[str, Any], overrides: list[str]) -> dict[str, Any]
                 raise SpecError(f"--set {'.'.join(path)}: '{part}' is not a mapping")
             node = child
         node[path[-1]] = value
-        if path[0] == "params" and len(path) == 2:
-            (raw.get("search") or {}).pop(path[1], None)  # a fixed value replaces a search over it
-        if path[0] == "search" and len(path) >= 2:
-            (raw.get("params") or {}).pop(path[1], None)  # and a search replaces the fixed value
+        if path[0] == "params" and len(path) == 2:  # a fixed value replaces a search over it
+            replaced = (raw.get("search") or {}).pop(path[1], None)
+            if replaced is not None:
+                say(f"lab: note: --set {text.split('=', 1)[0]}={_inline(value)} replaces the search over "
+                    f"'{path[1]}' ({_inline(replaced)}): every trial gets {_inline(value)}")
+        if path[0] == "search" and len(path) >= 2:  # and a search replaces the fixed value
+            replaced = (raw.get("params") or {}).pop(path[1], None)
+            if replaced is not None:
+                say(f"lab: note: --set {text.split('=', 1)[0]} replaces the fixed '{path[1]}: {_inline(replaced)}' "
+                    "with a search")
     return raw
 
 
+def _inline(value: Any) -> str:
+    """A value as one line of YAML flow style (what the user would type)."""
+    return yaml.safe_dump(value, default_flow_style=True, width=10**6).strip().removesuffix("\n...").strip()
+
+
+def _say(line: str) -> None:
+    print(line, file=sys.stderr, flush=True)
+
+
+def per_trial_seeds(raw: dict[str, Any], label: str) -> dict[str, Any]:
+    """`seed: per_trial`: trial i of each sample gets seed i, as a grid over `seed` (num_samples of them).
+
+    The spec then reads `search: {seed: {grid: [0, .., n-1]}}, num_samples: 1, seed: 0`: as many trials
+    as before, each drawing the other searched values afresh, and the recorded spec says what ran.
+    """
+    if raw.get("seed") != "per_trial":
+        return raw
+    samples = raw.get("num_samples", 1)
+    if isinstance(samples, bool) or not isinstance(samples, int) or samples < 1:
+        raise SpecError(f"seed: per_trial in {label} needs num_samples >= 1 (the number of seeds), got {samples!r}")
+    search = dict(raw.get("search") or {})
+    if "seed" in search or "seed" in (raw.get("params") or {}):
+        raise SpecError(f"seed: per_trial in {label} cannot go with a 'seed' in params or search")
+    searcher = (raw.get("searcher") or {}).get("type", "random") if isinstance(raw.get("searcher"), dict) else "random"
+    if searcher != "random":
+        raise SpecError(f"seed: per_trial in {label} needs searcher random (a grid of seeds), not {searcher!r}")
+    search["seed"] = {"grid": list(range(samples))}
+    return {**raw, "seed": 0, "num_samples": 1, "search": search}
+
+
+def whole_randint_bounds(raw: dict[str, Any]) -> dict[str, Any]:
+    """`randint: [1e1, 1e2]` draws integers: its whole-number bounds become ints (YAML reads 1e1 as 10.0)."""
+    search = raw.get("search")
+    if not isinstance(search, dict):
+        return raw
+    fixed = {}
+    for key, dist in search.items():
+        bounds = dist.get("randint") if isinstance(dist, dict) and len(dist) == 1 else None
+        if isinstance(bounds, list) and all(isinstance(b, float) and b.is_integer() for b in bounds):
+            dist = {"randint": [int(b) for b in bounds]}
+        fixed[key] = dist
+    return {**raw, "search": fixed}
+
+
+def identical_trials(spec: ExperimentSpec) -> str | None:
+    """A one-line warning when the spec would run the same trial several times, else None."""
+    if spec.num_samples <= 1:
+        return None
+    if not spec.search:
+        return (f"lab: warning: the {spec.num_samples} trials of '{spec.name}' would be identical (no search, "
+                f"one seed {spec.seed}): vary them with --set seed=per_trial, add a search, or set num_samples=1")
+    if all("grid" in dist for dist in spec.search.values()):
+        return (f"lab: warning: '{spec.name}' runs each grid point {spec.num_samples} times with the same seed "
+                "(identical trials): vary them with --set seed=per_trial, or set num_samples=1")
+    return None
+
+
 def build_spec(raw: dict[str, Any], label: str) -> ExperimentSpec:
-    """Validate a raw mapping into an ExperimentSpec; SpecError names the first problem."""
-    raw = dict(raw)
+    """Validate a raw mapping into an ExperimentSpec; SpecError names every problem found, one per line."""
+    raw, problems = dict(raw), Problems()
     for key, cls in (("scheduler", Scheduler), ("searcher", Searcher), ("resources", Resources),
                      ("reference", Reference)):
-        value = raw.get(key)
-        if value is None:
-            raw.pop(key, None)
-        elif isinstance(value, dict):
-            raw[key] = build_dataclass(cls, value, owner=f"'{key}' in {label}")
-        else:
-            raise SpecError(f"'{key}' in {label} must be a mapping, got {value!r}")
+        value = raw.pop(key, None)
+        if isinstance(value, dict):
+            built = problems.collect(build_dataclass, cls, value, owner=f"'{key}' in {label}")
+            if built is not None:
+                raw[key] = built
+        elif value is not None:
+            problems.add(f"'{key}' in {label} must be a mapping, got {value!r}")
     for key in ("params", "search", "stop"):
         if raw.get(key) is None:
             raw.pop(key, None)
-    return build_dataclass(ExperimentSpec, raw, owner=label)
+    spec = problems.collect(build_dataclass, ExperimentSpec, raw, owner=label)
+    problems.raise_if_any()
+    return spec
 
 
-def load(source: str, overrides: list[str] = (), trust_spec: bool = False) -> list[ExperimentSpec]:
+class Problems:
+    """The problems of a spec, gathered from independent checks, raised together (one per line)."""
+
+    def __init__(self):
+        self.lines: list[str] = []
+
+    def add(self, line: str) -> None:
+        if line not in self.lines:
+            self.lines.append(line)
+
+    def collect(self, check, *args, **kwargs) -> Any:
+        """`check(*args, **kwargs)`, or None with its SpecError's lines kept."""
+        try:
+            return check(*args, **kwargs)
+        except SpecError as exc:
+            for line in str(exc).splitlines():
+                self.add(line)
+            return None
+
+    def raise_if_any(self) -> None:
+        if self.lines:
+            raise SpecError("\n".join(self.lines))
+
+
+def load(source: str, overrides: list[str] = (), trust_spec: bool = False, say=None) -> list[ExperimentSpec]:
     """The experiments a preset name or YAML file describes (several for a suite), validated.
 
     Validation reaches into the workload: unknown parameters and wrong types fail here, before
-    Ray starts or the registry is touched. A spec file (not a preset) that names a storage or an
-    MLflow server is used only with `trust_spec` or the user's yes at a terminal (lab/safety.py).
+    Ray starts or the registry is touched. `say` (default: stderr) gets the one-line notes and
+    warnings: an override that replaced a search, a spec whose trials would all be identical. A spec
+    file (not a preset) that names a storage or an MLflow server is used only with `trust_spec` or the
+    user's yes at a terminal (lab/safety.py).
     """
+    said: list[str] = []  # notes and warnings, told only once every spec is valid
     raw, label = read_source(source)
     overridden = {text.split("=", 1)[0].split(".", 1)[0] for text in overrides}
     if "suite" in raw:
@@ -335,10 +450,13 @@ def load(source: str, overrides: list[str] = (), trust_spec: bool = False) -> li
             if not isinstance(member_raw, dict):
                 raise SpecError(f"suite member in {label} must be a preset name or a mapping")
             _confirm(member_raw, member_label, overridden, trust_spec)
-            specs.append(_validated(apply_overrides(member_raw, list(overrides)), member_label))
-        return specs
-    _confirm(raw, label, overridden, trust_spec)
-    return [_validated(apply_overrides(raw, list(overrides)), label)]
+            specs.append(validated(apply_overrides(member_raw, list(overrides), said.append), member_label, said.append))
+    else:
+        _confirm(raw, label, overridden, trust_spec)
+        specs = [validated(apply_overrides(raw, list(overrides), said.append), label, said.append)]
+    for line in said:
+        (say or _say)(line)
+    return specs
 
 
 def _confirm(raw: dict[str, Any], label: str, overridden: set[str], trust_spec: bool) -> None:
@@ -347,20 +465,57 @@ def _confirm(raw: dict[str, Any], label: str, overridden: set[str], trust_spec: 
         confirm_services(untrusted_services(raw, label, overridden), label, trust_spec)
 
 
-def _validated(raw: dict[str, Any], label: str) -> ExperimentSpec:
-    spec = build_spec(raw, label)
-    validate_params(spec)
+def validated(raw: dict[str, Any], label: str, say=None) -> ExperimentSpec:
+    """The spec and its workload params checked together: every problem of both in one SpecError."""
+    raw = whole_randint_bounds(per_trial_seeds(raw, label))
+    problems = Problems()
+    spec = problems.collect(build_spec, raw, label)
+    if spec is not None:
+        problems.collect(validate_params, spec)
+    elif isinstance(raw.get("workload"), str):  # the spec is wrong, but its params can still be checked
+        search = raw.get("search") if isinstance(raw.get("search"), dict) else {}
+        params = raw.get("params") if isinstance(raw.get("params"), dict) else {}
+        problems.collect(check_params, raw["workload"], {"seed": 0, **params},
+                         {k: d for k, d in search.items() if _well_formed(k, d)})
+    problems.raise_if_any()
+    spec = resolve_params(spec)
+    warning = identical_trials(spec)
+    if warning:
+        (say or _say)(warning)
     return spec
+
+
+def _well_formed(key: str, dist: Any) -> bool:
+    try:
+        check_distribution(key, dist)
+    except ValueError:
+        return False
+    return True
 
 
 def validate_params(spec: ExperimentSpec) -> None:
     """Check the fixed params and every value the search can produce against the workload's Config."""
+    check_params(spec.workload, spec.trial_params, spec.search)
+
+
+def check_params(workload: str, params: dict[str, Any], search: dict[str, Any]) -> None:
+    """The fixed `params`, then each listed value (or range bound) of `search`, against the workload's
+    Config; a SpecError with every distinct problem, one per line."""
     from lab import workload as workloads
 
-    cls = workloads.get(spec.workload)
-    params = spec.trial_params
-    cls.make_config(params)  # the fixed params alone
-    for key, dist in spec.search.items():  # and every value the search can produce
+    cls = workloads.get(workload)
+    problems = Problems()
+    problems.collect(cls.make_config, params)  # the fixed params alone
+    for key, dist in search.items():  # and every value the search can produce
         (kind, args), = dist.items()
         for value in args:  # the listed values, or the two bounds of a range
-            cls.make_config({**params, key: value})
+            problems.collect(cls.make_config, {**params, key: value})
+    problems.raise_if_any()
+
+
+def resolve_params(spec: ExperimentSpec) -> ExperimentSpec:
+    """The spec with its workload's own resolution of params (e.g. a data file by absolute path and hash)."""
+    from lab import workload as workloads
+
+    params = workloads.get(spec.workload).resolve_params(dict(spec.params))
+    return spec if params == spec.params else dataclasses.replace(spec, params=params)

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from lab.errors import LabError
+from lab.errors import LabError, one_line
 from lab.safety import check_location
 
 PROBE = ".lab-write-test"
@@ -64,7 +64,7 @@ class Storage:
                 stream.write(b"")
             self.filesystem.delete_file(probe)
         except Exception as exc:  # noqa: BLE001 - pyarrow raises OSError, or ValueError for a bad bucket name
-            raise LabError(f"storage {self.uri} is not writable: {_one_line(exc)}") from None
+            raise LabError(f"storage {self.uri} is not writable: {one_line(exc)}") from None
 
 
 def remove(location: str) -> None:
@@ -82,7 +82,7 @@ def remove(location: str) -> None:
             if where.filesystem.get_file_info(where.path).type != fs.FileType.NotFound:
                 where.filesystem.delete_dir(where.path)
     except Exception as exc:  # noqa: BLE001 - OSError, pyarrow's errors
-        raise LabError(f"cannot delete {location}: {_one_line(exc)}") from None
+        raise LabError(f"cannot delete {location}: {one_line(exc)}") from None
 
 
 def resolve(location: str, source: str = "the spec, --storage or LAB_STORAGE") -> Storage:
@@ -105,7 +105,7 @@ def resolve(location: str, source: str = "the spec, --storage or LAB_STORAGE") -
         else:
             filesystem, path = pyarrow.fs.FileSystem.from_uri(location)
     except Exception as exc:  # noqa: BLE001 - ArrowInvalid for unknown schemes, OSError for bad options
-        raise LabError(f"storage {location} cannot be opened: {_one_line(exc)}") from None
+        raise LabError(f"storage {location} cannot be opened: {one_line(exc)}") from None
     path = path.split("?", 1)[0].strip("/")
     if not path:
         raise LabError(f"storage {location} names no bucket or folder")
@@ -130,9 +130,3 @@ def s3_filesystem():
     if region:
         options["region"] = region
     return pyarrow.fs.S3FileSystem(**options)
-
-
-def _one_line(exc: BaseException) -> str:
-    """The first line of an error, without the request ids and the like that S3 appends."""
-    text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-    return text.split(" (Request ID:")[0]

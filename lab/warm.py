@@ -112,6 +112,9 @@ def usable(note=print) -> Instance | None:
 
 
 def _forget(instance: Instance | None) -> None:
+    """Remove the record (and the temp folder); Ray processes a dead keeper left behind are stopped."""
+    if instance is not None and instance.ours() and instance.pid and not instance.alive():
+        _reap(instance)
     for name in ("instance.json", "ready"):
         try:
             (ray_dir() / name).unlink()
@@ -227,7 +230,9 @@ def wait_warm(timeout: float = 120.0) -> bool:
 # ------------------------------------------------------------------ Ray's start settings
 def head_command(instance: Instance) -> list[str]:
     """`ray start` of the warm head: loopback, token auth (from the environment), no dashboard unless asked."""
-    system_config = {"preload_python_modules": list(PRELOAD)}
+    # the first run's driver would make the raylet start num_cpus more workers (importing TensorFlow, beside
+    # the trials): the pool is already there
+    system_config = {"preload_python_modules": list(PRELOAD), "prestart_worker_first_driver": False}
     command = [
         # this interpreter, not the `ray` script (its shebang may name another environment's Python)
         sys.executable, "-m", "ray.scripts.scripts", "start", "--head", "--block",
@@ -353,7 +358,7 @@ def _idle_workers(sid: int, temp_dir: str) -> list[int]:
 
 
 def _session_processes(sid: int) -> list[tuple[int, str]]:
-    """(pid, command line) of this user's processes whose session id is `sid`."""
+    """(pid, command line) of this user's live (not zombie) processes whose session id is `sid`."""
     found = []
     for entry in os.listdir("/proc"):
         if not entry.isdigit():
@@ -361,7 +366,7 @@ def _session_processes(sid: int) -> list[tuple[int, str]]:
         try:
             stat = Path(f"/proc/{entry}/stat").read_text()
             fields = stat.rsplit(")", 1)[1].split()
-            if int(fields[3]) != sid or os.stat(f"/proc/{entry}").st_uid != os.getuid():
+            if int(fields[3]) != sid or fields[0] in ("Z", "X") or os.stat(f"/proc/{entry}").st_uid != os.getuid():
                 continue
             cmdline = Path(f"/proc/{entry}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
             found.append((int(entry), cmdline.strip()))
@@ -370,10 +375,22 @@ def _session_processes(sid: int) -> list[tuple[int, str]]:
     return found
 
 
+def _reap(instance: Instance) -> None:
+    """SIGKILL what is left of a dead keeper's instance: its session's processes naming its temp folder
+    (gcs, raylet, `ray start`) or titled by Ray (agents, workers)."""
+    for pid, cmdline in _session_processes(instance.pid):
+        if (instance.temp_dir and instance.temp_dir in cmdline) or cmdline.startswith("ray::"):
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+
+
 def _start_ticks(pid: int) -> int:
-    """A process's start time (clock ticks since boot), 0 when it does not exist."""
+    """A process's start time (clock ticks since boot), 0 when it does not exist or is a zombie."""
     try:
-        return int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[19])
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return 0 if fields[0] in ("Z", "X") else int(fields[19])
     except (OSError, ValueError, IndexError):
         return 0
 

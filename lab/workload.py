@@ -19,6 +19,10 @@ It knows nothing of Ray or TensorBoard files: the Tune adapter (`lab.trainable`)
         def save(self, checkpoint_dir): ...
         def restore(self, checkpoint_dir): ...
         def export(self, out_dir) -> str: ...     # optional: the model in a portable format (`lab export`)
+        @classmethod
+        def load_exported(cls, path): ...         # optional: what export wrote, loaded (lab.testing checks it)
+        @classmethod
+        def metric_names(cls, config): ...        # the keys step() reports (specs and lab.testing check them)
 
 Workloads are found through the `agent_lab.workloads` entry points (`lab.plugins`): `get(name)`
 imports only that workload's module, `discover()` all of them. Workload modules must not import
@@ -69,6 +73,18 @@ class Workload:
         return build_dataclass(cls.Config, params, owner=f"workload '{cls.name}'")
 
     @classmethod
+    def resolve_params(cls, params: dict[str, Any]) -> dict[str, Any]:
+        """The params as they should be recorded (called once, after validation, when a spec is loaded):
+        e.g. a data file by its absolute path and content hash, so a rerun or resume means the same data."""
+        return params
+
+    @classmethod
+    def searchable_params(cls, params: dict[str, Any]) -> dict[str, dict[str, Any]]:
+        """Parameters beyond `Config` that `params` may also set, grouped ({group: {name: default}}):
+        e.g. a scikit-learn pipeline's `step__param` names by step (`lab params` lists them)."""
+        return {}
+
+    @classmethod
     def metric_names(cls, config: Any) -> frozenset[str] | None:
         """The metric keys `step()` reports under `config` (before `setup`); None: not declared.
 
@@ -102,6 +118,11 @@ class Workload:
         Optional (`lab export`): scikit-learn -> skops, Keras -> `.keras`, TF-Agents -> PolicySaver.
         """
         raise LabError(f"workload '{self.name}' cannot export its model")
+
+    @classmethod
+    def load_exported(cls, path: str) -> Any:
+        """Load what `export` wrote at `path` (the conformance suite loads it in a fresh process)."""
+        raise LabError(f"workload '{cls.name}' cannot load an exported model")
 
     def close(self) -> None:
         """Release resources (environments, sessions)."""
@@ -143,31 +164,86 @@ def _load(name: str, entry) -> type[Workload]:
     return register(cls)
 
 
-def suggest(word: str, choices) -> str:
-    """' (did you mean ...?)' for close matches, else a list of what is known."""
+def defaults(name: str) -> dict[str, Any]:
+    """The default value of every field of workload `name`'s Config (fields without one are left out)."""
+    found = {}
+    for field in dataclasses.fields(get(name).Config):
+        if field.init and field.default is not dataclasses.MISSING:
+            found[field.name] = field.default
+        elif field.init and field.default_factory is not dataclasses.MISSING:
+            found[field.name] = field.default_factory()
+    return found
+
+
+def suggest(word: str, choices, limit: int = 30) -> str:
+    """' (did you mean ...?)' for close matches in any spelling (see `close_names`), else a short list of
+    what is known (nothing when there are more than `limit`)."""
     choices = sorted(choices)
-    close = difflib.get_close_matches(word, choices, n=3, cutoff=0.5)
+    close = close_names(word, choices)
     if close:
         return f" (did you mean {', '.join(repr(c) for c in close)}?)"
-    return f" (known: {', '.join(choices)})" if len(choices) <= 30 else ""
+    return f" (known: {', '.join(choices)})" if len(choices) <= limit else ""
+
+
+def close_names(word: str, choices, n: int = 3) -> list[str]:
+    """Names of `choices` that `word` may mean, best first, across the ways a name is spelt:
+    the short name of a `step__param` (`max_depth` -> `randomforestclassifier__max_depth`), initials
+    (`lr` -> `learning_rate`), a different case or separator, and plain typos (difflib)."""
+    choices = list(choices)
+    key = _normal(word)
+    found: list[str] = []
+
+    def add(names) -> None:
+        found.extend(name for name in names if name not in found)
+
+    add(c for c in choices if _normal(c) == key)
+    add(c for c in choices if _normal(_short(c)) == key)
+    add(c for c in choices if _normal(c).endswith("_" + key) or _normal(_short(c)).startswith(key + "_"))
+    add(c for c in choices if len(key) >= 2 and _initials(_short(c)) == key)
+    add(difflib.get_close_matches(word, choices, n=n, cutoff=0.6))
+    shorts: dict[str, list[str]] = {}
+    for c in choices:
+        shorts.setdefault(_normal(_short(c)), []).append(c)
+    for short in difflib.get_close_matches(key, list(shorts), n=n, cutoff=0.6):
+        add(shorts[short])
+    if not found:
+        add(difflib.get_close_matches(word, choices, n=n, cutoff=0.5))
+    return found[:n]
+
+
+def _short(name: str) -> str:
+    return name.rsplit("__", 1)[-1].rsplit(".", 1)[-1]
+
+
+def _normal(name: str) -> str:
+    return name.lower().replace("-", "_").replace(" ", "_")
+
+
+def _initials(name: str) -> str:
+    return "".join(part[0] for part in _normal(name).split("_") if part)
 
 
 # ---------------------------------------------------------------- dataclass validation
 def build_dataclass(cls: type, params: dict[str, Any], owner: str) -> Any:
-    """Build dataclass `cls` from `params`, checking names and types; SpecError on the first problem."""
+    """Build dataclass `cls` from `params`, checking names and types; SpecError with every problem, one a line."""
     fields = {f.name: f for f in dataclasses.fields(cls) if f.init}
     hints = typing.get_type_hints(cls)
-    values = {}
+    values, problems = {}, []
     for key, value in params.items():
         if key not in fields:
-            raise SpecError(f"unknown parameter '{key}' for {owner}{suggest(key, fields)}")
-        values[key] = coerce(value, hints[key], f"parameter '{key}' of {owner}")
-    missing = [
-        n for n, f in fields.items()
-        if n not in values and f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING
+            hint = suggest(key, fields, limit=12) or " (`lab params WORKLOAD` lists them)"
+            problems.append(f"unknown parameter '{key}' for {owner}{hint}")
+            continue
+        try:
+            values[key] = coerce(value, hints[key], f"parameter '{key}' of {owner}")
+        except SpecError as exc:
+            problems.append(str(exc))
+    problems += [
+        f"missing parameter '{n}' for {owner}" for n, f in fields.items()
+        if n not in params and f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING
     ]
-    if missing:
-        raise SpecError(f"missing parameter '{missing[0]}' for {owner}")
+    if problems:
+        raise SpecError("\n".join(problems))
     config = cls(**values)
     check = getattr(config, "check", None)
     if check is not None:

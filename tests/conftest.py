@@ -19,7 +19,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 
 def pytest_configure(config):
-    # TF-Agents' ParallelPyEnvironment needs its multiprocessing context (shared/STACK.md)
+    # TF-Agents' ParallelPyEnvironment needs its multiprocessing context (docs/stack.md)
     try:
         from tf_agents.system.default import multiprocessing_core
     except ImportError:
@@ -100,3 +100,19 @@ def postgres_url():
         subprocess.run([*run_as, str(bindir / "pg_ctl"), "-D", str(data), "-m", "immediate", "stop"],
                        capture_output=True)
         shutil.rmtree(data_root, ignore_errors=True)
+
+
+def trained_workload(name: str, params: dict, steps: int = 2):
+    """A module-scoped fixture: workload `name` made from `params` (seed 1) after `steps` steps, and each
+    step's metrics: `trained = trained_workload("dqn", TINY)` in a test module."""
+
+    @pytest.fixture(scope="module")
+    def trained(tmp_path_factory):
+        from lab.testing import make
+
+        workload = make(name, {**params, "seed": 1}, trial_dir=str(tmp_path_factory.mktemp(name)))
+        results = [workload.step() for _ in range(steps)]
+        yield workload, results
+        workload.close()
+
+    return trained

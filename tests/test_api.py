@@ -1,6 +1,7 @@
 """The Python API and the commands across experiments, over a registry filled the way Tune fills it."""
 from __future__ import annotations
 
+import json
 import os
 import random
 import shutil
@@ -13,6 +14,7 @@ import pytest
 
 import lab
 from lab.registry import Registry
+from lab.cli import main as cli_main
 from tests.conftest import lab as lab_cli
 
 SPEC = {"name": "svc", "workload": "sklearn_cv", "metric": "cv/accuracy", "mode": "max",
@@ -145,7 +147,7 @@ def test_environment_record_names_versions_and_a_dirty_tree(tmp_path, monkeypatc
 
 
 # ------------------------------------------------------------------ the CLI
-def test_cli_ls_where_tag_note_show(lab_home, backend):
+def test_cli_ls_where_tag_note_show(lab_home, backend, capsys):
     a = fake_sweep(lab_home)
     b = fake_sweep(lab_home, trials=2, spec={**SPEC, "workload": "dqn", "params": {"env_id": "CartPole-v1"}})
     out = lab_cli("tag", str(a), "team=vision", "stage=baseline")
@@ -157,7 +159,10 @@ def test_cli_ls_where_tag_note_show(lab_home, backend):
     assert "no experiments match" in out.stdout
     out = lab_cli("show", str(a))
     assert "team=vision" in out.stdout and "C barely matters" in out.stdout
-    assert "python 3.11.9" in out.stdout and "numpy==2.3.5" in out.stdout
+    assert "python 3.11.9" in out.stdout and "numpy==2.3.5" in out.stdout and 'model="svc"' in out.stdout
+    shown = json.loads(lab_cli("show", str(a), "--json").stdout)
+    assert shown["tags"] == {"stage": "baseline", "team": "vision"} and shown["notes"][0]["text"] == "C barely matters"
+    assert shown["environment"]["packages"] == {"numpy": "2.3.5"}
     out = lab_cli("ls", "--where", "status = completed or name = x")
     assert out.returncode == 2 and out.stderr.strip().splitlines() == [
         "lab: error: --where: expected 'and' between conditions, got 'or'"]
@@ -172,8 +177,10 @@ def test_cli_ls_where_tag_note_show(lab_home, backend):
                           (["importance", "999"], "no experiment with id 999"),
                           (["report", "999"], "no experiment with id 999"),
                           (["leaderboard", "--where", "best > x"], "compares with a number")):
-        out = lab_cli(*args)
-        assert out.returncode == 2 and message in out.stderr and len(out.stderr.strip().splitlines()) == 1, args
+        capsys.readouterr()
+        code = cli_main(args)  # in-process: the same handlers and error path as the console script
+        err = capsys.readouterr().err
+        assert code == 2 and message in err and err.count("\n") == 1 and err.startswith("lab: error: "), args
     assert Registry().tags(a) == {"stage": "baseline", "team": "vision"}  # the failed commands changed nothing
     assert lab_cli("tag", str(a), "--rm", "stage").returncode == 0 and Registry().tags(a) == {"team": "vision"}
     out = lab_cli("compare", str(a), str(b))
@@ -236,3 +243,12 @@ def test_report_renders_its_plots_in_chromium(lab_home, tmp_path):
     assert dom.count('class="trace scatter') == 6  # one curve per trial
     out = lab_cli("report", str(exp_id), "--out", str(tmp_path / "no" / "such" / "r.html"))
     assert out.returncode == 2 and "does not exist" in out.stderr
+
+
+def test_rerun_of_a_recorded_spec_naming_its_own_storage_needs_trust(lab_home, tmp_path):
+    exp_id = Registry().create_experiment({**SPEC, "storage": str(tmp_path / "elsewhere")})
+    with pytest.raises(lab.SpecError, match="--trust-spec"):
+        lab.rerun(exp_id)
+    out = lab_cli("rerun", str(exp_id), stdin=subprocess.DEVNULL)
+    assert out.returncode == 2 and "--trust-spec" in out.stderr
+    assert len(Registry().experiments()) == 1 and not (tmp_path / "elsewhere").exists()

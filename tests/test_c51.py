@@ -2,8 +2,6 @@
 from __future__ import annotations
 
 import math
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -11,9 +9,9 @@ import pytest
 
 from agents.c51 import C51
 from lab.errors import SpecError
-from tests.workload_harness import make
+from lab.testing import make
+from tests.conftest import trained_workload
 
-ROOT = Path(__file__).resolve().parents[1]
 TINY = {
     "num_envs": 2, "fc_layers": [16], "num_atoms": 11, "replay_capacity": 1_000, "batch_size": 16,
     "initial_collect_steps": 40, "collect_steps_per_iteration": 4, "train_steps_per_iteration": 2,
@@ -23,18 +21,7 @@ TINY = {
 OBSERVATIONS = np.random.default_rng(0).normal(size=(64, 4)).astype(np.float32)
 
 
-@pytest.fixture(scope="module")
-def trained(tmp_path_factory):
-    """A tiny C51 after its whole budget (two steps), with the metrics of each step."""
-    workload = make("c51", {**TINY, "seed": 1}, trial_dir=str(tmp_path_factory.mktemp("c51")))
-    results = [workload.step(), workload.step()]
-    yield workload, results
-    workload.close()
-
-
-def test_module_import_is_cheap():
-    code = "import sys, agents.c51; sys.exit('tensorflow' in sys.modules or 'gymnasium' in sys.modules)"
-    assert subprocess.run([sys.executable, "-c", code], cwd=ROOT).returncode == 0
+trained = trained_workload("c51", TINY)  # a tiny C51 after its whole budget (two steps)
 
 
 def test_steps_return_finite_metrics_and_stop_at_budget(trained):
@@ -50,24 +37,6 @@ def test_steps_return_finite_metrics_and_stop_at_budget(trained):
     assert second["train/epsilon"] == pytest.approx(C51.Config.epsilon_end)
     logits, _ = workload.q_network(OBSERVATIONS)
     assert logits.shape == (64, 2, 11)  # a distribution over 11 atoms per action
-
-
-def test_restore_in_fresh_instance_gives_same_greedy_policy(trained, tmp_path):
-    workload, _ = trained
-    workload.save(str(tmp_path))
-    fresh = make("c51", {**TINY, "seed": 7})  # other initial weights
-    try:
-        fresh.restore(str(tmp_path))
-        np.testing.assert_array_equal(fresh.greedy_actions(OBSERVATIONS), workload.greedy_actions(OBSERVATIONS))
-        assert fresh.q_network(OBSERVATIONS)[0].numpy() == pytest.approx(workload.q_network(OBSERVATIONS)[0].numpy())
-        assert int(fresh.env_steps.numpy()) == int(workload.env_steps.numpy())
-        assert int(fresh.train_step.numpy()) == int(workload.train_step.numpy())
-        fresh.config.max_env_steps = 300  # training goes on from the restored counters
-        assert fresh.step()["charts/env_steps"] >= 300
-    finally:
-        fresh.close()
-    with pytest.raises(FileNotFoundError, match="no C51 checkpoint"):
-        workload.restore(str(tmp_path / "empty"))
 
 
 def test_export_loads_as_a_saved_model_and_acts_like_the_workload(trained, tmp_path):
@@ -92,40 +61,6 @@ def test_export_loads_as_a_saved_model_and_acts_like_the_workload(trained, tmp_p
 def test_impossible_config_is_refused(params, match):
     with pytest.raises(SpecError, match=match):
         C51.make_config(params)
-
-
-def test_unknown_env_id_suggests_close_names():
-    with pytest.raises(SpecError, match=r"unknown Gymnasium environment 'CartPol-v1' \(did you mean 'CartPole-v1'"):
-        C51.make_config({"env_id": "CartPol-v1"})
-
-
-def test_continuous_actions_are_refused():
-    with pytest.raises(SpecError, match=r"C51 needs one discrete action, but 'Pendulum-v1' has Box actions"):
-        C51.make_config({"env_id": "Pendulum-v1"})
-
-
-def test_image_observations_are_refused():
-    import gymnasium
-    from gymnasium import spaces
-
-    class ImageEnv(gymnasium.Env):
-        observation_space = spaces.Box(0, 255, (8, 8, 3), np.uint8)
-        action_space = spaces.Discrete(2)
-
-        def __init__(self, render_mode=None):
-            self.render_mode = render_mode
-
-        def reset(self, seed=None, options=None):
-            super().reset(seed=seed)
-            return np.zeros((8, 8, 3), np.uint8), {}
-
-        def step(self, action):
-            return np.zeros((8, 8, 3), np.uint8), 0.0, True, False, {}
-
-    if "LabTest/C51Image-v0" not in gymnasium.registry:
-        gymnasium.register("LabTest/C51Image-v0", entry_point=ImageEnv, max_episode_steps=10)
-    with pytest.raises(SpecError, match=r"C51's MLP networks need flat vector observations.*\(8, 8, 3\)"):
-        C51.make_config({"env_id": "LabTest/C51Image-v0"})
 
 
 @pytest.mark.slow

@@ -6,9 +6,6 @@ envs they cannot act in, and one slow test: SAC learns Pendulum-v1 well above a 
 from __future__ import annotations
 
 import math
-import subprocess
-import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -16,9 +13,8 @@ import pytest
 from lab import workload as workloads
 from lab.errors import SpecError
 from tests.conftest import lab
-from tests.workload_harness import make
+from lab.testing import make
 
-ROOT = Path(__file__).resolve().parents[1]
 AGENTS = ("sac", "td3", "ddpg")
 TINY = {
     "env_id": "Pendulum-v1", "num_envs": 2, "actor_fc_layers": [16], "critic_fc_layers": [16],
@@ -60,12 +56,6 @@ def trained(request, tmp_path_factory):
     workload.close()
 
 
-@pytest.mark.parametrize("name", AGENTS)
-def test_module_import_is_cheap(name):
-    code = f"import sys, agents.{name}; sys.exit('tensorflow' in sys.modules or 'gymnasium' in sys.modules)"
-    assert subprocess.run([sys.executable, "-c", code], cwd=ROOT).returncode == 0
-
-
 def test_steps_return_finite_metrics_and_stop_at_budget(trained):
     name, _, (first, second) = trained
     for result in (first, second):
@@ -81,33 +71,9 @@ def test_steps_return_finite_metrics_and_stop_at_budget(trained):
         assert 0 < second["train/alpha"] < 1.0  # the temperature was learned down from 1
 
 
-def test_restore_in_fresh_instance_gives_same_greedy_actions(trained, tmp_path):
-    name, workload, _ = trained
-    workload.save(str(tmp_path))
-    fresh = make(name, {**TINY, "seed": 7})  # other initial weights
-    try:
-        obs = observations()
-        assert not np.allclose(fresh.greedy_actions(obs), workload.greedy_actions(obs))
-        fresh.restore(str(tmp_path))
-        actions = workload.greedy_actions(obs)
-        np.testing.assert_array_equal(fresh.greedy_actions(obs), actions)
-        assert np.all(np.abs(actions) <= 2.0) and actions.shape == (len(obs), 1)  # Pendulum's torque bounds
-        assert int(fresh.env_steps.numpy()) == int(workload.env_steps.numpy())
-        assert int(fresh.train_step.numpy()) == int(workload.train_step.numpy())
-        assert fresh.replay_buffer.num_frames().numpy() == workload.replay_buffer.num_frames().numpy()
-        # Adam's first moments came back to the variables they belong to (the twin critics have equal shapes)
-        np.testing.assert_array_equal(adam_moments(fresh.agent), adam_moments(workload.agent))
-        fresh.config.max_env_steps = 300  # training goes on from the restored counters
-        assert fresh.step()["charts/env_steps"] >= 300
-        with pytest.raises(FileNotFoundError, match=f"no {name.upper()} checkpoint"):
-            fresh.restore(str(tmp_path / "empty"))
-    finally:
-        fresh.close()
-
-
 def test_export_loads_and_acts_like_the_workload(trained, tmp_path):
     import tensorflow as tf
-    import tensorflow_probability  # noqa: F401  (a SavedModel policy refers to TFP specs; STACK.md)
+    import tensorflow_probability  # noqa: F401  (a SavedModel policy refers to TFP specs; docs/stack.md)
     from tf_agents.trajectories import time_step as ts
 
     name, workload, _ = trained
@@ -126,15 +92,9 @@ def test_exported_sac_plays_in_a_fresh_process(tmp_path):
         path = workload.export(str(tmp_path))
     finally:
         workload.close()
-    out = lab("eval", path, "--episodes", "2")
+    out = lab("eval", path, "--episodes", "2", "--trust")  # exported by hand, not by `lab export`: not recorded
     assert out.returncode == 0, out.stderr
     assert "Pendulum-v1" in out.stdout and "SAC" in out.stdout
-
-
-@pytest.mark.parametrize("name", AGENTS)
-def test_discrete_actions_are_refused_at_config_time(name):
-    with pytest.raises(SpecError, match=rf"{name.upper()} needs continuous \(Box\) actions, but 'CartPole-v1'"):
-        workloads.get(name).make_config({**TINY, "env_id": "CartPole-v1"})
 
 
 @pytest.mark.parametrize("params, match", [
@@ -147,30 +107,6 @@ def test_discrete_actions_are_refused_at_config_time(name):
 def test_impossible_config_is_refused(params, match):
     with pytest.raises(SpecError, match=match):
         workloads.get("sac").make_config({**TINY, **params})
-
-
-def test_image_observations_are_refused():
-    import gymnasium
-    from gymnasium import spaces
-
-    class ImageEnv(gymnasium.Env):
-        observation_space = spaces.Box(0, 255, (8, 8, 3), np.uint8)
-        action_space = spaces.Box(-1.0, 1.0, (1,), np.float32)
-
-        def __init__(self, render_mode=None):
-            self.render_mode = render_mode
-
-        def reset(self, seed=None, options=None):
-            super().reset(seed=seed)
-            return np.zeros((8, 8, 3), np.uint8), {}
-
-        def step(self, action):
-            return np.zeros((8, 8, 3), np.uint8), 0.0, True, False, {}
-
-    if "LabTest/ImageBox-v0" not in gymnasium.registry:
-        gymnasium.register("LabTest/ImageBox-v0", entry_point=ImageEnv, max_episode_steps=10)
-    with pytest.raises(SpecError, match=r"TD3's MLP networks need flat vector observations.*\(8, 8, 3\)"):
-        workloads.get("td3").make_config({**TINY, "env_id": "LabTest/ImageBox-v0"})
 
 
 def test_cli_refuses_cartpole_for_sac_in_one_line_and_writes_nothing(lab_home):
@@ -186,7 +122,8 @@ def test_presets_are_asha_sweeps_with_a_reference(preset):
     from lab import spec as specs
 
     spec = specs.load(preset)[0]
-    assert spec.params["env_id"] == "Pendulum-v1" and spec.workload == preset.split("-")[0]
+    config = workloads.get(spec.workload).make_config(spec.trial_params)
+    assert config.env_id == "Pendulum-v1" and spec.workload == preset.split("-")[0]
     assert spec.scheduler.type == "asha" and spec.num_samples == 3 and spec.search and spec.mode == "max"
     assert (spec.metric, spec.reference.metric, spec.reference.score) == ("eval/average_return",) * 2 + (-200,)
     assert spec.stop == {"training_iteration": spec.scheduler.max_t, "eval/average_return": -200}

@@ -15,7 +15,7 @@ from lab import settings
 from lab import workload as workloads
 from lab.errors import DataError, SpecError
 from tests.conftest import lab
-from tests.workload_harness import make
+from lab.testing import make
 
 settings.apply_worker_env()  # TF_USE_LEGACY_KERAS=1 before any test imports TensorFlow
 
@@ -146,14 +146,14 @@ def test_nan_loss_fails_the_trial(build):
 
 
 def test_cnn_refuses_flat_input():
-    from deep.classifier import make_cnn
+    from deep.models import make_cnn
 
     with pytest.raises(ValueError, match=r"CNN needs images shaped \(height, width, channels\), got input shape \(784,\)"):
         make_cnn((784,), 10)
 
 
 def test_resnet_units_add_the_input_and_project_it_when_the_shape_changes():
-    from deep.classifier import make_resnet
+    from deep.models import make_resnet
 
     model = make_resnet((28, 28, 1), 10, filters=(8, 16, 32), residual_units=2)
     adds = [layer for layer in model.layers if type(layer).__name__ == "Add"]
@@ -166,9 +166,10 @@ def test_resnet_units_add_the_input_and_project_it_when_the_shape_changes():
 
 
 def test_augmentation_acts_only_in_training():
-    from deep.classifier import _tf, make_cnn
+    from deep.backend import load_tf
+    from deep.models import make_cnn
 
-    tf = _tf()
+    tf = load_tf()
     (x, _), _ = data.load("fashion_mnist", subset=40, seed=0)
     model = make_cnn((28, 28, 1), 10, filters=(8,), hidden_units=(16,), dropout=0.0, batch_norm=False,
                      augment=True, seed=3)
@@ -205,7 +206,7 @@ def test_plateau_schedule_halves_the_rate_and_the_rate_survives_a_checkpoint(bui
 
 @pytest.mark.parametrize("schedule, final", [("cosine", 0.0), ("exponential", 0.1), ("constant", 1.0)])
 def test_schedules_end_where_they_say(schedule, final):
-    from deep.classifier import make_optimizer
+    from deep.backend import make_optimizer
 
     optimizer = make_optimizer("adam", 0.01, decay_steps=0 if schedule == "constant" else 100, schedule=schedule)
     rate = optimizer._learning_rate
@@ -288,7 +289,7 @@ def test_presets_validate_against_the_workload(path):
 def test_restore_into_a_mutated_config_takes_the_new_learning_rate(lr_schedule, tmp_path):
     """A PBT exploit restores a donor's checkpoint into a trial with a mutated rate: the new rate wins;
     a plain resume (same config) keeps the restored rate."""
-    from tests.workload_harness import make
+    from lab.testing import make
 
     params = {"dataset": "digits", "model": "mlp", "hidden_units": [16], "max_epochs": 2,
               "lr_schedule": lr_schedule, "seed": 0}

@@ -10,7 +10,7 @@ import pytest
 from lab import settings
 from lab.errors import LabError
 from tests.conftest import ROOT
-from tests.workload_harness import make
+from lab.testing import make
 
 settings.apply_worker_env()  # TF_USE_LEGACY_KERAS=1 before any test imports TensorFlow
 
@@ -19,7 +19,7 @@ TINY = {"dataset": "digits", "max_epochs": 1, "batch_size": 64, "log_images": 0}
 MIRRORED = """
 import json, sys
 sys.path.insert(0, {root!r})
-from tests.workload_harness import make
+from lab.testing import make
 w = make("keras_classifier", {params!r})
 metrics = [w.step() for _ in range(3)]
 print(json.dumps({{"replicas": w.strategy.num_replicas_in_sync, "strategy": type(w.strategy).__name__,
@@ -69,7 +69,7 @@ def test_devices_after_tensorflow_started_is_a_clear_error():
 def test_mixed_precision_is_refused_on_a_cpu_and_builds_float16_layers_with_a_float32_output():
     import tensorflow as tf
 
-    from deep.classifier import make_resnet
+    from deep.models import make_resnet
 
     if tf.config.list_physical_devices("GPU"):
         pytest.skip("a GPU is visible: mixed precision is allowed")

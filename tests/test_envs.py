@@ -20,7 +20,7 @@ SOLUTION = [2, 2, 1, 1, 2, 2, 3, 3, 2, 2, 1, 1, 1, 1, 1, 1]  # the default maze'
 
 
 def test_envs_modules_import_no_tensorflow():
-    code = ("import sys, envs.gym_envs, envs.grid_maze, agents.tf_env, agents.vector_env, gymnasium; "
+    code = ("import sys, envs.gym_envs, envs.grid_maze, gymnasium; "
             "gymnasium.make('lab/GridMaze-v0'); "
             "print([m for m in ('tensorflow', 'tf_agents', 'ray') if m in sys.modules])")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=ROOT)
@@ -28,9 +28,9 @@ def test_envs_modules_import_no_tensorflow():
 
 
 def test_lab_ids_are_registered_by_the_env_checks_in_a_fresh_process():
-    """As in a Ray worker: nothing imported but agents.tf_env, whose id check registers the lab's envs."""
+    """As in a Ray worker: the id check (which agents.tf_env runs before building an env) registers the lab's envs."""
     code = ("import gymnasium; assert 'lab/GridMaze-v0' not in gymnasium.registry; "
-            "from agents.tf_env import check_env_id; check_env_id('lab/GridMaze-v0'); "
+            "from envs.gym_envs import check_env_id; check_env_id('lab/GridMaze-v0'); "
             "print(gymnasium.make('lab/GridMaze-v0').spec.max_episode_steps)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=ROOT)
     assert out.stdout.strip() == "100"
@@ -108,11 +108,32 @@ def test_atari_ids_get_the_standard_preprocessing():
         assert env.unwrapped._frameskip == 1  # frame skipping is AtariPreprocessing's (4), not the emulator's
     finally:
         env.close()
-    from agents.tf_env import check_spaces
+    gym_envs.check_spaces("ALE/Breakout-v5", "DQN", discrete_actions=True, vector_observations=False)
+    with pytest.raises(gym_envs.EnvError, match=r"MLP networks need flat vector observations.*84, 84, 4"):
+        gym_envs.check_spaces("ALE/Breakout-v5", "DQN", discrete_actions=True)
 
-    check_spaces("ALE/Breakout-v5", "DQN", discrete_actions=True, vector_observations=False)
-    with pytest.raises(SpecError, match=r"MLP networks need flat vector observations.*84, 84, 4"):
-        check_spaces("ALE/Breakout-v5", "DQN", discrete_actions=True)
+
+def test_mujoco_ids_name_the_pip_extra_when_mujoco_is_missing():
+    import importlib.util
+
+    if importlib.util.find_spec("mujoco") is not None:
+        pytest.skip("mujoco is installed here")
+    with pytest.raises(gym_envs.EnvError, match=r"^'Hopper-v5' needs mujoco, which is not installed: pip install agent-lab\[mujoco\]$"):
+        gym_envs.check_env_id("Hopper-v5")
+
+
+def test_mujoco_error_is_one_line_from_the_cli():
+    import importlib.util
+
+    from tests.conftest import lab
+
+    if importlib.util.find_spec("mujoco") is not None:
+        pytest.skip("mujoco is installed here")
+
+    result = lab("run", "dqn-cartpole", "--set", "env_id=Hopper-v5", "--dry-run")
+    assert result.returncode == 2
+    assert result.stderr.strip().splitlines() == [
+        "lab: error: 'Hopper-v5' needs mujoco, which is not installed: pip install agent-lab[mujoco]"]
 
 
 # ------------------------------------------------------------------ the DQN presets on these envs
@@ -123,7 +144,7 @@ def preset_params(name: str, **overrides) -> dict:
 
 
 def test_conv_dqn_runs_a_few_iterations_on_breakout(tmp_path):
-    from tests.workload_harness import make
+    from lab.testing import make
 
     params = preset_params(
         "dqn-breakout", num_envs=2, replay_capacity=200, initial_collect_steps=32, collect_steps_per_iteration=16,
@@ -155,7 +176,7 @@ def test_conv_layers_need_image_observations_and_valid_triples():
 @pytest.mark.slow
 def test_gridmaze_preset_is_learned_by_dqn(tmp_path):
     """The shipped preset on its budget: DQN finds the 16-step path (return 0.85) within a few thousand steps."""
-    from tests.workload_harness import make
+    from lab.testing import make
 
     workload = make("dqn", preset_params("dqn-gridmaze", max_env_steps=10_000), trial_dir=str(tmp_path))
     try:

@@ -43,3 +43,11 @@ def test_submit_runs_the_sweep_on_the_cluster_and_returns_its_status(dashboard, 
     assert "cannot reach the registry at postgresql+psycopg://lab@127.0.0.1:1/nothing" in failed.stdout  # no password sent
     assert "FAILED (exit status 2)" in failed.stdout
     assert "s3cret" not in failed.stdout + failed.stderr
+    import json
+    import re
+
+    from lab.jobs import _client
+
+    job_id = re.search(r"submitted Ray job (\S+) ", failed.stdout).group(1)
+    info = _client(dashboard).get_job_info(job_id)  # what the dashboard shows to whoever reaches it
+    assert "s3cret" not in json.dumps(info.runtime_env) + json.dumps(info.metadata or {})

@@ -26,7 +26,10 @@ def sets(params: dict) -> list[str]:
 def test_mujoco_presets_validate_with_rl_zoo_settings(preset):
     from lab import spec as specs
 
-    params = specs.load(preset)[0].trial_params
+    from lab import workload as workloads
+
+    spec = specs.load(preset)[0]
+    params = vars(workloads.get(spec.workload).make_config(spec.trial_params))  # the defaults the preset keeps
     assert params["env_id"] in ("Hopper-v5", "HalfCheetah-v5") and params["max_env_steps"] == 200_000
     assert params["initial_collect_steps"] == 10_000 and params["batch_size"] == 256  # rl-zoo's learning_starts
     assert params["collect_steps_per_iteration"] == params["train_steps_per_iteration"]  # one gradient step a step

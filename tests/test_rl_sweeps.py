@@ -9,7 +9,7 @@ import pytest
 
 from lab import spec as specs
 
-RL_SWEEPS = ("dqn-cartpole", "ppo-cartpole", "c51-cartpole", "reinforce-cartpole")
+RL_SWEEPS = ("dqn-cartpole", "ppo-cartpole", "ppo-kl-cartpole", "c51-cartpole", "reinforce-cartpole")
 
 
 def agent_presets() -> list[str]:
@@ -52,7 +52,10 @@ def test_tune_builds_asha_and_the_search_space(name):
     space = runner.param_space(spec)
     for key in spec.search:
         assert isinstance(space[key], tune.search.sample.Domain), key
-    assert space["seed"] == spec.seed and space["env_id"] == "CartPole-v1"
+    assert space["seed"] == spec.seed
+    from lab import workload as workloads
+
+    assert workloads.get(spec.workload).make_config(spec.trial_params).env_id == "CartPole-v1"
 
 
 def test_quickstart_runs_dqn_as_one_trial():

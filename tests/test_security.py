@@ -165,7 +165,7 @@ SECRETS = {
     "AWS_SESSION_TOKEN": "lab-fake-session-token-4711",
     "MLFLOW_TRACKING_USERNAME": "lab-mlflow-user",
     "MLFLOW_TRACKING_PASSWORD": "lab-fake-mlflow-password-4711",
-    "RAY_AUTH_TOKEN_FAKE": "lab-fake-ray-token-4711",  # a token Ray would read, under a name it does not
+    "RAY_AUTH_TOKEN": "labfakeraytoken4711labfakeraytoken4711",  # the token the local Ray instance uses
 }
 REGISTRY_PASSWORD = "lab-fake-registry-password-4711"
 
@@ -336,3 +336,25 @@ def test_a_closed_pipe_and_a_full_disk_end_with_one_line_at_most(lab_home):
         assert piped.stderr == "", piped.stderr
     full = subprocess.run(f"'{lab_bin}' presets > /dev/full", shell=True, capture_output=True, text=True)
     assert full.returncode == 2 and full.stderr == "lab: error: no space left on the device\n", full.stderr
+
+
+def test_a_closed_terminal_ends_a_command_quietly(lab_home):
+    """SIGHUP while `lab submit` waits on a dashboard that never answers: exit 129, no traceback."""
+    import signal
+    import socket
+    import sys
+    import time
+    from pathlib import Path
+
+    with socket.socket() as silent:  # accepts connections (the backlog), never answers
+        silent.bind(("127.0.0.1", 0))
+        silent.listen(8)
+        port = silent.getsockname()[1]
+        process = subprocess.Popen([str(Path(sys.executable).parent / "lab"), "submit", "svc-digits",
+                                    "--address", f"http://127.0.0.1:{port}"],
+                                   stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        time.sleep(6)  # the spec is checked, then the client waits for the dashboard's answer
+        assert process.poll() is None, process.communicate()
+        process.send_signal(signal.SIGHUP)
+        out, err = process.communicate(timeout=60)
+    assert process.returncode == 129 and "Traceback" not in err and out == "", err

@@ -54,7 +54,7 @@ def test_quickstart_is_a_suite_of_every_kind():
     (VALID.replace("dataset: iris", "datset: iris"), "unknown parameter 'datset'"),
     (VALID.replace("model: svc}", "model: svc, cv_folds: many}"), "'cv_folds' .* must be an integer"),
     (VALID.replace("model: svc}", "model: svc, svc__Cc: 1}"), "unknown parameter 'svc__Cc' for model 'svc'"),
-    (VALID.replace("model: svc}", "model: svc, svc__C: -1}"), "svc__C|'C' parameter"),
+    (VALID.replace("model: svc}", "model: svc, svc__tol: -1}"), "'tol' parameter"),
     (VALID.replace("loguniform: [0.1, 10.0]", "loguniform: [0, 10.0]"), "loguniform"),
     (VALID.replace("loguniform", "lognormal"), "unknown distribution 'lognormal'"),
     (VALID.replace("type: asha", "type: pbt2"), "scheduler type must be one of"),

@@ -131,5 +131,6 @@ def test_lab_export_of_a_recorded_sweep(districts, lab_home, tmp_path):
     pipeline = load_pipeline(str(out / "pipeline.skops"))
     X = frame.drop(columns=["median_house_value"])
     assert np.corrcoef(pipeline.predict(X), frame["median_house_value"])[0, 1] > 0.8
-    missing = lab("export", "1", "--trial", "nope", "--out", str(out))
+    missing = lab("export", "1", "--trial", "nope", "--out", str(out), "--force")
     assert missing.returncode == 2 and "has no trial 'nope'" in missing.stderr
+    assert load_pipeline(str(out)) is not None  # a failed export leaves the folder as it was

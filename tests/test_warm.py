@@ -50,6 +50,11 @@ def test_down_and_status_without_an_instance(lab_home):
     assert status.returncode == 0 and status.stdout.strip() == "no warm Ray instance (`lab up` starts one)"
 
 
+def test_up_refuses_bad_sizes(lab_home):
+    assert "--cpus must be at least 1" in one_error_line(lab("up", "--cpus", "0"))
+    assert not warm.record_path().exists()
+
+
 def test_a_dead_instance_is_reported_and_forgotten(lab_home):
     write_record()
     assert "not running" in lab("status").stdout
@@ -59,6 +64,24 @@ def test_a_dead_instance_is_reported_and_forgotten(lab_home):
     notes = []
     assert warm.usable(note=lambda *a, **k: notes.append(a[0])) is None
     assert len(notes) == 1 and "no longer running" in notes[0] and not warm.record_path().exists()
+
+
+def test_a_dead_keepers_leftovers_are_stopped(lab_home, tmp_path):
+    """Its session's processes that name its temp folder go with the record (and nothing else)."""
+    temp_dir = str(tmp_path / "lab-ray-x")
+    nap = f"{sys.executable} -c 'import time; time.sleep(60)'"
+    leader = subprocess.Popen(["sh", "-c", f"{nap} {temp_dir} & {nap} & echo $!; exit"],
+                              stdout=subprocess.PIPE, text=True, start_new_session=True)
+    bystander = int(leader.stdout.readline())
+    leader.wait()
+    leftovers = [pid for pid, cmd in warm._session_processes(leader.pid) if temp_dir in cmd]
+    assert len(leftovers) == 1
+    write_record(pid=leader.pid, temp_dir=temp_dir)
+    assert warm.usable(note=lambda *a, **k: None) is None
+    time.sleep(0.2)
+    alive = {pid for pid, _ in warm._session_processes(leader.pid)}
+    assert leftovers[0] not in alive and bystander in alive
+    os.kill(bystander, 9)
 
 
 def test_another_users_instance_is_left_alone(lab_home):
