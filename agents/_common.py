@@ -112,11 +112,12 @@ def read_checkpoint(checkpoint, checkpoint_dir: str, name: str, agent: str) -> N
 POLICY_META = "lab_policy.json"  # written beside a PolicySaver export: which env and agent it belongs to
 
 
-def export_policy(policy, out_dir: str, train_step, env_id: str, agent: str) -> str:
+def export_policy(policy, out_dir: str, train_step, env_id: str, agent: str, max_episode_steps: int = 0) -> str:
     """Save the greedy `policy` with TF-Agents' PolicySaver into `<out_dir>/policy`; return that folder.
 
     A `lab_policy.json` beside the SavedModel names the env id and agent, so `lab eval PATH` can rebuild
-    the environment. Loading in a fresh process needs `import tensorflow_probability` first (docs/stack.md).
+    the environment (and `max_episode_steps`, the time limit the agent was trained and evaluated with,
+    0: the env's own). Loading in a fresh process needs `import tensorflow_probability` first (docs/stack.md).
     """
     import json
 
@@ -125,7 +126,8 @@ def export_policy(policy, out_dir: str, train_step, env_id: str, agent: str) -> 
     path = os.path.join(out_dir, "policy")
     policy_saver.PolicySaver(policy, train_step=train_step).save(path)
     with open(os.path.join(path, POLICY_META), "w") as handle:
-        json.dump({"env_id": env_id, "agent": agent, "train_step": int(train_step.numpy())}, handle)
+        json.dump({"env_id": env_id, "agent": agent, "train_step": int(train_step.numpy()),
+                   "max_episode_steps": int(max_episode_steps)}, handle)
     return path
 
 
@@ -139,7 +141,9 @@ class AgentWorkload(Workload):
     """What every agent's base (agents/_value_based.py, _on_policy.py, _continuous.py) shares.
 
     A subclass's `setup` sets `agent`, `eval_policy` (the greedy policy it evaluates and exports),
-    `train_env`, `eval_env`, `train_step` and `checkpoint` (a tf.train.Checkpoint).
+    `train_env`, `eval_env`, `train_step` and `checkpoint` (a tf.train.Checkpoint). With
+    `context.policy_only` (`lab eval`, `lab export`) it returns once the agent and checkpoint are built:
+    one training env for the specs, `eval_env` None, no replay buffer or tf.functions.
     """
 
     label = ""  # "DQN": error messages and export names
@@ -168,15 +172,19 @@ class AgentWorkload(Workload):
         import tensorflow as tf
         from tf_agents.trajectories import time_step as ts
 
-        observations = tf.convert_to_tensor(observations, dtype=self.eval_env.observation_spec().dtype)
+        observations = tf.convert_to_tensor(observations, dtype=self.observation_spec().dtype)
         return self.eval_policy.action(ts.restart(observations, batch_size=len(observations))).action.numpy()
 
     def probe_observations(self, n: int = 16, seed: int = 0) -> np.ndarray:
         """`n` seeded observations drawn within the observation spec's bounds (clipped to +-10)."""
-        spec = self.eval_env.observation_spec()
+        spec = self.observation_spec()
         low = np.broadcast_to(np.maximum(getattr(spec, "minimum", -1.0), -10.0), spec.shape)
         high = np.broadcast_to(np.minimum(getattr(spec, "maximum", 1.0), 10.0), spec.shape)
         return np.random.default_rng(seed).uniform(low, high, (n, *spec.shape)).astype(spec.dtype.as_numpy_dtype)
+
+    def observation_spec(self):
+        """The envs' observation spec (the training env's: a policy-only rebuild has no eval envs)."""
+        return self.train_env.observation_spec()
 
     def save(self, checkpoint_dir: str) -> None:
         write_checkpoint(self.checkpoint, checkpoint_dir, self.name)
@@ -186,7 +194,8 @@ class AgentWorkload(Workload):
 
     def export(self, out_dir: str) -> str:
         """The greedy policy, saved with PolicySaver (`lab export`, `lab eval PATH`)."""
-        return export_policy(self.eval_policy, out_dir, self.train_step, self.config.env_id, self.label)
+        return export_policy(self.eval_policy, out_dir, self.train_step, self.config.env_id, self.label,
+                             getattr(self.config, "max_episode_steps", 0))
 
     @classmethod
     def load_exported(cls, path: str):

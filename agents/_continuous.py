@@ -20,6 +20,7 @@ from __future__ import annotations
 import os
 import time
 from dataclasses import dataclass
+from typing import Literal
 
 import numpy as np
 
@@ -37,6 +38,7 @@ class OffPolicyConfig:
     """The fields every off-policy continuous-action agent has; the agent files add their own."""
 
     env_id: str = "Pendulum-v1"  # Gymnasium id: continuous (Box) actions, vector observations
+    env_backend: Literal["gymnasium", "envpool", "auto"] = "gymnasium"  # steps the envs (envs/backends.py)
     num_envs: int = 8  # training envs, stepped together (one Gymnasium vector env)
     actor_fc_layers: tuple[int, ...] = (64, 64)  # hidden layers of the actor (an MLP; 256x256 was 3-4x slower)
     critic_fc_layers: tuple[int, ...] = (64, 64)  # hidden layers of the critic, on [observation, action]
@@ -81,7 +83,8 @@ class OffPolicyConfig:
         from agents.tf_env import spec_checked
         from envs.gym_envs import check_spaces
 
-        spec_checked(check_spaces, self.env_id, agent, discrete_actions=False)  # before any trial starts
+        spec_checked(check_spaces, self.env_id, agent, discrete_actions=False,  # before any trial starts
+                     backend=self.env_backend)
 
 
 class OffPolicyWorkload(AgentWorkload):
@@ -120,8 +123,12 @@ class OffPolicyWorkload(AgentWorkload):
         started = time.perf_counter()
 
         # Environments (the spaces were checked with the config).
-        self.train_env = make_tf_env(cfg.env_id, cfg.num_envs, seed=cfg.seed)
-        self.eval_env = make_tf_env(cfg.env_id, cfg.eval_episodes, seed=cfg.seed + EVAL_SEED_OFFSET)
+        # Rebuilt only for its policy (`lab eval`, `lab export`): one env for the specs, no replay buffer.
+        policy_only = self.context.policy_only
+        self.train_env = make_tf_env(cfg.env_id, 1 if policy_only else cfg.num_envs, seed=cfg.seed, training=True,
+                                     backend="gymnasium" if policy_only else cfg.env_backend)
+        self.eval_env = None if policy_only else make_tf_env(cfg.env_id, cfg.eval_episodes,
+                                                             seed=cfg.seed + EVAL_SEED_OFFSET, backend=cfg.env_backend)
 
         # Counters, agent.
         self.train_step = tf.Variable(0, dtype=tf.int64, trainable=False, name="train_step")  # gradient steps
@@ -129,6 +136,10 @@ class OffPolicyWorkload(AgentWorkload):
         self.agent = self.make_agent(self.train_env.time_step_spec(), self.train_env.action_spec(), self.train_step)
         self.agent.initialize()  # copies the online networks into the target networks
         self.learning_starts = max(cfg.initial_collect_steps, 2 * cfg.num_envs)
+        if policy_only:
+            self.eval_policy = self.greedy_policy()
+            self.checkpoint = tf.train.Checkpoint(agent=self.agent, train_step=self.train_step, env_steps=self.env_steps)
+            return
 
         # Replay buffer: one row per env.
         self.replay_buffer = tf_uniform_replay_buffer.TFUniformReplayBuffer(

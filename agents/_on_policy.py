@@ -24,7 +24,8 @@ from agents._common import EVAL_SEED_OFFSET, ROUND_METRICS, AgentWorkload, make_
 class OnPolicyConfig:
     """The fields every on-policy agent has (defaults: CartPole-v1); the agent files add their own."""
 
-    env_id: str = "CartPole-v1"  # Gymnasium id: vector observations
+    env_id: str = "CartPole-v1"  # Gymnasium id: vector observations (images with conv_layers)
+    env_backend: Literal["gymnasium", "envpool", "auto"] = "gymnasium"  # steps the envs (envs/backends.py)
     num_envs: int = 8  # training envs, stepped together (one Gymnasium vector env)
     learning_rate: float = 3e-3  # Adam
     gamma: float = 0.99  # discount factor
@@ -33,6 +34,9 @@ class OnPolicyConfig:
     actor_fc_layers: tuple[int, ...] = (64, 64)  # hidden layers of the actor (an MLP)
     value_fc_layers: tuple[int, ...] = (64, 64)  # hidden layers of the value network (an MLP)
     activation: Literal["relu", "tanh"] = "tanh"  # of the hidden layers of both networks
+    conv_layers: tuple[tuple[int, ...], ...] = ()  # [filters, kernel, stride] each, before the fc layers of
+    #   both networks: images (height, width, channels), uint8 pixels scaled to 0..1 in the networks (Atari)
+    max_episode_steps: int = 0  # time limit of training and eval episodes (0: the env's own)
     env_steps_per_step: int = 1_024  # env steps trained by one step() (one Tune iteration)
     eval_episodes: int = 10  # greedy episodes per evaluation, played at once
     max_env_steps: int = 50_000  # budget: step() returns done=True once it is spent
@@ -54,10 +58,16 @@ class OnPolicyConfig:
         for name in ("entropy_regularization", "grad_clip", *non_negative):
             if getattr(self, name) < 0:
                 raise ValueError(f"{name} cannot be negative, got {getattr(self, name)}")
+        if self.max_episode_steps < 0:
+            raise ValueError(f"max_episode_steps cannot be negative, got {self.max_episode_steps}")
+        if any(len(layer) != 3 or min(layer) <= 0 for layer in self.conv_layers):
+            raise ValueError(f"conv_layers must be [filters, kernel, stride] triples of positive integers, "
+                             f"got {[list(layer) for layer in self.conv_layers]}")
         from agents.tf_env import spec_checked
         from envs.gym_envs import check_spaces
 
-        spec_checked(check_spaces, self.env_id, agent, discrete_actions=discrete_actions)  # before any trial starts
+        spec_checked(check_spaces, self.env_id, agent, discrete_actions=discrete_actions,  # before any trial starts
+                     vector_observations=not self.conv_layers, backend=self.env_backend)
 
 
 class OnPolicyWorkload(AgentWorkload):
@@ -99,23 +109,36 @@ class OnPolicyWorkload(AgentWorkload):
         import tensorflow as tf
         from tf_agents.networks import actor_distribution_network, value_network
 
+        from agents.pixels import scale_pixels
         from agents.tf_env import make_tf_env
 
         cfg = self.config
         tf.keras.utils.set_random_seed(cfg.seed)  # Python, NumPy and TensorFlow
 
-        # Environments (id and spaces were checked with the config).
-        self.train_env = make_tf_env(cfg.env_id, cfg.num_envs, seed=cfg.seed)
-        self.eval_env = make_tf_env(cfg.env_id, cfg.eval_episodes, seed=cfg.seed + EVAL_SEED_OFFSET)
+        # Environments (id and spaces were checked with the config). Training envs are the learner's
+        # (Atari: episodic life, clipped rewards), evaluation envs play the full game. Rebuilt only for
+        # its policy (`lab eval`, `lab export`): one env for the specs, no eval envs.
+        policy_only = self.context.policy_only
+        limit = {"max_episode_steps": cfg.max_episode_steps} if cfg.max_episode_steps else {}
+        self.train_env = make_tf_env(cfg.env_id, 1 if policy_only else cfg.num_envs, seed=cfg.seed, training=True,
+                                     backend="gymnasium" if policy_only else cfg.env_backend, **limit)
+        self.eval_env = None if policy_only else make_tf_env(
+            cfg.env_id, cfg.eval_episodes, seed=cfg.seed + EVAL_SEED_OFFSET, backend=cfg.env_backend, **limit)
         observation_spec, action_spec = self.train_env.observation_spec(), self.train_env.action_spec()
 
-        # Networks, optimizer, counters, agent.
+        # Networks (conv layers first for uint8 images, scaled in their graphs), optimizer, counters, agent.
         activation = {"relu": tf.keras.activations.relu, "tanh": tf.keras.activations.tanh}[cfg.activation]
+
+        def conv():  # each network its own layers
+            return {"conv_layer_params": [tuple(layer) for layer in cfg.conv_layers],
+                    "preprocessing_layers": scale_pixels()} if cfg.conv_layers else {}
+
         self.actor_net = actor_distribution_network.ActorDistributionNetwork(
-            observation_spec, action_spec, fc_layer_params=tuple(cfg.actor_fc_layers), activation_fn=activation
+            observation_spec, action_spec, fc_layer_params=tuple(cfg.actor_fc_layers), activation_fn=activation,
+            **conv()
         )
         self.value_net = value_network.ValueNetwork(
-            observation_spec, fc_layer_params=tuple(cfg.value_fc_layers), activation_fn=activation
+            observation_spec, fc_layer_params=tuple(cfg.value_fc_layers), activation_fn=activation, **conv()
         ) if self.uses_value_net() else None
         self.optimizer = tf.keras.optimizers.Adam(learning_rate=cfg.learning_rate, epsilon=self.adam_epsilon)
         self.train_step = tf.Variable(0, dtype=tf.int64, trainable=False, name="train_step")  # gradient steps
@@ -125,10 +148,13 @@ class OnPolicyWorkload(AgentWorkload):
         self.variables = self.actor_net.trainable_variables + (self.value_net.trainable_variables
                                                               if self.value_net is not None else [])
         self.optimizer.build(self.variables)  # slots now, not inside the train function
+        self.eval_policy = self.agent.policy
+        if policy_only:  # no collect/train/evaluate functions, no warm-up
+            self.checkpoint = tf.train.Checkpoint(**self.checkpointed())
+            return
 
         # The round's functions and the greedy evaluation, traced now: concrete functions never retrace.
         collect, train = self.make_round()
-        self.eval_policy = self.agent.policy
         evaluate = make_greedy_evaluation(self.eval_policy, self.eval_env, cfg.eval_episodes)
         started = time.perf_counter()
         self._collect = collect.get_concrete_function()

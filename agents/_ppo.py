@@ -194,4 +194,5 @@ class PPOWorkload(OnPolicyWorkload):
 
     def restore(self, checkpoint_dir: str) -> None:
         super().restore(checkpoint_dir)
-        self.has_carry.assign(False)  # the kept transition belongs to the envs' old episodes: take a fresh one
+        if hasattr(self, "has_carry"):  # not built for the policy only
+            self.has_carry.assign(False)  # the kept transition belongs to the envs' old episodes: take a fresh one

@@ -28,6 +28,7 @@ from __future__ import annotations
 import os
 import time
 from dataclasses import dataclass
+from typing import Literal
 
 import numpy as np
 
@@ -45,6 +46,7 @@ class ValueBasedConfig:
     """The fields every value-based agent has (defaults: CartPole-v1); the agent files add their own."""
 
     env_id: str = "CartPole-v1"  # Gymnasium id: discrete actions, vector observations
+    env_backend: Literal["gymnasium", "envpool", "auto"] = "gymnasium"  # steps the envs (envs/backends.py)
     num_envs: int = 8  # training envs, stepped together (one Gymnasium vector env)
     fc_layers: tuple[int, ...] = (128, 128)  # hidden layers of the Q-network (an MLP)
     max_episode_steps: int = 0  # time limit of training and eval episodes (0: the env's own)
@@ -96,7 +98,7 @@ class ValueBasedConfig:
         from envs.gym_envs import check_spaces
 
         spec_checked(check_spaces, self.env_id, agent, discrete_actions=True,  # before any trial starts
-                     vector_observations=vector_observations)
+                     vector_observations=vector_observations, backend=self.env_backend)
 
 
 class ValueBasedWorkload(AgentWorkload):
@@ -131,10 +133,15 @@ class ValueBasedWorkload(AgentWorkload):
         cfg = self.config
         tf.keras.utils.set_random_seed(cfg.seed)  # Python, NumPy and TensorFlow
 
-        # Environments (id and spaces were checked with the config).
+        # Environments (id and spaces were checked with the config). Training envs are the learner's
+        # (Atari: episodic life, clipped rewards), evaluation envs play the full game. Rebuilt only for
+        # its policy (`lab eval`, `lab export`): one env for the specs, no eval envs.
+        policy_only = self.context.policy_only
         limit = {"max_episode_steps": cfg.max_episode_steps} if cfg.max_episode_steps else {}
-        self.train_env = make_tf_env(cfg.env_id, cfg.num_envs, seed=cfg.seed, **limit)
-        self.eval_env = make_tf_env(cfg.env_id, cfg.eval_episodes, seed=cfg.seed + EVAL_SEED_OFFSET, **limit)
+        self.train_env = make_tf_env(cfg.env_id, 1 if policy_only else cfg.num_envs, seed=cfg.seed, training=True,
+                                     backend="gymnasium" if policy_only else cfg.env_backend, **limit)
+        self.eval_env = None if policy_only else make_tf_env(
+            cfg.env_id, cfg.eval_episodes, seed=cfg.seed + EVAL_SEED_OFFSET, backend=cfg.env_backend, **limit)
 
         # Q-network, optimizer, counters, agent.
         self.q_network = self.make_network(self.train_env.observation_spec(), self.train_env.action_spec())
@@ -153,6 +160,12 @@ class ValueBasedWorkload(AgentWorkload):
         self.agent = self.make_agent(self.train_env.time_step_spec(), self.train_env.action_spec(), epsilon)
         self.agent.initialize()  # copies the online network into the target network
         self.optimizer.build(self.q_network.trainable_variables)  # slots now, not inside the train loop
+        self.eval_policy = self.agent.policy
+        saved = dict(agent=self.agent, q_network=self.q_network, optimizer=self.optimizer,
+                     train_step=self.train_step, env_steps=self.env_steps)
+        if policy_only:  # no replay buffer, no collect/train/evaluate functions
+            self.checkpoint = tf.train.Checkpoint(**saved)
+            return
 
         # Replay buffer: one row per env.
         self.replay_buffer = tf_uniform_replay_buffer.TFUniformReplayBuffer(
@@ -190,7 +203,6 @@ class ValueBasedWorkload(AgentWorkload):
             return total / cfg.train_steps_per_iteration
 
         # Evaluate: one greedy episode in each eval env, all at once; an env's first episode counts.
-        self.eval_policy = self.agent.policy
         evaluate = make_greedy_evaluation(self.eval_policy, self.eval_env, cfg.eval_episodes)
 
         # Trace all three now (takes no env step): concrete functions never retrace.
@@ -200,8 +212,6 @@ class ValueBasedWorkload(AgentWorkload):
         self._evaluate = evaluate.get_concrete_function()
         self.trace_seconds = time.perf_counter() - started
 
-        saved = dict(agent=self.agent, q_network=self.q_network, optimizer=self.optimizer,
-                     train_step=self.train_step, env_steps=self.env_steps)
         if cfg.save_replay_buffer:
             saved["replay_buffer"] = self.replay_buffer
         self.checkpoint = tf.train.Checkpoint(**saved)

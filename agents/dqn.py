@@ -2,7 +2,7 @@
 
 The `Config` (its defaults solve CartPole-v1) and the Q-network and agent; the loop (envs, replay
 buffer, collect/train rounds, greedy evaluation, checkpoints) is agents/_value_based.py's.
-`conv_layers` put convolutions (pixels scaled to 0..1) before the dense layers, for image
+`conv_layers` put convolutions (uint8 pixels scaled to 0..1 in the network, agents/pixels.py) before the dense layers, for image
 observations such as Atari's; `optimizer: rmsprop` is the DQN paper's.
 """
 from __future__ import annotations
@@ -21,7 +21,7 @@ class DQN(ValueBasedWorkload):
     @dataclass
     class Config(ValueBasedConfig):
         conv_layers: tuple[tuple[int, ...], ...] = ()  # [filters, kernel, stride] each, before fc_layers: images
-        #   (height, width, channels), pixels 0..255 scaled to 0..1 in the network; e.g. Atari (ALE/ ids)
+        #   (height, width, channels), uint8 pixels scaled to 0..1 in the network; e.g. Atari (ALE/ ids)
         optimizer: Literal["adam", "rmsprop"] = "adam"  # rmsprop: DQN paper's (rho 0.95, eps 1e-5, centered)
         learning_rate: float = 2e-2  # Adam (high, with gradient clipping: fastest on CartPole)
         double_dqn: bool = True  # the online network picks the next action, the target network values it
@@ -37,10 +37,12 @@ class DQN(ValueBasedWorkload):
         import tensorflow as tf
         from tf_agents.networks import dueling_q_network, q_network
 
+        from agents.pixels import scale_pixels
+
         cfg = self.config
         network_cls = dueling_q_network.DuelingQNetwork if cfg.dueling else q_network.QNetwork
         conv = {"conv_layer_params": [tuple(layer) for layer in cfg.conv_layers],
-                "preprocessing_layers": tf.keras.layers.Rescaling(1.0 / 255.0)} if cfg.conv_layers else {}
+                "preprocessing_layers": scale_pixels()} if cfg.conv_layers else {}
         return network_cls(observation_spec, action_spec, fc_layer_params=tuple(cfg.fc_layers), **conv)
 
     def make_optimizer(self):

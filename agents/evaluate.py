@@ -96,7 +96,7 @@ def export_experiment(experiment_id: int, out: str, trial_id: str | None = None)
     import tensorflow as tf
 
     try:
-        workload = load_trial_workload(experiment_id, trial["trial_id"])
+        workload = load_trial_workload(experiment_id, trial["trial_id"], policy_only=True)  # no replay buffer
     except (FileNotFoundError, AssertionError, ValueError, tf.errors.OpError) as exc:
         raise LabError(f"cannot restore trial {trial['trial_id']} of experiment {experiment_id}: "
                        f"{str(exc).splitlines()[0]}") from None
@@ -149,6 +149,10 @@ def evaluate_policy(path: str, episodes: int, video: str | None, seed: int) -> E
     specs = tensor_spec.from_pbtxt_file(os.path.join(path, "policy_specs.pbtxt"))["collect_data_spec"]
     observation_spec = specs.observation
     env = make_gym_env(env_id, render_mode="rgb_array" if video else None)
+    if meta.get("max_episode_steps"):  # the time limit the agent was trained and evaluated with
+        import gymnasium
+
+        env = gymnasium.wrappers.TimeLimit(env, int(meta["max_episode_steps"]))
     try:
         check_fits(env, observation_spec, specs.action, env_id, meta.get("agent", "?"))
         returns, lengths, frames = [], [], []

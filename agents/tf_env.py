@@ -27,7 +27,7 @@ def spec_checked(check, *args, **kwargs) -> None:
         raise SpecError(str(exc)) from None
 
 
-def make_py_env(env_id: str, seed: int | None = None, **load_kwargs: Any):
+def make_py_env(env_id: str, seed: int | None = None, training: bool = False, **load_kwargs: Any):
     """One TF-Agents PyEnvironment (auto-reset, Gymnasium's time limit), its RNG seeded with `seed`.
 
     Ids starting with `ALE/` get the standard Atari preprocessing (envs/gym_envs.py).
@@ -38,7 +38,7 @@ def make_py_env(env_id: str, seed: int | None = None, **load_kwargs: Any):
 
     spec_checked(gym_envs.check_env_id, env_id)
     if gym_envs.is_atari(env_id):
-        load_kwargs.setdefault("gym_env_wrappers", gym_envs.atari_wrappers())
+        load_kwargs.setdefault("gym_env_wrappers", gym_envs.atari_wrappers(training))
         load_kwargs["gym_kwargs"] = {**gym_envs.make_kwargs(env_id), **(load_kwargs.get("gym_kwargs") or {})}
     env = suite_gymnasium.load(env_id, **load_kwargs)
     if seed is not None:
@@ -46,12 +46,15 @@ def make_py_env(env_id: str, seed: int | None = None, **load_kwargs: Any):
     return env
 
 
-def make_tf_env(env_id: str, num_envs: int = 1, seed: int = 0, vector: bool = True, **load_kwargs: Any):
+def make_tf_env(env_id: str, num_envs: int = 1, seed: int = 0, vector: bool = True, training: bool = False,
+                backend: str = "gymnasium", **load_kwargs: Any):
     """A TFPyEnvironment over `num_envs` copies, seeded seed, seed+1, ...
 
     `vector=True` (default): over one Gymnasium vector env (agents/vector_env.py); of `load_kwargs` only
     `max_episode_steps` applies there. `vector=False`: over a BatchedPyEnvironment (the same time steps,
-    ~1.9x slower collection, benchmarks/rl_collection.py).
+    ~1.9x slower collection, benchmarks/rl_collection.py). `training`: the learner's envs (Atari: episodic
+    life, clipped rewards; evaluation envs play the full game). `backend`: gymnasium | envpool | auto
+    (envs/backends.py; the vector path only).
     """
     from tf_agents.environments import batched_py_environment, tf_py_environment
 
@@ -60,7 +63,8 @@ def make_tf_env(env_id: str, num_envs: int = 1, seed: int = 0, vector: bool = Tr
 
         if set(load_kwargs) - {"max_episode_steps"}:
             raise TypeError(f"make_tf_env(vector=True) takes no {sorted(set(load_kwargs) - {'max_episode_steps'})}")
-        return tf_py_environment.TFPyEnvironment(make_vector_py_env(env_id, num_envs, seed, **load_kwargs))
-    envs = [make_py_env(env_id, seed + i, **load_kwargs) for i in range(num_envs)]
+        return tf_py_environment.TFPyEnvironment(
+            make_vector_py_env(env_id, num_envs, seed, training=training, backend=backend, **load_kwargs))
+    envs = [make_py_env(env_id, seed + i, training, **load_kwargs) for i in range(num_envs)]
     batched = batched_py_environment.BatchedPyEnvironment(envs, multithreading=False)
     return tf_py_environment.TFPyEnvironment(batched)

@@ -1,4 +1,4 @@
-"""A Gymnasium vector env as ONE batched TF-Agents PyEnvironment (the fast collection path).
+"""A Gymnasium (or EnvPool) vector env as ONE batched TF-Agents PyEnvironment (the fast collection path).
 
     from agents.vector_env import make_vector_py_env
     py_env = make_vector_py_env("CartPole-v1", num_envs=8, seed=0)     # batched, batch_size 8
@@ -10,7 +10,8 @@ batched TimeStep with a few NumPy operations: 117 us; under a tf.function'd driv
 epsilon-greedy policy and a replay buffer, 502 us instead of 946 (benchmarks/rl_collection.py). Auto-reset is Gymnasium's NEXT_STEP
 mode, which is TF-Agents' convention: the step after a LAST one resets that env (its action is
 ignored) and returns FIRST with reward 0. A truncated episode (time limit) ends LAST with discount 1,
-a terminated one with discount 0. Member i is seeded with seed + i at the first reset.
+a terminated one with discount 0. Member i is seeded with seed + i at the first reset. The vector env comes from envs/backends.py
+(Gymnasium's SyncVectorEnv or EnvPool); image observations keep their uint8 frames (agents/pixels.py).
 
 TF-Agents is imported when the first env is made (the class is built then), so importing this module
 stays light.
@@ -22,43 +23,35 @@ import functools
 import numpy as np
 
 
-def make_vector_py_env(env_id: str, num_envs: int, seed: int = 0, max_episode_steps: int | None = None):
+def make_vector_py_env(env_id: str, num_envs: int, seed: int = 0, max_episode_steps: int | None = None,
+                       training: bool = False, backend: str = "gymnasium"):
     """`num_envs` copies of `env_id` (with the lab's preprocessing) in one batched PyEnvironment.
 
-    `max_episode_steps`: a time limit other than the id's own.
+    `max_episode_steps`: a time limit other than the id's own. `training`: the learner's envs (Atari:
+    episodic life, clipped rewards). `backend`: gymnasium | envpool | auto (envs/backends.py).
     """
-    from envs.gym_envs import make_gym_env
     from agents.tf_env import spec_checked
+    from envs.backends import make_vector_env
     from envs.gym_envs import check_env_id
 
     spec_checked(check_env_id, env_id)
-    return _vector_env_class()(functools.partial(_make_limited, make_gym_env, env_id, max_episode_steps),
+    return _vector_env_class()(make_vector_env(env_id, num_envs, seed, training, max_episode_steps, backend),
                                num_envs, seed)
-
-
-def _make_limited(make_gym_env, env_id: str, max_episode_steps: int | None):
-    """The env with `max_episode_steps` counted in agent steps: a TimeLimit outside the preprocessing, as
-    suite_gymnasium.load does (inside, an Atari limit would count raw frames and reset no-ops)."""
-    import gymnasium
-
-    env = make_gym_env(env_id)
-    return gymnasium.wrappers.TimeLimit(env, max_episode_steps) if max_episode_steps else env
 
 
 @functools.cache
 def _vector_env_class():
-    from gymnasium.vector import AutoresetMode, SyncVectorEnv
     from tf_agents.environments import gymnasium_wrapper, py_environment
     from tf_agents.trajectories import time_step as ts
 
+    from agents.pixels import observation_spec
+
     class GymnasiumVectorPyEnvironment(py_environment.PyEnvironment):
-        def __init__(self, make_env, num_envs: int, seed: int):
-            super().__init__(handle_auto_reset=False)  # Gymnasium resets (NEXT_STEP), TF-Agents must not
-            self._envs = SyncVectorEnv([make_env] * num_envs,
-                                       autoreset_mode=AutoresetMode.NEXT_STEP)
+        def __init__(self, vector_env, num_envs: int, seed: int):
+            super().__init__(handle_auto_reset=False)  # the vector env resets (NEXT_STEP), TF-Agents must not
+            self._envs = vector_env
             self._num_envs, self._seed = num_envs, seed
-            self._observation_spec = gymnasium_wrapper.spec_from_gym_space(
-                self._envs.single_observation_space, name="observation")
+            self._observation_spec = observation_spec(self._envs.single_observation_space)
             self._action_spec = gymnasium_wrapper.spec_from_gym_space(self._envs.single_action_space, name="action")
             self._ended = np.zeros(num_envs, bool)  # envs whose last step ended an episode: they reset next
 

@@ -8,11 +8,16 @@ Rows (CartPole-v1 by default, 8 envs, 256 env steps per collect call):
   tf random / dqn       a tf.function'd DynamicStepDriver run over the TFPyEnvironment, with a random policy
                         or DQN's epsilon-greedy collect policy writing to a replay buffer (what agents/dqn.py
                         runs), over each of the two PyEnvironments
-Then the DQN workload's own collect function (agents/dqn.py, the dqn-cartpole preset's envs). The profile
-is the differences between rows: what each layer adds per batched step. Target (the issue): >= 20,000
-env steps/s with the agent's policy on 8 CartPoles.
+  py driver, DQN policy  TF-Agents' PyDriver over the lab's vector env with DQN's collect policy wrapped in a
+                        PyTFEagerPolicy (a tf.function per batched step, the env stepped in Python)
+Then the DQN workload's own collect function (agents/dqn.py, the dqn-cartpole or dqn-breakout preset's
+envs), once per env backend (Gymnasium, EnvPool when installed), with random-backend rows side by side.
+The profile is the differences between rows (what each layer adds per batched step), and with
+`--profile` cProfile's top functions of the PyDriver path. Targets (the issue), with the agent's own
+policy against raw Gymnasium random stepping in the same run: CartPole x8 >= 0.3, Atari x8 >= 0.5.
+Raw stepping uses the lab's preprocessing (Atari: the training envs of envs/atari.py).
 
-Run: python benchmarks/rl_collection.py [--env CartPole-v1] [--envs 8] [--seconds 3]
+Run: python benchmarks/rl_collection.py [--env CartPole-v1 | ALE/Breakout-v5] [--envs 8] [--seconds 3] [--profile]
 """
 from __future__ import annotations
 
@@ -28,7 +33,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from lab import settings
 
-TARGET = 20_000  # env steps/s with the agent's policy, 8 CartPoles
+RATIO_TARGETS = {"CartPole-v1": 0.3, "ALE/Breakout-v5": 0.5}  # agent-policy collection / raw random stepping
 
 
 def rate(step_fn, steps_per_call: int, seconds: float) -> tuple[float, float]:
@@ -46,11 +51,9 @@ def rate(step_fn, steps_per_call: int, seconds: float) -> tuple[float, float]:
 
 
 def raw_gymnasium(env_id: str, n: int, seconds: float) -> tuple[float, float]:
-    import gymnasium
+    from envs.gym_envs import make_gym_env
 
-    import envs.gym_envs
-
-    envs = [gymnasium.make(env_id) for _ in range(n)]
+    envs = [make_gym_env(env_id, training=True) for _ in range(n)]
     for i, env in enumerate(envs):
         env.reset(seed=i)
     rng = np.random.default_rng(0)
@@ -66,13 +69,12 @@ def raw_gymnasium(env_id: str, n: int, seconds: float) -> tuple[float, float]:
     return rate(run, (256 // n) * n, seconds)
 
 
-def gymnasium_vector(env_id: str, n: int, seconds: float) -> tuple[float, float]:
-    import gymnasium
+def vector_random(env_id: str, n: int, seconds: float, backend: str = "gymnasium") -> tuple[float, float]:
+    """A vector env of the backend (envs/backends.py: Gymnasium's SyncVectorEnv or EnvPool), random actions."""
+    from envs.backends import make_vector_env
 
-    import envs.gym_envs  # noqa: F401
-
-    vector = gymnasium.make_vec(env_id, num_envs=n, vectorization_mode="sync")
-    vector.reset(seed=0)
+    vector = make_vector_env(env_id, n, 0, training=True, backend=backend)
+    vector.reset(seed=list(range(n)))
     rng = np.random.default_rng(0)
 
     def run(steps=256 // n):
@@ -119,15 +121,59 @@ def tf_collect_rate(tf_env, policy_kind: str, n: int, seconds: float) -> tuple[f
     return rate(collect, 256, seconds)
 
 
-def dqn_workload_rate(env_id: str, n: int, seconds: float) -> tuple[float, float]:
-    """The DQN workload's own collect tf.function (agents/dqn.py), dqn-cartpole's collect settings."""
+def py_driver_rate(env_id: str, n: int, seconds: float, profile: bool = False) -> tuple[float, float]:
+    """TF-Agents' PyDriver over the lab's vector env, DQN's epsilon-greedy collect policy in a PyTFEagerPolicy."""
+    import tensorflow as tf
+    from tf_agents.agents.dqn import dqn_agent
+    from tf_agents.drivers import py_driver
+    from tf_agents.networks import q_network
+    from tf_agents.policies import py_tf_eager_policy
+    from tf_agents.specs import tensor_spec
+
+    from agents.pixels import scale_pixels
+    from agents.vector_env import make_vector_py_env
+
+    py_env = make_vector_py_env(env_id, n, 0, training=True)
+    time_step_spec = tensor_spec.from_spec(py_env.time_step_spec())
+    action_spec = tensor_spec.from_spec(py_env.action_spec())
+    images = len(time_step_spec.observation.shape) == 3
+    conv = {"conv_layer_params": [(32, 8, 4), (64, 4, 2), (64, 3, 1)], "preprocessing_layers": scale_pixels()} if images else {}
+    net = q_network.QNetwork(time_step_spec.observation, action_spec, fc_layer_params=(512,) if images else (128, 128), **conv)
+    agent = dqn_agent.DdqnAgent(time_step_spec, action_spec, q_network=net, optimizer=tf.keras.optimizers.Adam(1e-3),
+                                epsilon_greedy=0.1)
+    agent.initialize()
+    policy = py_tf_eager_policy.PyTFEagerPolicy(agent.collect_policy, use_tf_function=True, batch_time_steps=False)
+    driver = py_driver.PyDriver(py_env, policy, observers=[], max_steps=256)
+    state = {"time_step": py_env.reset()}
+
+    def run():
+        state["time_step"], _ = driver.run(state["time_step"])
+
+    if profile:
+        import cProfile
+        import pstats
+
+        profiler = cProfile.Profile()
+        profiler.enable()
+        result = rate(run, 256, seconds)
+        profiler.disable()
+        print("cProfile of the PyDriver path (top 12 by own time):")
+        pstats.Stats(profiler).sort_stats("tottime").print_stats(12)
+        return result
+    return rate(run, 256, seconds)
+
+
+def dqn_workload_rate(env_id: str, n: int, seconds: float, backend: str = "gymnasium") -> tuple[float, float]:
+    """The DQN workload's own collect tf.function (agents/dqn.py), its preset's collect settings."""
     import tempfile
 
     from lab import spec as specs
     from lab import workload as workloads
 
-    params = {**specs.load("dqn-cartpole")[0].trial_params, "env_id": env_id, "num_envs": n,
-              "initial_collect_steps": 0, "eval_episodes": 1}
+    preset = "dqn-breakout" if env_id.startswith("ALE/") else "dqn-cartpole"
+    params = {**specs.load(preset)[0].trial_params, "env_id": env_id, "num_envs": n, "replay_capacity": 20_000,
+              "initial_collect_steps": 0, "eval_episodes": 1, "env_backend": backend,
+              "collect_steps_per_iteration": max(n, 256 // n * n)}
     cls = workloads.get("dqn")
     workload = cls(cls.make_config(params), workloads.TrialContext(trial_dir=tempfile.mkdtemp(prefix="bench-")))
     workload.setup()
@@ -142,6 +188,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--env", default="CartPole-v1")
     parser.add_argument("--envs", type=int, default=8)
     parser.add_argument("--seconds", type=float, default=3.0, help="measuring time per row")
+    parser.add_argument("--profile", action="store_true", help="cProfile the PyDriver path")
     args = parser.parse_args(argv)
     settings.apply_worker_env()
     import tensorflow  # noqa: F401  (imported before the timings)
@@ -152,25 +199,37 @@ def main(argv: list[str] | None = None) -> int:
     n, s = args.envs, args.seconds
     print(f"{args.env}, {n} envs, {s:.0f} s per row; load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs")
     raw = raw_gymnasium(args.env, n, s)
-    rows = [("raw gymnasium, random actions", raw), ("gymnasium SyncVectorEnv, random", gymnasium_vector(args.env, n, s))]
-    from tf_agents.environments import batched_py_environment
+    from envs.envpool_env import envpool_id, installed
 
-    from agents.tf_env import make_py_env
+    backends = ["gymnasium"] + (["envpool"] if installed() and envpool_id(args.env) else [])
+    rows = [("raw gymnasium, random actions", raw)]
+    rows += [(f"{backend} vector env, random", vector_random(args.env, n, s, backend)) for backend in backends]
+    atari = args.env.startswith("ALE/")
+    if not atari:  # suite_gymnasium's BatchedPyEnvironment path: vector observations only
+        from tf_agents.environments import batched_py_environment
 
-    batched = batched_py_environment.BatchedPyEnvironment([make_py_env(args.env, i) for i in range(n)],
-                                                          multithreading=False)
-    rows.append(("py BatchedPyEnvironment, random", py_env_rate(batched, n, s)))
-    rows.append(("py lab vector env, random", py_env_rate(make_vector_py_env(args.env, n, 0), n, s)))
-    for name, vector in (("batched", False), ("vector", True)):
-        rows.append((f"tf driver ({name}), random policy", tf_collect_rate(make_tf_env(args.env, n, 0, vector=vector), "random", n, s)))
-        rows.append((f"tf driver ({name}), DQN eps-greedy", tf_collect_rate(make_tf_env(args.env, n, 0, vector=vector), "dqn", n, s)))
-    rows.append(("DQN workload's collect (agents/dqn.py)", dqn_workload_rate(args.env, n, s)))
-    print(f"{'path':<42}{'steps/wall s':>13}{'steps/CPU s':>12}{'vs raw (CPU)':>13}{'CPU us/batched step':>20}")
+        from agents.tf_env import make_py_env
+
+        batched = batched_py_environment.BatchedPyEnvironment([make_py_env(args.env, i) for i in range(n)],
+                                                              multithreading=False)
+        rows.append(("py BatchedPyEnvironment, random", py_env_rate(batched, n, s)))
+    rows.append(("py lab vector env, random", py_env_rate(make_vector_py_env(args.env, n, 0, training=True), n, s)))
+    if not atari:
+        for name, vector in (("batched", False), ("vector", True)):
+            rows.append((f"tf driver ({name}), random policy", tf_collect_rate(make_tf_env(args.env, n, 0, vector=vector), "random", n, s)))
+            rows.append((f"tf driver ({name}), DQN eps-greedy", tf_collect_rate(make_tf_env(args.env, n, 0, vector=vector), "dqn", n, s)))
+    rows.append(("py driver, DQN eps-greedy (PyTFEagerPolicy)", py_driver_rate(args.env, n, s, args.profile)))
+    for backend in backends:
+        rows.append((f"DQN workload's collect, {backend}", dqn_workload_rate(args.env, n, s, backend)))
+    print(f"{'path':<46}{'steps/wall s':>13}{'steps/CPU s':>12}{'vs raw (wall)':>14}{'vs raw (CPU)':>13}{'CPU us/batched step':>20}")
     for name, (wall, cpu) in rows:
-        print(f"{name:<42}{wall:>13,.0f}{cpu:>12,.0f}{cpu / raw[1]:>13.3f}{1e6 * n / cpu:>20.0f}")
-    best = max(rates for name, rates in rows if "DQN" in name)
-    print(f"best agent-policy collection: {best[0]:,.0f} env steps/wall s ({best[1]:,.0f}/CPU s) against the target "
-          f"{TARGET:,}: {'reached' if best[0] >= TARGET else 'NOT reached'} (wall); load average {os.getloadavg()[0]:.1f}")
+        print(f"{name:<46}{wall:>13,.0f}{cpu:>12,.0f}{wall / raw[0]:>14.3f}{cpu / raw[1]:>13.3f}{1e6 * n / cpu:>20.0f}")
+    target = RATIO_TARGETS.get(args.env)
+    name, best = max(((name, rates) for name, rates in rows if "DQN" in name), key=lambda item: item[1][0])
+    ratio = best[0] / raw[0]
+    print(f"best agent-policy collection: {name}, {best[0]:,.0f} env steps/wall s = {ratio:.3f} of raw Gymnasium random "
+          f"stepping ({raw[0]:,.0f}); target {target if target else '-'}: "
+          f"{'met' if target and ratio >= target else 'MISSED' if target else '-'}; load average {os.getloadavg()[0]:.1f}")
     return 0
 
 

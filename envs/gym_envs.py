@@ -6,12 +6,12 @@ ids (`ALE/Breakout-v5`, ...) are registered when one is first checked (ale-py co
 every process that builds one, Ray workers included. Problems are `EnvError`s (a ValueError), one line each.
 
     from envs.gym_envs import make_gym_env
-    env = make_gym_env("ALE/Breakout-v5", render_mode="rgb_array")   # preprocessed: (84, 84, 4) float32
+    env = make_gym_env("ALE/Breakout-v5", render_mode="rgb_array")   # preprocessed: (84, 84, 4) uint8
 
 Ids starting with `ALE/` get the standard DQN preprocessing (Mnih et al. 2015, as in the Hands-On ML
-book): `frameskip=1` in `make`, then AtariPreprocessing (30 no-op starts, 4-frame skip with max-pooling,
-84x84 grayscale), FrameStackObservation of 4, and the stack cast to float32, channels last (Keras'
-Conv2D layout; float32 because TF-Agents' uint8 specs break with numpy 2, docs/stack.md).
+book; envs/atari.py): `frameskip=1` in `make`, then AtariPreprocessing (30 no-op starts, 4-frame skip
+with max-pooling, 84x84 grayscale), FrameStackObservation of 4, channels last, uint8 frames; training
+envs also end an episode at a lost life and clip rewards to their sign.
 """
 from __future__ import annotations
 
@@ -20,7 +20,6 @@ import importlib.util
 from typing import Any
 
 import gymnasium
-import numpy as np
 from gymnasium import spaces
 
 
@@ -46,6 +45,7 @@ def register(atari: bool = False) -> None:
     if atari and importlib.util.find_spec("ale_py") is not None and "ALE/Pong-v5" not in gymnasium.registry:
         import ale_py
 
+        ale_py.ALEInterface.setLoggerMode(ale_py.LoggerMode.Error)  # no banner on stderr per env made
         gymnasium.register_envs(ale_py)
 
 
@@ -74,14 +74,19 @@ def check_env_id(env_id: str) -> None:
         raise EnvError(f"unknown Gymnasium environment '{env_id}'{hint}")
 
 
-def check_spaces(env_id: str, agent: str, discrete_actions: bool | None, vector_observations: bool = True) -> None:
-    """EnvError, before anything runs, when the env's spaces do not suit the agent.
+def check_spaces(env_id: str, agent: str, discrete_actions: bool | None, vector_observations: bool = True,
+                 backend: str = "gymnasium") -> None:
+    """EnvError, before anything runs, when the env's spaces do not suit the agent or the env backend asked
+    for cannot step it (`envs.backends.resolve_backend`: envpool installed, the id there).
 
     `discrete_actions`: True (DQN, C51), False (SAC, TD3, DDPG) or None (either, e.g. PPO).
     `vector_observations`: True: flat vectors (MLP networks); False: images (height, width, channels; conv).
     """
+    from envs.backends import resolve_backend
+
     check_env_id(env_id)
-    env = make_gym_env(env_id)  # with the lab's preprocessing (Atari: (84, 84, 4) float32 frames)
+    resolve_backend(env_id, backend)
+    env = make_gym_env(env_id)  # with the lab's preprocessing (Atari: (84, 84, 4) uint8 frames)
     try:
         action_space, observation_space = env.action_space, env.observation_space
     finally:
@@ -104,27 +109,11 @@ def is_atari(env_id: str) -> bool:
     return env_id.startswith(ATARI_PREFIX)
 
 
-class Float32ChannelsLast(gymnasium.ObservationWrapper):
-    """(stack, height, width) uint8 frames -> (height, width, stack) float32, values still 0..255."""
+def atari_wrappers(training: bool = False) -> list:
+    """The wrappers of the standard Atari preprocessing, in order (envs/atari.py)."""
+    from envs.atari import atari_wrappers as wrappers
 
-    def __init__(self, env: gymnasium.Env):
-        super().__init__(env)
-        stack, height, width = env.observation_space.shape
-        self.observation_space = spaces.Box(0.0, 255.0, (height, width, stack), np.float32)
-
-    def observation(self, observation):
-        return np.moveaxis(np.asarray(observation, np.float32), 0, -1)
-
-
-def atari_wrappers(frame_stack: int = 4) -> list:
-    """The wrappers (callables env -> env) of the standard Atari preprocessing, in order."""
-    from gymnasium.wrappers import AtariPreprocessing, FrameStackObservation
-
-    return [
-        lambda env: AtariPreprocessing(env, noop_max=30, frame_skip=4, screen_size=84, grayscale_obs=True),
-        lambda env: FrameStackObservation(env, frame_stack),
-        Float32ChannelsLast,
-    ]
+    return wrappers(training)
 
 
 def make_kwargs(env_id: str) -> dict[str, Any]:
@@ -132,12 +121,15 @@ def make_kwargs(env_id: str) -> dict[str, Any]:
     return {"frameskip": 1} if is_atari(env_id) else {}
 
 
-def make_gym_env(env_id: str, render_mode: str | None = None, **kwargs: Any) -> gymnasium.Env:
-    """A Gymnasium env with the lab's preprocessing for its id (Atari), e.g. for `lab eval --video`."""
+def make_gym_env(env_id: str, render_mode: str | None = None, training: bool = False, **kwargs: Any) -> gymnasium.Env:
+    """A Gymnasium env with the lab's preprocessing for its id (Atari), e.g. for `lab eval --video`.
+
+    `training`: the learner's env (Atari: episodic life and clipped rewards); else the full game.
+    """
     check_available(env_id)
     if render_mode is not None:  # only when asked: an env class need not take the argument
         kwargs["render_mode"] = render_mode
     env = gymnasium.make(env_id, **{**make_kwargs(env_id), **kwargs})
-    for wrapper in atari_wrappers() if is_atari(env_id) else []:
+    for wrapper in atari_wrappers(training) if is_atari(env_id) else []:
         env = wrapper(env)
     return env

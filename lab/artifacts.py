@@ -38,11 +38,12 @@ def trial_record(experiment_id: int, trial_id: str | None = None, registry=None)
 
 
 def load_trial_workload(experiment_id: int, trial_id: str | None = None, workdir: str | None = None,
-                        registry=None) -> workloads.Workload:
+                        registry=None, policy_only: bool = False) -> workloads.Workload:
     """The trial's workload: built from its recorded config, set up, restored from its checkpoint.
 
     The caller closes it. `workdir` receives whatever the workload writes while set up (default: a
-    temporary folder).
+    temporary folder). `policy_only`: only to export its model (TrialContext.policy_only: an RL agent
+    allocates no replay buffer).
     """
     experiment, trial = trial_record(experiment_id, trial_id, registry)
     checkpoint = trial.get("checkpoint_path")
@@ -58,7 +59,7 @@ def load_trial_workload(experiment_id: int, trial_id: str | None = None, workdir
     cls = workloads.get(experiment["workload"])
     config = cls.make_config(trial["config"])
     context = workloads.TrialContext(trial_dir=workdir or tempfile.mkdtemp(prefix="lab-trial-"),
-                                     trial_id=trial["trial_id"])
+                                     trial_id=trial["trial_id"], policy_only=policy_only)
     workload = cls(config, context)
     workload.setup()
     try:
@@ -87,7 +88,7 @@ def export_trial(experiment_id: int, out: str, trial_id: str | None = None,
     staging = tempfile.mkdtemp(prefix=f".{target.name}.", dir=parent)
     try:
         os.chmod(staging, 0o755)
-        workload = load_trial_workload(experiment_id, trial["trial_id"])
+        workload = load_trial_workload(experiment_id, trial["trial_id"], policy_only=True)  # no replay buffer
         try:
             path = workload.export(staging)
         finally:

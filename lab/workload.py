@@ -52,6 +52,8 @@ class TrialContext:
     trial_id: str = "local"
     num_gpus: float = 0.0
     logger: Any = None  # lab.tboard.MediaLogger: .image(tag, array), .text(tag, str), .figure(tag, fig)
+    policy_only: bool = False  # rebuilt only to export or evaluate its model (`lab export`, `lab eval`): an RL
+    #   workload then builds its policy and networks, not its replay buffer or training machinery
 
 
 class Workload:

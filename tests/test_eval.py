@@ -58,7 +58,7 @@ def test_eval_by_id_reports_returns_and_writes_a_gif(by_id):
     assert result.returncode == 0, result.stderr[-2000:]
     mean, std, episodes = RETURN.search(result.stdout).groups()
     assert int(episodes) == 3 and float(mean) >= 8 and float(std) >= 0  # CartPole ends after >= 8 steps
-    written = int(re.search(r"\((\d+) frames of the first episode\)", result.stdout).group(1))
+    written = int(re.search(r"\((\d+) frames of the first episode[;)]", result.stdout).group(1))
     frames = iio.imread(gif, index=None)  # the GIF writer merges identical successive frames
     assert frames.ndim == 4 and 8 < frames.shape[0] <= written and frames.shape[-1] in (3, 4)
     assert frames.std(axis=0).max() > 0  # the pole moves
