@@ -22,9 +22,9 @@ export PATH
 # Ray 2.60 clusters started by `ray start` use token authentication: every node and driver needs the token
 # (~/.ray/auth_token, made by the head; or RAY_AUTH_TOKEN). Drivers: export RAY_AUTH_MODE=token too.
 export RAY_AUTH_MODE=${RAY_AUTH_MODE:-token}
-# Without it Ray turns --node-ip-address=127.0.0.1 back into the machine's own address, and the Prometheus
-# metrics endpoints (no authentication) listen on every interface
-export RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER=0
+# Several nodes need the multi-node mode (a single-node `lab run` sets the switch to 0 to bind loopback only;
+# here the Prometheus metrics endpoints, without authentication, listen on every interface: a test cluster)
+export RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER=1  # several nodes on one machine: the multi-node mode (behind the token)
 
 pids() {  # the PIDs of the processes whose command line matches $1 (a node's folder), and their descendants
   # (the dashboard's modules and the nodes' agents name no folder: they are found as descendants)

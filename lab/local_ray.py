@@ -64,6 +64,7 @@ def ray_init_kwargs(num_cpus: int | None = None, num_gpus: int | None = None, **
 # ------------------------------------------------------------------ the processes of a local instance
 INSTANCE_VAR = "LAB_RAY_INSTANCE"  # inherited by every process of the instance: how its leftovers are found
 _instance = ""  # this process's instance, once it started one
+_instance_file: Path | None = None  # its record, fixed when it started (LAB_HOME may change later in a notebook or test)
 
 
 def instances_dir() -> Path:
@@ -73,7 +74,7 @@ def instances_dir() -> Path:
 def mark_instance() -> str:
     """Before `ray.init`: tag this driver's future Ray processes, and record the driver, so that the next
     lab command can stop them if this driver dies without shutting Ray down (SIGKILL)."""
-    global _instance
+    global _instance, _instance_file
     if _instance:
         return _instance
     import psutil
@@ -83,30 +84,33 @@ def mark_instance() -> str:
     folder = instances_dir()
     folder.mkdir(parents=True, exist_ok=True)
     me = psutil.Process()
-    _record(instance, {"pid": me.pid, "create_time": me.create_time(), "processes": []})
-    atexit.register(_shutdown, instance)
+    _instance_file = folder / f"ray-{instance}.json"
+    _instance_file.write_text(json.dumps({"pid": me.pid, "create_time": me.create_time(), "processes": []}))
+    atexit.register(_shutdown, instance, _instance_file)
     return instance
 
 
 def record_processes() -> None:
     """After `ray.init`: record the instance's processes by pid and start time. Some rename themselves
     (setproctitle overwrites their environment block), so the environment tag alone does not find them."""
-    if not _instance:
+    if not _instance or _instance_file is None:
         return
     import psutil
 
-    path = instances_dir() / f"ray-{_instance}.json"
-    record = json.loads(path.read_text())
+    try:
+        record = json.loads(_instance_file.read_text())
+    except (OSError, ValueError):  # removed meanwhile: record the driver again
+        me = psutil.Process()
+        record = {"pid": me.pid, "create_time": me.create_time()}
     record["processes"] = [[p.pid, p.create_time()] for p in psutil.Process().children(recursive=True)]
-    _record(_instance, record)
+    try:
+        _instance_file.parent.mkdir(parents=True, exist_ok=True)
+        _instance_file.write_text(json.dumps(record))
+    except OSError:  # a courtesy for the next command: the run goes on without it
+        pass
 
 
-def _record(instance: str, record: dict) -> None:
-    path = instances_dir() / f"ray-{instance}.json"
-    path.write_text(json.dumps(record))
-
-
-def _shutdown(instance: str) -> None:
+def _shutdown(instance: str, path: Path) -> None:
     """At exit: stop Ray, then anything of this instance that outlived it; forget the instance."""
     try:
         import ray
@@ -115,7 +119,6 @@ def _shutdown(instance: str) -> None:
             ray.shutdown()
     except Exception:  # noqa: BLE001 - exiting anyway
         pass
-    path = instances_dir() / f"ray-{instance}.json"
     try:
         recorded = json.loads(path.read_text()).get("processes", [])
     except (OSError, ValueError):

@@ -12,7 +12,6 @@ from lab.registry import Registry
 from lab.spec import build_spec, validate_params
 
 
-@workloads.register
 class Declared(workloads.Workload):
     """A workload that declares its metrics, one of them only for one of its modes."""
 
@@ -26,6 +25,14 @@ class Declared(workloads.Workload):
     @classmethod
     def metric_names(cls, config):
         return frozenset({"eval/score", "train/loss"} | ({"eval/extra"} if config.mode == "extra" else set()))
+
+
+@pytest.fixture(autouse=True)
+def declared_workload():
+    """Registered for these tests only: the registry of workloads otherwise holds the entry points alone."""
+    workloads.register(Declared)
+    yield
+    workloads.WORKLOADS.pop(Declared.name, None)
 
 
 def _spec(**fields):

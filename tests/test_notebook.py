@@ -10,7 +10,8 @@ NOTEBOOK = Path(__file__).resolve().parents[1] / "notebooks" / "quickstart.ipynb
 
 @pytest.mark.slow
 @pytest.mark.timeout(400)
-def test_quickstart_notebook_runs_without_errors(lab_home):
+def test_quickstart_notebook_runs_without_errors(lab_home, monkeypatch):
+    monkeypatch.delenv("MPLBACKEND", raising=False)  # the kernel draws inline, whatever an earlier test set
     nbformat = pytest.importorskip("nbformat")
     nbclient = pytest.importorskip("nbclient")
     notebook = nbformat.read(NOTEBOOK, as_version=4)
