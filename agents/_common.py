@@ -148,6 +148,18 @@ class AgentWorkload(Workload):
 
     label = ""  # "DQN": error messages and export names
 
+    def make_envs(self, max_episode_steps: int = 0) -> None:
+        """`train_env` (the learner's: Atari's episodic life and clipped rewards) and `eval_env` (the full
+        game); rebuilt only for its policy, one training env for the specs and no eval envs."""
+        from agents.tf_env import make_tf_env
+
+        cfg, policy_only = self.config, self.context.policy_only
+        limit = {"max_episode_steps": max_episode_steps} if max_episode_steps else {}
+        self.train_env = make_tf_env(cfg.env_id, 1 if policy_only else cfg.num_envs, seed=cfg.seed, training=True,
+                                     backend="gymnasium" if policy_only else cfg.env_backend, **limit)
+        self.eval_env = None if policy_only else make_tf_env(
+            cfg.env_id, cfg.eval_episodes, seed=cfg.seed + EVAL_SEED_OFFSET, backend=cfg.env_backend, **limit)
+
     def train_rounds(self, one_round) -> tuple[dict, list]:
         """Rounds until `env_steps_per_step` more env steps (a round may overshoot), then `round_metrics`.
 

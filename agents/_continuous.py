@@ -24,7 +24,7 @@ from typing import Literal
 
 import numpy as np
 
-from agents._common import EVAL_SEED_OFFSET, ROUND_METRICS, AgentWorkload, episode_observers, make_greedy_evaluation
+from agents._common import ROUND_METRICS, AgentWorkload, episode_observers, make_greedy_evaluation
 
 TEST_PARAMS = {  # a few seconds: the conformance test and tests/test_continuous_agents.py
     "env_id": "Pendulum-v1", "num_envs": 2, "actor_fc_layers": [16], "critic_fc_layers": [16],
@@ -116,7 +116,6 @@ class OffPolicyWorkload(AgentWorkload):
         from tf_agents.policies import random_tf_policy
         from tf_agents.replay_buffers import tf_uniform_replay_buffer
 
-        from agents.tf_env import make_tf_env
 
         cfg = self.config
         tf.keras.utils.set_random_seed(cfg.seed)  # Python, NumPy and TensorFlow
@@ -125,10 +124,7 @@ class OffPolicyWorkload(AgentWorkload):
         # Environments (the spaces were checked with the config).
         # Rebuilt only for its policy (`lab eval`, `lab export`): one env for the specs, no replay buffer.
         policy_only = self.context.policy_only
-        self.train_env = make_tf_env(cfg.env_id, 1 if policy_only else cfg.num_envs, seed=cfg.seed, training=True,
-                                     backend="gymnasium" if policy_only else cfg.env_backend)
-        self.eval_env = None if policy_only else make_tf_env(cfg.env_id, cfg.eval_episodes,
-                                                             seed=cfg.seed + EVAL_SEED_OFFSET, backend=cfg.env_backend)
+        self.make_envs()
 
         # Counters, agent.
         self.train_step = tf.Variable(0, dtype=tf.int64, trainable=False, name="train_step")  # gradient steps

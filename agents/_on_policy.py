@@ -17,7 +17,7 @@ from typing import Literal
 
 import numpy as np
 
-from agents._common import EVAL_SEED_OFFSET, ROUND_METRICS, AgentWorkload, make_greedy_evaluation
+from agents._common import ROUND_METRICS, AgentWorkload, make_greedy_evaluation
 
 
 @dataclass
@@ -110,7 +110,6 @@ class OnPolicyWorkload(AgentWorkload):
         from tf_agents.networks import actor_distribution_network, value_network
 
         from agents.pixels import scale_pixels
-        from agents.tf_env import make_tf_env
 
         cfg = self.config
         tf.keras.utils.set_random_seed(cfg.seed)  # Python, NumPy and TensorFlow
@@ -119,11 +118,7 @@ class OnPolicyWorkload(AgentWorkload):
         # (Atari: episodic life, clipped rewards), evaluation envs play the full game. Rebuilt only for
         # its policy (`lab eval`, `lab export`): one env for the specs, no eval envs.
         policy_only = self.context.policy_only
-        limit = {"max_episode_steps": cfg.max_episode_steps} if cfg.max_episode_steps else {}
-        self.train_env = make_tf_env(cfg.env_id, 1 if policy_only else cfg.num_envs, seed=cfg.seed, training=True,
-                                     backend="gymnasium" if policy_only else cfg.env_backend, **limit)
-        self.eval_env = None if policy_only else make_tf_env(
-            cfg.env_id, cfg.eval_episodes, seed=cfg.seed + EVAL_SEED_OFFSET, backend=cfg.env_backend, **limit)
+        self.make_envs(cfg.max_episode_steps)
         observation_spec, action_spec = self.train_env.observation_spec(), self.train_env.action_spec()
 
         # Networks (conv layers first for uint8 images, scaled in their graphs), optimizer, counters, agent.

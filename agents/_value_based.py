@@ -32,7 +32,7 @@ from typing import Literal
 
 import numpy as np
 
-from agents._common import EVAL_SEED_OFFSET, ROUND_METRICS, AgentWorkload, episode_observers, make_greedy_evaluation
+from agents._common import ROUND_METRICS, AgentWorkload, episode_observers, make_greedy_evaluation
 
 TEST_PARAMS = {  # a few seconds: the conformance test
     "num_envs": 2, "fc_layers": [16], "replay_capacity": 1_000, "batch_size": 16, "initial_collect_steps": 40,
@@ -128,7 +128,6 @@ class ValueBasedWorkload(AgentWorkload):
         from tf_agents.drivers import dynamic_step_driver
         from tf_agents.replay_buffers import tf_uniform_replay_buffer
 
-        from agents.tf_env import make_tf_env
 
         cfg = self.config
         tf.keras.utils.set_random_seed(cfg.seed)  # Python, NumPy and TensorFlow
@@ -137,11 +136,7 @@ class ValueBasedWorkload(AgentWorkload):
         # (Atari: episodic life, clipped rewards), evaluation envs play the full game. Rebuilt only for
         # its policy (`lab eval`, `lab export`): one env for the specs, no eval envs.
         policy_only = self.context.policy_only
-        limit = {"max_episode_steps": cfg.max_episode_steps} if cfg.max_episode_steps else {}
-        self.train_env = make_tf_env(cfg.env_id, 1 if policy_only else cfg.num_envs, seed=cfg.seed, training=True,
-                                     backend="gymnasium" if policy_only else cfg.env_backend, **limit)
-        self.eval_env = None if policy_only else make_tf_env(
-            cfg.env_id, cfg.eval_episodes, seed=cfg.seed + EVAL_SEED_OFFSET, backend=cfg.env_backend, **limit)
+        self.make_envs(cfg.max_episode_steps)
 
         # Q-network, optimizer, counters, agent.
         self.q_network = self.make_network(self.train_env.observation_spec(), self.train_env.action_spec())
