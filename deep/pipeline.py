@@ -16,14 +16,17 @@ EVAL_BATCH_SIZE = 512  # evaluation batches (no gradients, so bigger than traini
 def train_batches(x, y, batch_size: int, seed: int):
     """One epoch of shuffled batches. Indices are shuffled (not the images: no big shuffle buffer)
     and the images gathered per batch; the order depends only on `seed`, so a restored trial
-    replays the same epochs as one that never stopped."""
+    replays the same epochs as one that never stopped. `x` and `y` are tensors (numpy arrays would be
+    copied into the map function). The gather runs serially: a parallel map's threads cost more than a
+    batch's gather and take cores from the training step (an MLP epoch on Fashion-MNIST on 2 cores:
+    4.1-4.4 s serial, 5.2 s with num_parallel_calls=AUTOTUNE, the same as Keras' own numpy path)."""
     tf = load_tf()
     return (
         tf.data.Dataset.range(int(x.shape[0]))
         .shuffle(int(x.shape[0]), seed=seed, reshuffle_each_iteration=False)
         .batch(batch_size)
-        .map(lambda i: (tf.gather(x, i), tf.gather(y, i)), num_parallel_calls=tf.data.AUTOTUNE)
-        .prefetch(tf.data.AUTOTUNE)
+        .map(lambda i: (tf.gather(x, i), tf.gather(y, i)))
+        .prefetch(2)
     )
 
 

@@ -45,6 +45,22 @@ def prepare_environment() -> None:
         constants.ENABLE_RAY_CLUSTER = False
 
 
+def reload_auth_settings() -> None:
+    """Make an already imported Ray read its token settings again before it starts or joins an instance.
+
+    Ray caches the token (and the auth mode) it first read; a process that ran Ray before with other
+    settings (a notebook after `lab down`, a test with its own RAY_AUTH_TOKEN) would otherwise start a GCS
+    with one token and greet it with another. Only call it while Ray is not initialized.
+    """
+    try:
+        from ray._raylet import AuthenticationTokenLoader, Config
+
+        Config.initialize("")  # the config first: a reload under the old config may want the old token
+        AuthenticationTokenLoader.instance().reset_cache()
+    except (ImportError, AttributeError):  # a Ray without token authentication: nothing cached
+        pass
+
+
 def ray_init_kwargs(num_cpus: int | None = None, num_gpus: int | None = None, **extra: Any) -> dict[str, Any]:
     """Keyword arguments of `ray.init` for a local instance that answers only on loopback."""
     kwargs: dict[str, Any] = {

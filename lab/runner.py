@@ -10,6 +10,7 @@ import contextlib
 import getpass
 import os
 import socket
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -45,6 +46,7 @@ def connect(address: str | None, num_cpus: int | None = None, verbose: bool = Fa
     from lab import local_ray
 
     settings.apply_worker_env()
+    imported_before = "ray" in sys.modules  # a notebook, a test: Ray read its auth settings back then
     address = address or os.environ.get("LAB_RAY_ADDRESS") or None
     warm_instance = None
     if not address and not _ray_initialized():
@@ -62,6 +64,8 @@ def connect(address: str | None, num_cpus: int | None = None, verbose: bool = Fa
 
     if ray.is_initialized():
         return
+    if imported_before:
+        local_ray.reload_auth_settings()  # the token of this instance, not the one of an earlier session
     if local:
         local_ray.stop_dead_instances()  # what a driver killed earlier (SIGKILL) left running
         local_ray.mark_instance()
@@ -266,6 +270,7 @@ def resume(experiment_id: int, address: str | None = None, registry: Registry | 
 
     spec = build_spec(record["spec"], f"experiment {experiment_id}")
     _checkpoint_state_every_turn()
+    _forget_stale_trial_decisions()
     tuner = tune.Tuner.restore(where.path, trainable=trainable(spec), resume_unfinished=True, resume_errored=True,
                                storage_filesystem=where.filesystem)
     from lab.registry import now
@@ -279,6 +284,25 @@ def _checkpoint_state_every_turn() -> None:
     that finished after the last save runs again after a SIGKILL. 0: at every turn of its loop (a JSON
     file of cached trial states), before the registry callback writes (lab.callbacks)."""
     os.environ.setdefault("TUNE_GLOBAL_CHECKPOINT_S", "0")
+
+
+def _forget_stale_trial_decisions() -> None:
+    """Tune saves its controller's pending per-trial decisions with the experiment state and restores them:
+    a trial that failed while a STOP was pending would be stopped again by the first checkpoint after
+    `lab resume` restarted it (it ran one iteration, then ended TERMINATED short of its stop). A resumed
+    experiment starts with no pending decision; everything else of the saved state is restored."""
+    from ray.tune.execution.tune_controller import TuneController
+
+    restore = TuneController.__setstate__
+    if getattr(restore, "forgets_decisions", False):
+        return
+
+    def __setstate__(self, state):
+        state = {k: v for k, v in state.items() if k not in ("_queued_trial_decisions", "_cached_trial_decisions")}
+        restore(self, state)
+
+    __setstate__.forgets_decisions = True
+    TuneController.__setstate__ = __setstate__
 
 
 def _fit(tuner, experiment_id: int, spec: ExperimentSpec, registry: Registry, folder: str,

@@ -1,6 +1,7 @@
 """Sealed checkpoints: nothing half-written is read back as a valid checkpoint."""
 from __future__ import annotations
 
+import glob
 import json
 import os
 
@@ -119,5 +120,83 @@ def test_a_full_disk_fails_the_trial_in_one_line_and_resume_finishes_it(small_di
     # it went on from its last sealed checkpoint to its end (6 iterations, or the workload's own budget),
     # and its final checkpoint is whole
     assert trial["status"] == "TERMINATED" and trial["iterations"] >= failed_at, trial
+    checkpoints.verify(trial["checkpoint_path"])
+    assert "Traceback" not in resumed.stdout + resumed.stderr
+
+
+# ------------------------------------------------------------------ a folder made read-only, as a user
+READ_ONLY_SWEEP = """
+name: read-only
+workload: sleepy
+params: {seconds: 0.3}
+metric: score
+num_samples: 1
+stop: {training_iteration: 12}
+checkpoint_every: 1
+resources: {cpu: 1}
+"""
+
+
+@pytest.fixture
+def as_a_user(tmp_path):
+    """(command prefix, environment, folder) for running the lab where permissions bind: as this user, or,
+    as root, without the capabilities that let root write into any folder (Linux's setpriv)."""
+    import shutil
+
+    from tests import plugins
+
+    prefix = []
+    if os.geteuid() == 0:
+        if shutil.which("setpriv") is None:
+            pytest.skip("root ignores read-only folders, and setpriv (util-linux) is missing to drop that")
+        prefix = ["setpriv", "--bounding-set", "-dac_override,-dac_read_search", "--"]
+    env = {**os.environ, "LAB_HOME": str(tmp_path / "lab-home"), "PYTHONPATH": plugins.pythonpath()}
+    env.pop("LAB_REGISTRY_URL", None)
+    try:
+        yield prefix, env, str(tmp_path)
+    finally:
+        for folder in glob.glob(f"{tmp_path}/runs/*/*/"):
+            os.chmod(folder, 0o755)
+
+
+@pytest.mark.slow
+def test_a_read_only_folder_fails_the_trial_in_one_line_and_resume_finishes_it(as_a_user):
+    import subprocess
+    import sys
+    import time
+
+    from lab.registry import Registry
+
+    run_as, env, root = as_a_user
+    lab = os.path.join(os.path.dirname(sys.executable), "lab")
+    spec = os.path.join(root, "read-only.yaml")
+    with open(spec, "w") as handle:
+        handle.write(READ_ONLY_SWEEP)
+    run = subprocess.Popen([*run_as, lab, "run", spec, "--storage", f"{root}/runs"], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                           text=True)
+    deadline = time.monotonic() + 300
+    while not glob.glob(f"{root}/runs/*/*/checkpoint_000002") and run.poll() is None:
+        assert time.monotonic() < deadline, "no checkpoint was written"
+        time.sleep(0.1)
+    (trial_dir,) = glob.glob(f"{root}/runs/*/*/")
+    os.chmod(trial_dir, 0o555)  # the trial's folder turns read-only while the trial trains
+    out, err = run.communicate(timeout=300)
+    assert run.returncode != 0 and "Traceback" not in out + err, out + err
+    registry = Registry(f"sqlite:///{root}/lab-home/registry.db")
+    (experiment,) = registry.experiments()
+    (trial,) = registry.trials(experiment["id"])
+    assert trial["status"] == "ERROR" and "Permission denied" in trial["error"], trial
+    assert experiment["status"] != "completed", experiment
+    for folder in glob.glob(f"{trial_dir}checkpoint_*"):  # what was written counts, or is refused
+        try:
+            checkpoints.verify(folder)
+        except CheckpointError:
+            pass
+    os.chmod(trial_dir, 0o755)  # writable again
+    resumed = subprocess.run([*run_as, lab, "resume", str(experiment["id"])], env=env, capture_output=True,
+                             text=True, timeout=300)
+    assert resumed.returncode == 0, resumed.stdout + resumed.stderr
+    (trial,) = registry.trials(experiment["id"])
+    assert trial["status"] == "TERMINATED" and trial["iterations"] == 12, trial
     checkpoints.verify(trial["checkpoint_path"])
     assert "Traceback" not in resumed.stdout + resumed.stderr

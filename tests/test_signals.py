@@ -15,21 +15,27 @@ import psutil
 import pytest
 
 from lab.registry import Registry
-from tests import proc_utils
+from tests import plugins, proc_utils
 from tests.conftest import lab
 
 SWEEP = """
 name: signals
-workload: sklearn_cv
-params: {dataset: digits, model: logistic, cv_folds: 3, log_figures: false, subset: 600}
+workload: sleepy
+params: {seconds: 1.0}
 search:
-  logisticregression__C: {loguniform: [0.01, 100.0]}
-metric: cv/accuracy
+  x: {uniform: [0.0, 1.0]}
+metric: score
 num_samples: %d
 stop: {training_iteration: 1}
 resources: {cpu: 1}
-"""
+"""  # trials of a set length (tests/plugins): the sweep is still running when the signal comes, on any machine
 LAB = str(Path(sys.executable).parent / "lab")
+
+
+@pytest.fixture(autouse=True)
+def sleepy_workload(monkeypatch):
+    """The `sleepy` workload installed for the lab processes these tests start (and their Ray workers)."""
+    monkeypatch.setenv("PYTHONPATH", plugins.pythonpath())
 
 
 def _start(args: list[str], env: dict | None = None) -> subprocess.Popen:

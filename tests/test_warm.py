@@ -69,9 +69,13 @@ def test_a_dead_instance_is_reported_and_forgotten(lab_home):
 def test_a_dead_keepers_leftovers_are_stopped(lab_home, tmp_path):
     """Its session's processes that name its temp folder go with the record (and nothing else)."""
     temp_dir = str(tmp_path / "lab-ray-x")
-    nap = f"{sys.executable} -c 'import time; time.sleep(60)'"
-    leader = subprocess.Popen(["sh", "-c", f"{nap} {temp_dir} & {nap} & echo $!; exit"],
-                              stdout=subprocess.PIPE, text=True, start_new_session=True)
+    # the leader starts both and exits; Popen returns once a child has exec'd (a forked shell would still
+    # carry the leader's command line, temp folder included, for a moment)
+    nap = [sys.executable, "-c", "import time; time.sleep(60)"]
+    start = (f"import subprocess; subprocess.Popen({[*nap, temp_dir]!r}); "
+             f"print(subprocess.Popen({nap!r}).pid, flush=True)")
+    leader = subprocess.Popen([sys.executable, "-c", start], stdout=subprocess.PIPE, text=True,
+                              start_new_session=True)
     bystander = int(leader.stdout.readline())
     leader.wait()
     leftovers = [pid for pid, cmd in warm._session_processes(leader.pid) if temp_dir in cmd]
