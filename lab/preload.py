@@ -49,6 +49,8 @@ MODULES = (
     "skops.io",  # checkpoints of scikit-learn pipelines: ~1.5 s of CPU to import
     "matplotlib.pyplot",  # figures of classifiers (the Agg backend: no display in a worker)
     "lab.trainable",
+    "lab.tboard",
+    "tensorboard.plugins.hparams.summary_v2",
 )
 
 for _name in MODULES:

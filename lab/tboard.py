@@ -14,7 +14,6 @@ from typing import Any
 
 import numpy as np
 from tensorboard.compat.proto import event_pb2, summary_pb2, tensor_pb2, tensor_shape_pb2, types_pb2
-from tensorboard.plugins.hparams import summary_v2 as hparams_summary
 from tensorboardX.event_file_writer import EventFileWriter  # pure Python (TensorBoard's own calls tf.io.gfile)
 from tensorboardX.proto import event_pb2 as tbx_event_pb2
 
@@ -90,6 +89,9 @@ class SummaryWriter:
 
     def hparams(self, config: dict[str, Any], trial_id: str) -> None:
         """This run's hyperparameters, for the HParams dashboard (one session per trial)."""
+        # imported here: it pulls TensorBoard's TensorFlow stub (and boto3), ~0.8 s a driver needs not pay
+        from tensorboard.plugins.hparams import summary_v2 as hparams_summary
+
         values = {k: _hparam_value(v) for k, v in config.items()}
         self._add(event_pb2.Event(wall_time=time.time(), summary=hparams_summary.hparams_pb(values, trial_id=trial_id)))
 

@@ -14,7 +14,6 @@ from ray import tune
 
 from lab import checkpoints, settings
 from lab import workload as workloads
-from lab.tboard import MediaLogger, SummaryWriter
 
 
 class WorkloadTrainable(tune.Trainable):
@@ -31,6 +30,8 @@ class WorkloadTrainable(tune.Trainable):
         self._build(config)
 
     def _build(self, config: dict) -> None:
+        from lab.tboard import MediaLogger, SummaryWriter  # in the trial's worker: the driver never writes them
+
         cls = workloads.get(self._workload_name)
         workload_config = cls.make_config(config)
         random.seed(workload_config.seed)
