@@ -67,6 +67,8 @@ class ValueBasedConfig:
     max_env_steps: int = 50_000  # budget: step() returns done=True once it is spent
     grad_clip: float = 10.0  # clip gradients to this global norm (0: no clipping)
     save_replay_buffer: bool = True  # checkpoints hold the replay buffer (~2.7 MB at 50k): no refill on resume
+    frame_stack: int = 0  # observations are this many stacked frames (Atari: 4): the replay keeps the newest
+    #   frame of each and rebuilds the stacks when it samples (agents/frame_replay.py: 4x less memory)
     seed: int = 0  # seeds TensorFlow, NumPy and the envs
 
     def check_common(self, agent: str, vector_observations: bool = True) -> None:
@@ -86,14 +88,15 @@ class ValueBasedConfig:
         for name in ("epsilon_start", "epsilon_end"):
             if not 0.0 <= getattr(self, name) <= 1.0:
                 raise ValueError(f"{name} must be in [0, 1], got {getattr(self, name)}")
-        if self.initial_collect_steps < 0 or self.grad_clip < 0:
-            raise ValueError("initial_collect_steps and grad_clip cannot be negative")
+        if self.initial_collect_steps < 0 or self.grad_clip < 0 or self.frame_stack < 0:
+            raise ValueError("initial_collect_steps, grad_clip and frame_stack cannot be negative")
         if self.collect_steps_per_iteration < self.num_envs:
             raise ValueError(f"collect_steps_per_iteration ({self.collect_steps_per_iteration}) must be at "
                              f"least num_envs ({self.num_envs}): a round steps every env at least once")
-        if self.replay_capacity // self.num_envs < self.n_step_update + 1:
-            raise ValueError(f"replay_capacity ({self.replay_capacity}) must hold n_step_update + 1 = "
-                             f"{self.n_step_update + 1} steps per env")
+        window = self.n_step_update + max(self.frame_stack, 1)  # consecutive steps one sample reads
+        if self.replay_capacity // self.num_envs < window:
+            raise ValueError(f"replay_capacity ({self.replay_capacity}) must hold n_step_update + "
+                             f"max(frame_stack, 1) = {window} steps per env")
         from agents.tf_env import spec_checked
         from envs.gym_envs import check_spaces
 
@@ -162,11 +165,18 @@ class ValueBasedWorkload(AgentWorkload):
             self.checkpoint = tf.train.Checkpoint(**saved)
             return
 
-        # Replay buffer: one row per env.
-        self.replay_buffer = tf_uniform_replay_buffer.TFUniformReplayBuffer(
-            data_spec=self.agent.collect_data_spec, batch_size=cfg.num_envs,
-            max_length=cfg.replay_capacity // cfg.num_envs,
-        )
+        # Replay buffer: one row per env; stacked frames stored once each (frame_stack).
+        if cfg.frame_stack:
+            from agents.frame_replay import NewestFrameReplay
+
+            replay = NewestFrameReplay(self.agent.collect_data_spec, batch_size=cfg.num_envs,
+                                       max_length=cfg.replay_capacity // cfg.num_envs, frames=cfg.frame_stack)
+            self.replay_buffer = replay.buffer
+        else:
+            replay = self.replay_buffer = tf_uniform_replay_buffer.TFUniformReplayBuffer(
+                data_spec=self.agent.collect_data_spec, batch_size=cfg.num_envs,
+                max_length=cfg.replay_capacity // cfg.num_envs,
+            )
 
         # Collect: one driver run is one round; observers fill the buffer and count steps and returns.
         count_env_steps, track_returns, self.running_returns, self.finished_returns = episode_observers(
@@ -174,7 +184,7 @@ class ValueBasedWorkload(AgentWorkload):
 
         driver = dynamic_step_driver.DynamicStepDriver(
             self.train_env, self.agent.collect_policy,
-            observers=[self.replay_buffer.add_batch, count_env_steps, track_returns],
+            observers=[replay.add_batch, count_env_steps, track_returns],
             num_steps=cfg.collect_steps_per_iteration,
         )
 
@@ -187,7 +197,7 @@ class ValueBasedWorkload(AgentWorkload):
         @tf.function(autograph=False)
         def train():
             def gradient_step(i, total):
-                experience, _ = self.replay_buffer.get_next(
+                experience, _ = replay.get_next(
                     sample_batch_size=cfg.batch_size, num_steps=cfg.n_step_update + 1
                 )
                 return i + 1, total + self.agent.train(experience).loss

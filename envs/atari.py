@@ -7,7 +7,7 @@
 Both kinds of env: up to 30 no-op actions after a reset, 4-frame skip with max-pooling over the last
 two frames, 84x84 greyscale, the last 4 frames stacked, channels last (Keras' Conv2D layout). Frames
 stay uint8 (0..255): the agent's network scales them inside its graph, so a replay buffer stores one
-byte per pixel (28 KB per transition).
+byte per pixel (28 KB per observation; DQN's keeps its newest frame only, 7 KB: agents/frame_replay.py).
 Training envs only (`training=True`): a lost life ends the episode for the learner (the game itself
 goes on, no reset) and rewards are clipped to their sign. Evaluation envs play the full game, rewards
 unclipped: the score a paper reports.

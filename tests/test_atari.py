@@ -73,6 +73,46 @@ def test_dqn_breakout_keeps_uint8_frames_from_env_to_replay_buffer(tmp_path):
         workload.close()
 
 
+@pytest.mark.parametrize("backend", ["gymnasium", "envpool"])
+def test_the_newest_frame_replay_rebuilds_the_envs_own_stacked_observations(tmp_path, backend):
+    """Random play with short episodes and lost lives: every stack rebuilt from single frames equals the one
+    the env produced (stored whole beside it), episode starts included; a quarter of the bytes stored."""
+    import tensorflow as tf
+    from tf_agents.drivers import dynamic_step_driver
+    from tf_agents.policies import random_tf_policy
+    from tf_agents.replay_buffers import tf_uniform_replay_buffer
+    from tf_agents.trajectories import StepType
+
+    from agents.frame_replay import NewestFrameReplay, restack
+    from lab.testing import make
+
+    if backend == "envpool":
+        pytest.importorskip("envpool")
+    params = preset_params("dqn-breakout", **{**TINY_DQN, "max_episode_steps": 25, "env_backend": backend})
+    workload = make("dqn", params, trial_dir=str(tmp_path))
+    try:
+        assert isinstance(workload.replay_buffer, tf_uniform_replay_buffer.TFUniformReplayBuffer)
+        assert workload.replay_buffer.data_spec.observation.shape == (84, 84, 1)  # the preset's frame_stack: 4
+        env, spec = workload.train_env, workload.agent.collect_data_spec
+        whole = tf_uniform_replay_buffer.TFUniformReplayBuffer(spec, batch_size=env.batch_size, max_length=300)
+        newest = NewestFrameReplay(spec, batch_size=env.batch_size, max_length=300, frames=4)
+        tf.random.set_seed(1)
+        policy = random_tf_policy.RandomTFPolicy(env.time_step_spec(), env.action_spec())
+        dynamic_step_driver.DynamicStepDriver(env, policy, observers=[whole.add_batch, newest.add_batch],
+                                              num_steps=280 * env.batch_size).run()
+        expected, singles = whole.gather_all(), newest.buffer.gather_all()
+        steps = int(singles.step_type.shape[1])
+        rebuilt = restack(singles, num_steps=steps - 3, frames=4)
+        assert int(tf.reduce_sum(tf.cast(tf.equal(expected.step_type[:, 3:], StepType.FIRST), tf.int32))) >= 8
+        np.testing.assert_array_equal(rebuilt.observation.numpy(), expected.observation[:, 3:].numpy())
+        np.testing.assert_array_equal(rebuilt.action.numpy(), expected.action[:, 3:].numpy())
+        assert singles.observation.numpy().nbytes * 4 == expected.observation.numpy().nbytes
+        sample, _ = newest.get_next(sample_batch_size=8, num_steps=2)
+        assert sample.observation.shape == (8, 2, 84, 84, 4) and sample.observation.dtype == tf.uint8
+    finally:
+        workload.close()
+
+
 def test_a_policy_only_rebuild_allocates_no_replay_buffer(tmp_path):
     """lab eval / lab export rebuild a trial with policy_only: a replay capacity of 10^9 Atari transitions
     (28 TB if allocated) builds and exports at once, with the memory of the networks alone."""
