@@ -1,8 +1,8 @@
 """Tune callbacks, run on the driver: the registry record of every trial.
 
 Writes are flushed at the end of a turn of Tune's driver loop, after Tune saved its experiment state
-(the runner sets TUNE_GLOBAL_CHECKPOINT_S=0): the registry never says a trial finished that a resume
-would run again. When the database is away (a PostgreSQL restart, a long SQLite lock) the sweep goes
+(the runner has it saved in every turn in which a trial stopped): the registry never says a trial
+finished that a resume would run again. When the database is away (a PostgreSQL restart, a long SQLite lock) the sweep goes
 on, the buffer keeps the latest fields of every trial, and it is written once the database answers
 again. Past `LAB_REGISTRY_OUTAGE_S` the run says so once; `lab resume ID` records what it missed.
 """

@@ -170,7 +170,7 @@ def make_tuner(spec: ExperimentSpec, experiment_id: int, registry: Registry | st
     _skip_callback_telemetry()
     stop = dict(spec.stop)
     where = storage.resolve(folder)
-    _checkpoint_state_every_turn()
+    _save_state_when_trials_end()
     run_config = tune.RunConfig(
         name=where.path.rstrip("/").rsplit("/", 1)[-1],
         storage_path=where.path.rstrip("/").rsplit("/", 1)[0],
@@ -269,7 +269,7 @@ def resume(experiment_id: int, address: str | None = None, registry: Registry | 
     from lab.spec import build_spec
 
     spec = build_spec(record["spec"], f"experiment {experiment_id}")
-    _checkpoint_state_every_turn()
+    _save_state_when_trials_end()
     _forget_stale_trial_decisions()
     tuner = tune.Tuner.restore(where.path, trainable=trainable(spec), resume_unfinished=True, resume_errored=True,
                                storage_filesystem=where.filesystem)
@@ -279,11 +279,26 @@ def resume(experiment_id: int, address: str | None = None, registry: Registry | 
     return _fit(tuner, experiment_id, spec, registry, folder, verbose)
 
 
-def _checkpoint_state_every_turn() -> None:
+def _save_state_when_trials_end() -> None:
     """Tune saves its experiment state every TUNE_GLOBAL_CHECKPOINT_S (by default >= 10 s apart): a trial
-    that finished after the last save runs again after a SIGKILL. 0: at every turn of its loop (a JSON
-    file of cached trial states), before the registry callback writes (lab.callbacks)."""
-    os.environ.setdefault("TUNE_GLOBAL_CHECKPOINT_S", "0")
+    that finished after the last save would run again after a SIGKILL. The lab also saves it at the end of
+    the turn of Tune's loop in which a trial stopped (finished, failed or was stopped), before the registry
+    callback writes that turn's records (lab.callbacks): `lab resume` runs no finished trial again.
+    (Saving at every turn costs ~70 ms a trivial trial, `benchmarks/tune_overhead.py`; at each trial's end
+    about a tenth of that.)"""
+    from ray.tune.execution.tune_controller import TuneController
+
+    os.environ.setdefault("TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S", "0")  # wanted here
+    stop = TuneController._schedule_trial_stop
+    if getattr(stop, "saves_state", False):
+        return
+
+    def _schedule_trial_stop(self, trial, exception=None):
+        stop(self, trial, exception=exception)
+        self._checkpoint_manager._should_force_sync_up = True  # read by this turn's `checkpoint()`
+
+    _schedule_trial_stop.saves_state = True
+    TuneController._schedule_trial_stop = _schedule_trial_stop
 
 
 def _forget_stale_trial_decisions() -> None:
