@@ -171,6 +171,7 @@ def make_tuner(spec: ExperimentSpec, experiment_id: int, registry: Registry | st
     stop = dict(spec.stop)
     where = storage.resolve(folder)
     _save_state_when_trials_end()
+    _pause_is_not_stop()
     run_config = tune.RunConfig(
         name=where.path.rstrip("/").rsplit("/", 1)[-1],
         storage_path=where.path.rstrip("/").rsplit("/", 1)[0],
@@ -270,6 +271,7 @@ def resume(experiment_id: int, address: str | None = None, registry: Registry | 
 
     spec = build_spec(record["spec"], f"experiment {experiment_id}")
     _save_state_when_trials_end()
+    _pause_is_not_stop()
     _forget_stale_trial_decisions()
     tuner = tune.Tuner.restore(where.path, trainable=trainable(spec), resume_unfinished=True, resume_errored=True,
                                storage_filesystem=where.filesystem)
@@ -318,6 +320,28 @@ def _forget_stale_trial_decisions() -> None:
 
     __setstate__.forgets_decisions = True
     TuneController.__setstate__ = __setstate__
+
+
+def _pause_is_not_stop() -> None:
+    """Tune pauses a trial (PBT's waits and exploits) by stopping its actor; a pause that comes while the
+    trial's checkpoint is being saved leaves a STOP cached for the trial, which stops it for good at its
+    next checkpoint once it runs again (a PBT trial ended one iteration short, now and then under load).
+    A pause leaves no such STOP behind."""
+    from ray.tune.execution.tune_controller import TuneController
+    from ray.tune.schedulers import TrialScheduler
+
+    pause = TuneController._schedule_trial_pause
+    if getattr(pause, "keeps_no_stop", False):
+        return
+
+    def _schedule_trial_pause(self, trial, should_checkpoint=True):
+        before = self._cached_trial_decisions.get(trial.trial_id)
+        pause(self, trial, should_checkpoint=should_checkpoint)
+        if before != TrialScheduler.STOP and self._cached_trial_decisions.get(trial.trial_id) == TrialScheduler.STOP:
+            del self._cached_trial_decisions[trial.trial_id]
+
+    _schedule_trial_pause.keeps_no_stop = True
+    TuneController._schedule_trial_pause = _schedule_trial_pause
 
 
 def _fit(tuner, experiment_id: int, spec: ExperimentSpec, registry: Registry, folder: str,
