@@ -101,7 +101,8 @@ class ValueBasedConfig:
         from envs.gym_envs import check_spaces
 
         spec_checked(check_spaces, self.env_id, agent, discrete_actions=True,  # before any trial starts
-                     vector_observations=vector_observations, backend=self.env_backend)
+                     vector_observations=vector_observations, backend=self.env_backend,
+                     frame_stack=self.frame_stack)
 
 
 class ValueBasedWorkload(AgentWorkload):

@@ -5,8 +5,11 @@ Reads top to bottom: the `Config` (its defaults, with the shared ones of `OffPol
 collect/train rounds, the batched greedy evaluation, checkpoints, export) is agents/_continuous.py.
 
 Actor: TF-Agents' deterministic ActorNetwork (tanh, scaled to the action bounds); the agent explores
-with Gaussian noise on its actions. Critic: TF-Agents' CriticNetwork on [observation, action]; the
-agent clones it into the second critic and the target networks.
+with Gaussian noise on its actions. Critic: TF-Agents' CriticNetwork on [observation, action], with
+its action input clipped to the action bounds; the agent clones it into the second critic and the
+target networks. TF-Agents' Td3Agent adds the smoothing noise to the target actor's actions without
+clipping them to the bounds (the TD3 paper clips them), so the target critics were asked about
+actions the env never takes; the clip in the critic restores the paper's target.
 
 TensorFlow and TF-Agents are imported inside the methods (see lab/workload.py).
 """
@@ -45,8 +48,8 @@ class TD3(OffPolicyWorkload):
         cfg = self.config
         observation_spec = time_step_spec.observation
         actor = actor_network.ActorNetwork(observation_spec, action_spec, fc_layer_params=tuple(cfg.actor_fc_layers))
-        critic = critic_network.CriticNetwork((observation_spec, action_spec),
-                                              joint_fc_layer_params=tuple(cfg.critic_fc_layers))
+        critic = bounded_action_critic(critic_network.CriticNetwork)(
+            (observation_spec, action_spec), joint_fc_layer_params=tuple(cfg.critic_fc_layers))
         critic_2 = critic.copy(name="CriticNetwork2")
         actor_optimizer, critic_optimizer = (tf.keras.optimizers.Adam(lr) for lr in (cfg.actor_learning_rate,
                                                                                     cfg.critic_learning_rate))
@@ -67,3 +70,22 @@ class TD3(OffPolicyWorkload):
 
     def loss_metrics(self, loss_info) -> list:
         return [loss_info.extra.actor_loss, loss_info.extra.critic_loss]
+
+
+def bounded_action_critic(critic_class):
+    """`critic_class` (a TF-Agents critic on (observation, action)) with its action input clipped to the spec's bounds.
+
+    Its variables are the base class's, so soft target updates and checkpoints are unchanged; actions
+    within the bounds (the replay's, the actor's) pass through as they are.
+    """
+    import tensorflow as tf
+
+    class BoundedActionCritic(critic_class):
+        def call(self, inputs, step_type=(), network_state=(), training=False):
+            observation, action = inputs
+            spec = self.input_tensor_spec[1]
+            action = tf.clip_by_value(action, tf.cast(spec.minimum, action.dtype), tf.cast(spec.maximum, action.dtype))
+            return super().call((observation, action), step_type=step_type, network_state=network_state,
+                                training=training)
+
+    return BoundedActionCritic

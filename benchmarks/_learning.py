@@ -17,6 +17,11 @@ def load() -> float:
     return os.getloadavg()[0]
 
 
+def cpus() -> str:
+    """The CPUs this process may run on (taskset narrows them), of the machine's."""
+    return f"{len(os.sched_getaffinity(0))} of {os.cpu_count()} CPUs"
+
+
 def peak_rss_mb() -> float:
     """This process's peak resident memory (ru_maxrss is in KiB on Linux)."""
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024

@@ -20,7 +20,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _learning import load, make_workload, parse_sets, peak_rss_mb, print_row, random_return, train, write_curve
+from _learning import cpus, load, make_workload, parse_sets, peak_rss_mb, print_row, random_return, train, write_curve
 
 from lab import settings
 
@@ -53,7 +53,7 @@ def main(argv: list[str] | None = None) -> int:
     settings.apply_worker_env()  # TF_USE_LEGACY_KERAS=1 before TensorFlow is imported
     import tensorflow  # noqa: F401
 
-    print(f"Atari ({ENV_ID}): {args.minutes:g} min per preset on {os.cpu_count()} CPUs, load {load():.1f}", flush=True)
+    print(f"Atari ({ENV_ID}): {args.minutes:g} min per preset on {cpus()}, load {load():.1f}", flush=True)
     random_mean, random_std = random_return(ENV_ID, args.random_episodes, args.seed + 10_000,
                                             overrides.get("max_episode_steps", 0))
     target = FACTOR * random_mean

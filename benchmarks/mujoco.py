@@ -33,7 +33,8 @@ def _helpers():
 
 
 _learning = _helpers()
-load, make_workload, parse_sets, print_row = _learning.load, _learning.make_workload, _learning.parse_sets, _learning.print_row
+cpus, load, make_workload, parse_sets = _learning.cpus, _learning.load, _learning.make_workload, _learning.parse_sets
+print_row = _learning.print_row
 random_return, train, write_curve = _learning.random_return, _learning.train, _learning.write_curve
 
 from lab import settings
@@ -59,7 +60,7 @@ def main(argv: list[str] | None = None) -> int:
 
     from lab import spec as specs
 
-    print(f"MuJoCo: {args.steps} env steps per preset on {os.cpu_count()} CPUs, load {load():.1f}", flush=True)
+    print(f"MuJoCo: {args.steps} env steps per preset on {cpus()}, load {load():.1f}", flush=True)
     ok = True
     for preset in args.presets:
         env_id = specs.load(preset)[0].trial_params["env_id"]

@@ -75,12 +75,13 @@ def check_env_id(env_id: str) -> None:
 
 
 def check_spaces(env_id: str, agent: str, discrete_actions: bool | None, vector_observations: bool = True,
-                 backend: str = "gymnasium") -> None:
+                 backend: str = "gymnasium", frame_stack: int = 0) -> None:
     """EnvError, before anything runs, when the env's spaces do not suit the agent or the env backend asked
     for cannot step it (`envs.backends.resolve_backend`: envpool installed, the id there).
 
     `discrete_actions`: True (DQN, C51), False (SAC, TD3, DDPG) or None (either, e.g. PPO).
     `vector_observations`: True: flat vectors (MLP networks); False: images (height, width, channels; conv).
+    `frame_stack`: when positive, the observations must be that many stacked frames (height, width, frame_stack).
     """
     from envs.backends import resolve_backend
 
@@ -103,6 +104,10 @@ def check_spaces(env_id: str, agent: str, discrete_actions: bool | None, vector_
     if not vector_observations and not (isinstance(observation_space, spaces.Box) and len(observation_space.shape) == 3):
         raise EnvError(f"{agent}'s conv layers need image observations (height, width, channels), but "
                        f"'{env_id}' observes {observation_space}")
+    shape = getattr(observation_space, "shape", None) or ()
+    if frame_stack and (len(shape) != 3 or shape[-1] != frame_stack):
+        raise EnvError(f"frame_stack {frame_stack} needs observations of {frame_stack} stacked frames (height, "
+                       f"width, {frame_stack}), but '{env_id}' observes shape {tuple(shape)}")
 
 
 def is_atari(env_id: str) -> bool:

@@ -163,15 +163,13 @@ def make_tuner(spec: ExperimentSpec, experiment_id: int, registry: Registry | st
     from ray import tune
     from ray.tune.logger import CSVLoggerCallback, JsonLoggerCallback
 
-    from lab import search, storage
+    from lab import search, storage, tune_fixes
     from lab.callbacks import RegistryCallback
     from lab.progress import ProgressCallback
 
-    _skip_callback_telemetry()
+    tune_fixes.apply()
     stop = dict(spec.stop)
     where = storage.resolve(folder)
-    _save_state_when_trials_end()
-    _pause_is_not_stop()
     run_config = tune.RunConfig(
         name=where.path.rstrip("/").rsplit("/", 1)[-1],
         storage_path=where.path.rstrip("/").rsplit("/", 1)[0],
@@ -207,14 +205,6 @@ def make_tuner(spec: ExperimentSpec, experiment_id: int, registry: Registry | st
         trial_dirname_creator=lambda trial: f"{spec.workload}_{trial.trial_id}",
     )
     return tune.Tuner(trainable(spec), param_space=param_space(spec), tune_config=tune_config, run_config=run_config)
-
-
-def _skip_callback_telemetry() -> None:
-    """Tune's usage tag of the callbacks imports the MLflow, W&B, Comet and Aim integrations to name
-    them (~1 s of every run with MLflow installed); the lab sends no usage stats: skip the tag."""
-    from ray.air._internal import usage
-
-    usage.tag_callbacks = lambda callbacks: False
 
 
 # ------------------------------------------------------------------ runs
@@ -262,7 +252,7 @@ def resume(experiment_id: int, address: str | None = None, registry: Registry | 
     connect(address, verbose=verbose)  # before importing Ray: it sets RAY_AUTH_MODE for token clusters, read at import
     from ray import tune
 
-    from lab import storage
+    from lab import storage, tune_fixes
 
     where = storage.resolve(folder) if folder else None
     if not where or not tune.Tuner.can_restore(where.path, storage_filesystem=where.filesystem):
@@ -270,78 +260,13 @@ def resume(experiment_id: int, address: str | None = None, registry: Registry | 
     from lab.spec import build_spec
 
     spec = build_spec(record["spec"], f"experiment {experiment_id}")
-    _save_state_when_trials_end()
-    _pause_is_not_stop()
-    _forget_stale_trial_decisions()
+    tune_fixes.apply()
     tuner = tune.Tuner.restore(where.path, trainable=trainable(spec), resume_unfinished=True, resume_errored=True,
                                storage_filesystem=where.filesystem)
     from lab.registry import now
 
     registry.update_experiment(experiment_id, status="running", ended_at=None, heartbeat_at=now())
     return _fit(tuner, experiment_id, spec, registry, folder, verbose)
-
-
-def _save_state_when_trials_end() -> None:
-    """Tune saves its experiment state every TUNE_GLOBAL_CHECKPOINT_S (by default >= 10 s apart): a trial
-    that finished after the last save would run again after a SIGKILL. The lab also saves it at the end of
-    the turn of Tune's loop in which a trial stopped (finished, failed or was stopped), before the registry
-    callback writes that turn's records (lab.callbacks): `lab resume` runs no finished trial again.
-    (Saving at every turn costs ~70 ms a trivial trial, `benchmarks/tune_overhead.py`; at each trial's end
-    about a tenth of that.)"""
-    from ray.tune.execution.tune_controller import TuneController
-
-    os.environ.setdefault("TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S", "0")  # wanted here
-    stop = TuneController._schedule_trial_stop
-    if getattr(stop, "saves_state", False):
-        return
-
-    def _schedule_trial_stop(self, trial, exception=None):
-        stop(self, trial, exception=exception)
-        self._checkpoint_manager._should_force_sync_up = True  # read by this turn's `checkpoint()`
-
-    _schedule_trial_stop.saves_state = True
-    TuneController._schedule_trial_stop = _schedule_trial_stop
-
-
-def _forget_stale_trial_decisions() -> None:
-    """Tune saves its controller's pending per-trial decisions with the experiment state and restores them:
-    a trial that failed while a STOP was pending would be stopped again by the first checkpoint after
-    `lab resume` restarted it (it ran one iteration, then ended TERMINATED short of its stop). A resumed
-    experiment starts with no pending decision; everything else of the saved state is restored."""
-    from ray.tune.execution.tune_controller import TuneController
-
-    restore = TuneController.__setstate__
-    if getattr(restore, "forgets_decisions", False):
-        return
-
-    def __setstate__(self, state):
-        state = {k: v for k, v in state.items() if k not in ("_queued_trial_decisions", "_cached_trial_decisions")}
-        restore(self, state)
-
-    __setstate__.forgets_decisions = True
-    TuneController.__setstate__ = __setstate__
-
-
-def _pause_is_not_stop() -> None:
-    """Tune pauses a trial (PBT's waits and exploits) by stopping its actor; a pause that comes while the
-    trial's checkpoint is being saved leaves a STOP cached for the trial, which stops it for good at its
-    next checkpoint once it runs again (a PBT trial ended one iteration short, now and then under load).
-    A pause leaves no such STOP behind."""
-    from ray.tune.execution.tune_controller import TuneController
-    from ray.tune.schedulers import TrialScheduler
-
-    pause = TuneController._schedule_trial_pause
-    if getattr(pause, "keeps_no_stop", False):
-        return
-
-    def _schedule_trial_pause(self, trial, should_checkpoint=True):
-        before = self._cached_trial_decisions.get(trial.trial_id)
-        pause(self, trial, should_checkpoint=should_checkpoint)
-        if before != TrialScheduler.STOP and self._cached_trial_decisions.get(trial.trial_id) == TrialScheduler.STOP:
-            del self._cached_trial_decisions[trial.trial_id]
-
-    _schedule_trial_pause.keeps_no_stop = True
-    TuneController._schedule_trial_pause = _schedule_trial_pause
 
 
 def _fit(tuner, experiment_id: int, spec: ExperimentSpec, registry: Registry, folder: str,

@@ -66,3 +66,13 @@ def test_dqn_takes_images_with_conv_layers_and_only_then():
     workloads.get("dqn").make_config({"env_id": "LabTest/Image-v0", "conv_layers": [[8, 3, 1]]})
     with pytest.raises(SpecError, match=r"conv layers need image observations"):
         workloads.get("dqn").make_config({"env_id": "CartPole-v1", "conv_layers": [[8, 3, 1]]})
+
+
+def test_frame_stack_must_match_the_observed_stack_before_any_trial():
+    """LabTest/Image-v0 observes (8, 8, 3): a stack of 3 frames fits, 4 does not; refused at load, not in the trial."""
+    params = {"env_id": "LabTest/Image-v0", "conv_layers": [[8, 3, 1]]}
+    workloads.get("dqn").make_config({**params, "frame_stack": 3})
+    with pytest.raises(SpecError, match=r"^frame_stack 4 needs observations of 4 stacked frames .*\(8, 8, 3\)"):
+        workloads.get("dqn").make_config({**params, "frame_stack": 4})
+    with pytest.raises(SpecError, match=r"^frame_stack 4 needs .* 'CartPole-v1' observes shape \(4,\)"):
+        workloads.get("c51").make_config({"env_id": "CartPole-v1", "frame_stack": 4})

@@ -32,20 +32,6 @@ def observations(n: int = 32) -> np.ndarray:
     return np.stack([np.cos(angle), np.sin(angle), velocity], axis=1).astype(np.float32)
 
 
-def adam_moments(agent) -> np.ndarray:
-    """The actor's and critics' Adam first moments, in the order of the networks' variables, concatenated."""
-    critics = [getattr(agent, n) for n in ("_critic_network", "_critic_network_1", "_critic_network_2") if hasattr(agent, n)]
-    moments = []
-    for optimizer, networks in ((agent._actor_optimizer, [agent._actor_network]), (agent._critic_optimizer, critics)):
-        for variable in [v for network in networks for v in network.trainable_variables]:
-            if hasattr(optimizer, "get_slot"):  # SAC converts its optimizers to legacy ones
-                moment = optimizer.get_slot(variable, "m")
-            else:
-                moment = optimizer._momentums[optimizer._index_dict[optimizer._var_key(variable)]]
-            moments.append(moment.numpy().ravel())
-    return np.concatenate(moments)
-
-
 @pytest.fixture(scope="module", params=AGENTS)
 def trained(request, tmp_path_factory):
     """A tiny agent after its whole budget (two steps), with the metrics of each step."""
@@ -95,6 +81,20 @@ def test_exported_sac_plays_in_a_fresh_process(tmp_path):
     out = lab("eval", path, "--episodes", "2", "--trust")  # exported by hand, not by `lab export`: not recorded
     assert out.returncode == 0, out.stderr
     assert "Pendulum-v1" in out.stdout and "SAC" in out.stdout
+
+
+def test_td3_target_critics_value_smoothed_actions_within_the_action_bounds(trained):
+    """TF-Agents adds the target smoothing noise without clipping; the lab's critics clip (Pendulum: +-2)."""
+    name, workload, _ = trained
+    if name != "td3":
+        pytest.skip("TD3 only")
+    agent, obs = workload.agent, observations(4)
+    for critic in (agent._critic_network_1, agent._target_critic_network_1, agent._target_critic_network_2):
+        at_bound, _ = critic((obs, np.full((4, 1), 2.0, np.float32)))
+        beyond, _ = critic((obs, np.full((4, 1), 2.5, np.float32)))
+        inside, _ = critic((obs, np.full((4, 1), 1.5, np.float32)))
+        np.testing.assert_allclose(beyond.numpy(), at_bound.numpy())
+        assert not np.allclose(inside.numpy(), at_bound.numpy())
 
 
 @pytest.mark.parametrize("params, match", [
