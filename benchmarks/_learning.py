@@ -74,7 +74,8 @@ def random_return(env_id: str, episodes: int, seed: int, max_steps: int = 0) -> 
 
 
 def train(workload, max_seconds: float, on_row=None) -> list[dict]:
-    """step() until the workload's budget or `max_seconds` is spent; one row per evaluation."""
+    """step() until the workload's budget is spent or another step, as long as the last, would end past
+    `max_seconds`; one row per evaluation (the first always)."""
     rows, started = [], time.perf_counter()
     while True:
         metrics = workload.step()
@@ -85,7 +86,8 @@ def train(workload, max_seconds: float, on_row=None) -> list[dict]:
         rows.append(row)
         if on_row:
             on_row(row)
-        if metrics["done"] or row["seconds"] >= max_seconds:
+        last = row["seconds"] - (rows[-2]["seconds"] if len(rows) > 1 else 0.0)
+        if metrics["done"] or row["seconds"] + last > max_seconds:
             return rows
 
 
