@@ -83,11 +83,10 @@ def test_exported_sac_plays_in_a_fresh_process(tmp_path):
     assert "Pendulum-v1" in out.stdout and "SAC" in out.stdout
 
 
+@pytest.mark.parametrize("trained", ["td3"], indirect=True)
 def test_td3_target_critics_value_smoothed_actions_within_the_action_bounds(trained):
     """TF-Agents adds the target smoothing noise without clipping; the lab's critics clip (Pendulum: +-2)."""
-    name, workload, _ = trained
-    if name != "td3":
-        pytest.skip("TD3 only")
+    _, workload, _ = trained
     agent, obs = workload.agent, observations(4)
     for critic in (agent._critic_network_1, agent._target_critic_network_1, agent._target_critic_network_2):
         at_bound, _ = critic((obs, np.full((4, 1), 2.0, np.float32)))
