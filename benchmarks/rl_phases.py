@@ -77,6 +77,15 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     overrides = parse_sets(args.set)
 
+    from lab import spec as specs
+    from lab.errors import LabError
+
+    try:  # unknown presets or params: one line, before TensorFlow is imported
+        for preset in args.presets:
+            specs.load(preset)
+    except LabError as exc:
+        print(f"rl_phases: error: {exc}", file=sys.stderr)
+        return 2
     settings.apply_worker_env()  # TF_USE_LEGACY_KERAS=1 before TensorFlow is imported
     import tensorflow  # noqa: F401
 
