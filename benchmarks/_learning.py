@@ -5,8 +5,10 @@ The leading underscore marks a helper, not a benchmark.
 """
 from __future__ import annotations
 
+import argparse
 import os
 import resource
+import sys
 import tempfile
 import time
 
@@ -25,6 +27,32 @@ def cpus() -> str:
 def peak_rss_mb() -> float:
     """This process's peak resident memory (ru_maxrss is in KiB on Linux)."""
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def learning_parser(doc: str, presets: list[str], eval_every: int) -> argparse.ArgumentParser:
+    """The arguments atari.py and mujoco.py share; each adds its own budget."""
+    parser = argparse.ArgumentParser(description=doc.splitlines()[0])
+    parser.add_argument("--presets", nargs="+", default=presets)
+    parser.add_argument("--eval-every", type=int, default=eval_every, help="env steps between greedy evaluations")
+    parser.add_argument("--random-episodes", type=int, default=10)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--png-dir", default=os.path.join(os.path.dirname(os.path.abspath(__file__)), "out"))
+    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override a preset param")
+    return parser
+
+
+def unknown_preset(program: str, presets: list[str]) -> bool:
+    """One line on stderr if a preset does not load (before TensorFlow is imported); True then."""
+    from lab import spec as specs
+    from lab.errors import LabError
+
+    try:
+        for preset in presets:
+            specs.load(preset)
+    except LabError as exc:
+        print(f"{program}: error: {exc}", file=sys.stderr)
+        return True
+    return False
 
 
 def parse_sets(pairs: list[str]) -> dict:

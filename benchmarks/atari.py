@@ -12,7 +12,6 @@ Run: python benchmarks/atari.py [--presets dqn-breakout ppo-breakout] [--minutes
 """
 from __future__ import annotations
 
-import argparse
 import os
 import sys
 from pathlib import Path
@@ -20,7 +19,8 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _learning import cpus, load, make_workload, parse_sets, peak_rss_mb, print_row, random_return, train, write_curve
+from _learning import (cpus, learning_parser, load, make_workload, parse_sets, peak_rss_mb, print_row, random_return,
+                       train, unknown_preset, write_curve)
 
 from lab import settings
 
@@ -39,16 +39,12 @@ def run_preset(preset: str, args, overrides: dict) -> dict:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--presets", nargs="+", default=["dqn-breakout", "ppo-breakout"])
+    parser = learning_parser(__doc__, ["dqn-breakout", "ppo-breakout"], eval_every=50_000)
     parser.add_argument("--minutes", type=float, default=90.0, help="training wall-clock budget per preset")
-    parser.add_argument("--eval-every", type=int, default=50_000, help="env steps between greedy evaluations")
-    parser.add_argument("--random-episodes", type=int, default=10)
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--png-dir", default=str(Path(__file__).resolve().parent / "out"))
-    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override a preset param")
     args = parser.parse_args(argv)
     overrides = parse_sets(args.set)
+    if unknown_preset("atari", args.presets):
+        return 2
 
     settings.apply_worker_env()  # TF_USE_LEGACY_KERAS=1 before TensorFlow is imported
     import tensorflow  # noqa: F401

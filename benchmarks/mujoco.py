@@ -12,7 +12,6 @@ Run: python benchmarks/mujoco.py [--presets sac-hopper sac-halfcheetah td3-hoppe
 """
 from __future__ import annotations
 
-import argparse
 import os
 import sys
 from pathlib import Path
@@ -34,7 +33,7 @@ def _helpers():
 
 _learning = _helpers()
 cpus, load, make_workload, parse_sets = _learning.cpus, _learning.load, _learning.make_workload, _learning.parse_sets
-print_row = _learning.print_row
+learning_parser, print_row, unknown_preset = _learning.learning_parser, _learning.print_row, _learning.unknown_preset
 random_return, train, write_curve = _learning.random_return, _learning.train, _learning.write_curve
 
 from lab import settings
@@ -43,17 +42,13 @@ TARGETS = {"sac-hopper": 2000.0, "sac-halfcheetah": 3000.0, "td3-hopper": 2000.0
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--presets", nargs="+", default=["sac-hopper", "sac-halfcheetah", "td3-hopper"])
+    parser = learning_parser(__doc__, ["sac-hopper", "sac-halfcheetah", "td3-hopper"], eval_every=10_000)
     parser.add_argument("--steps", type=int, default=200_000, help="env steps per preset (its max_env_steps)")
-    parser.add_argument("--eval-every", type=int, default=10_000, help="env steps between greedy evaluations")
     parser.add_argument("--max-minutes", type=float, default=600.0, help="stop a preset after this long")
-    parser.add_argument("--random-episodes", type=int, default=10)
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--png-dir", default=str(Path(__file__).resolve().parent / "out"))
-    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override a preset param")
     args = parser.parse_args(argv)
     overrides = parse_sets(args.set)
+    if unknown_preset("mujoco", args.presets):
+        return 2
 
     settings.apply_worker_env()  # TF_USE_LEGACY_KERAS=1 before TensorFlow is imported
     import tensorflow  # noqa: F401

@@ -21,7 +21,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _learning import cpus, load, make_workload, parse_sets, peak_rss_mb
+from _learning import cpus, load, make_workload, parse_sets, peak_rss_mb, unknown_preset
 
 from lab import settings
 
@@ -77,14 +77,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     overrides = parse_sets(args.set)
 
-    from lab import spec as specs
-    from lab.errors import LabError
-
-    try:  # unknown presets or params: one line, before TensorFlow is imported
-        for preset in args.presets:
-            specs.load(preset)
-    except LabError as exc:
-        print(f"rl_phases: error: {exc}", file=sys.stderr)
+    if unknown_preset("rl_phases", args.presets):
         return 2
     settings.apply_worker_env()  # TF_USE_LEGACY_KERAS=1 before TensorFlow is imported
     import tensorflow  # noqa: F401

@@ -21,9 +21,3 @@ def test_phases_of_dqn_and_ppo_presets_are_timed_and_projected():
         assert len(shares) == 3 and 50 < sum(shares) <= 100.5, block  # collect, train, evaluate: most of the step
         assert re.search(r"training alone \(collect \+ train\): \d+ env steps/s, [\d.]+M an hour", block), block
 
-
-def test_an_unknown_preset_is_one_line_and_exit_2():
-    result = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "rl_phases.py"), "--presets", "dqn-cartpol"],
-                            capture_output=True, text=True, timeout=120)
-    assert result.returncode == 2 and result.stdout == ""
-    assert result.stderr.strip().splitlines() == [result.stderr.strip()] and "unknown preset 'dqn-cartpol'" in result.stderr
