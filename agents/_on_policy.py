@@ -36,6 +36,8 @@ class OnPolicyConfig:
     activation: Literal["relu", "tanh"] = "tanh"  # of the hidden layers of both networks
     conv_layers: tuple[tuple[int, ...], ...] = ()  # [filters, kernel, stride] each, before the fc layers of
     #   both networks: images (height, width, channels), uint8 pixels scaled to 0..1 in the networks (Atari)
+    shared_trunk: bool = False  # the actor and the value network share their conv and fc layers (one
+    #   trunk, agents/shared_trunk.py; actor_fc_layers must equal value_fc_layers), each with its own head
     max_episode_steps: int = 0  # time limit of training and eval episodes (0: the env's own)
     env_steps_per_step: int = 1_024  # env steps trained by one step() (one Tune iteration)
     eval_episodes: int = 10  # greedy episodes per evaluation, played at once
@@ -53,6 +55,9 @@ class OnPolicyConfig:
             layers = getattr(self, name)
             if not layers or any(units <= 0 for units in layers):
                 raise ValueError(f"{name} must be a non-empty list of positive sizes, got {list(layers)}")
+        if self.shared_trunk and list(self.actor_fc_layers) != list(self.value_fc_layers):
+            raise ValueError(f"shared_trunk: actor_fc_layers {list(self.actor_fc_layers)} and value_fc_layers "
+                             f"{list(self.value_fc_layers)} must be equal (one trunk)")
         if not 0.0 < self.gamma <= 1.0:
             raise ValueError(f"gamma must be in (0, 1], got {self.gamma}")
         for name in ("entropy_regularization", "grad_clip", *non_negative):
@@ -128,20 +133,28 @@ class OnPolicyWorkload(AgentWorkload):
             return {"conv_layer_params": [tuple(layer) for layer in cfg.conv_layers],
                     "preprocessing_layers": scale_pixels()} if cfg.conv_layers else {}
 
-        self.actor_net = actor_distribution_network.ActorDistributionNetwork(
-            observation_spec, action_spec, fc_layer_params=tuple(cfg.actor_fc_layers), activation_fn=activation,
-            **conv()
-        )
-        self.value_net = value_network.ValueNetwork(
-            observation_spec, fc_layer_params=tuple(cfg.value_fc_layers), activation_fn=activation, **conv()
-        ) if self.uses_value_net() else None
+        if cfg.shared_trunk:
+            from agents.shared_trunk import TrunkActor, TrunkValue, make_trunk
+
+            trunk = make_trunk(observation_spec, cfg.conv_layers, cfg.actor_fc_layers, activation)
+            self.actor_net = TrunkActor(trunk, action_spec)
+            self.value_net = TrunkValue(trunk) if self.uses_value_net() else None
+        else:
+            self.actor_net = actor_distribution_network.ActorDistributionNetwork(
+                observation_spec, action_spec, fc_layer_params=tuple(cfg.actor_fc_layers), activation_fn=activation,
+                **conv()
+            )
+            self.value_net = value_network.ValueNetwork(
+                observation_spec, fc_layer_params=tuple(cfg.value_fc_layers), activation_fn=activation, **conv()
+            ) if self.uses_value_net() else None
         self.optimizer = tf.keras.optimizers.Adam(learning_rate=cfg.learning_rate, epsilon=self.adam_epsilon)
         self.train_step = tf.Variable(0, dtype=tf.int64, trainable=False, name="train_step")  # gradient steps
         self.env_steps = tf.Variable(0, dtype=tf.int64, trainable=False, name="env_steps")
         self.agent = self.make_agent(self.train_env.time_step_spec(), action_spec)
         self.agent.initialize()
-        self.variables = self.actor_net.trainable_variables + (self.value_net.trainable_variables
-                                                              if self.value_net is not None else [])
+        variables = self.actor_net.trainable_variables + (self.value_net.trainable_variables
+                                                          if self.value_net is not None else [])
+        self.variables = list({v.ref(): v for v in variables}.values())  # a shared trunk's once
         self.optimizer.build(self.variables)  # slots now, not inside the train function
         self.eval_policy = self.agent.policy
         if policy_only:  # no collect/train/evaluate functions, no warm-up
