@@ -9,15 +9,13 @@ from __future__ import annotations
 import argparse
 import os
 import statistics
-import tempfile
 import time
 
-COLUMNS = {  # name -> (width, format) of the per-seed table
-    "env steps": (11, ".0f"), "wall s": (9, ".1f"), "steps/s": (9, ".0f"), "cpu s": (8, ".1f"), "setup s": (9, ".1f"),
-    "trace s": (9, ".1f"), "warm s": (8, ".1f"), "score": (9, ".1f"),
+COLUMNS = {  # name -> (run_seed's key, width, format) of the per-seed table
+    "env steps": ("steps", 11, ".0f"), "wall s": ("seconds", 9, ".1f"), "steps/s": ("sps", 9, ".0f"),
+    "cpu s": ("cpu", 8, ".1f"), "setup s": ("setup", 9, ".1f"), "trace s": ("trace", 9, ".1f"),
+    "warm s": ("warmup", 8, ".1f"), "score": ("score", 9, ".1f"),
 }
-KEYS = {"env steps": "steps", "wall s": "seconds", "steps/s": "sps", "cpu s": "cpu", "setup s": "setup",
-        "trace s": "trace", "warm s": "warmup", "score": "score"}
 
 
 def agents_parser(doc: str, targets: dict) -> argparse.ArgumentParser:
@@ -39,15 +37,13 @@ def parse_agents(parser: argparse.ArgumentParser, targets: dict, argv: list[str]
 def run_seed(preset: str, seed: int, score: float) -> dict:
     """One seed of a preset: setup, then steps until `score` or the budget. Training steps/s counts the
     collect/train rounds only (each step's env steps over its `charts/sps`), not the evaluations."""
-    from lab import spec as specs, workload as workloads
+    from _learning import make_workload
 
-    spec = specs.load(preset)[0]
-    metric = spec.reference.metric or "eval/average_return"
-    cls = workloads.get(spec.workload)
-    config = cls.make_config({**spec.trial_params, "seed": seed})
+    from lab import spec as specs
+
+    metric = specs.load(preset)[0].reference.metric or "eval/average_return"
     started = time.perf_counter()
-    workload = cls(config, workloads.TrialContext(trial_dir=tempfile.mkdtemp(prefix=f"bench-{preset}-")))
-    workload.setup()
+    workload = make_workload(preset, {"seed": seed})
     setup = time.perf_counter() - started
     try:
         started, cpu_started, train_seconds, last_steps = time.perf_counter(), time.process_time(), 0.0, 0
@@ -75,22 +71,22 @@ def run_targets(targets: dict, agents: list[str], seeds: list[int], score: float
     for agent in agents or list(targets):
         preset, target_steps, target_seconds = targets[agent]
         print(f"\n{preset}: target median <= {target_steps} env steps and <= {target_seconds:.0f} s after setup")
-        print(f"{'seed':>4}" + "".join(f"{name:>{COLUMNS[name][0]}}" for name in columns) + f"{'load':>6}")
+        print(f"{'seed':>4}" + "".join(f"{name:>{COLUMNS[name][1]}}" for name in columns) + f"{'load':>6}")
         runs = []
         for seed in seeds:
             run = run_seed(preset, seed, score)
             runs.append(run)
-            cells = "".join(f"{run[KEYS[name]]:>{COLUMNS[name][0]}{COLUMNS[name][1]}}" for name in columns)
+            cells = "".join(f"{run[key]:>{width}{form}}" for key, width, form in (COLUMNS[n] for n in columns))
             print(f"{seed:>4}{cells}{os.getloadavg()[0]:>6.1f}{'' if run['solved'] else '  (budget spent, not solved)'}",
                   flush=True)
         medians = {key: statistics.median(r[key] if r["solved"] else float("inf") for r in runs)
                    for key in ("steps", "seconds")}
-        medians.update({KEYS[name]: statistics.median(r[KEYS[name]] for r in runs) for name in columns
-                        if KEYS[name] not in ("steps", "seconds", "score")})
+        medians.update({key: statistics.median(r[key] for r in runs) for key, _, _ in (COLUMNS[n] for n in columns)
+                        if key not in ("steps", "seconds", "score")})
         steps_met, seconds_met = medians["steps"] <= target_steps, medians["seconds"] <= target_seconds
         ok &= steps_met and seconds_met
-        cells = "".join(f"{medians[KEYS[name]]:>{COLUMNS[name][0]}{'' if medians[KEYS[name]] == float('inf') else COLUMNS[name][1]}}"
-                        for name in columns if KEYS[name] != "score")
+        cells = "".join(f"{medians[key]:>{width}{'' if medians[key] == float('inf') else form}}"
+                        for key, width, form in (COLUMNS[n] for n in columns) if key != "score")
         verdict = {True: "OK", False: "MISSED"}
         print(f"{'median':<4}{cells}   steps {verdict[steps_met]}, seconds {verdict[seconds_met]}")
     return ok

@@ -18,13 +18,13 @@ from __future__ import annotations
 
 import os
 import sys
-import tempfile
 import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+from _learning import make_workload
 from _to_score import agents_parser, parse_agents, run_targets
 
 from lab import settings
@@ -39,13 +39,7 @@ SCORE = -200.0
 
 def training_sps(preset: str, **params) -> float:
     """Training steps/s of a preset's workload over its second 1000 env steps (the first are random)."""
-    from lab import spec as specs, workload as workloads
-
-    spec = specs.load(preset)[0]
-    cls = workloads.get(spec.workload)
-    config = cls.make_config({**spec.trial_params, "max_env_steps": 2_000, "initial_collect_steps": 1_000, **params})
-    workload = cls(config, workloads.TrialContext(trial_dir=tempfile.mkdtemp(prefix=f"bench-{preset}-")))
-    workload.setup()
+    workload = make_workload(preset, {"max_env_steps": 2_000, "initial_collect_steps": 1_000, **params})
     try:
         workload.step()
         return workload.step()["charts/sps"]
