@@ -114,7 +114,7 @@ class OnPolicyWorkload(AgentWorkload):
         import tensorflow as tf
         from tf_agents.networks import actor_distribution_network, value_network
 
-        from agents.pixels import scale_pixels
+        from agents.pixels import conv_network_args
 
         cfg = self.config
         tf.keras.utils.set_random_seed(cfg.seed)  # Python, NumPy and TensorFlow
@@ -129,10 +129,6 @@ class OnPolicyWorkload(AgentWorkload):
         # Networks (conv layers first for uint8 images, scaled in their graphs), optimizer, counters, agent.
         activation = {"relu": tf.keras.activations.relu, "tanh": tf.keras.activations.tanh}[cfg.activation]
 
-        def conv():  # each network its own layers
-            return {"conv_layer_params": [tuple(layer) for layer in cfg.conv_layers],
-                    "preprocessing_layers": scale_pixels()} if cfg.conv_layers else {}
-
         if cfg.shared_trunk:
             from agents.shared_trunk import TrunkActor, TrunkValue, make_trunk
 
@@ -142,10 +138,11 @@ class OnPolicyWorkload(AgentWorkload):
         else:
             self.actor_net = actor_distribution_network.ActorDistributionNetwork(
                 observation_spec, action_spec, fc_layer_params=tuple(cfg.actor_fc_layers), activation_fn=activation,
-                **conv()
+                **conv_network_args(cfg.conv_layers)
             )
             self.value_net = value_network.ValueNetwork(
-                observation_spec, fc_layer_params=tuple(cfg.value_fc_layers), activation_fn=activation, **conv()
+                observation_spec, fc_layer_params=tuple(cfg.value_fc_layers), activation_fn=activation,
+                **conv_network_args(cfg.conv_layers)
             ) if self.uses_value_net() else None
         self.optimizer = tf.keras.optimizers.Adam(learning_rate=cfg.learning_rate, epsilon=self.adam_epsilon)
         self.train_step = tf.Variable(0, dtype=tf.int64, trainable=False, name="train_step")  # gradient steps

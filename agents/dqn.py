@@ -37,13 +37,12 @@ class DQN(ValueBasedWorkload):
         import tensorflow as tf
         from tf_agents.networks import dueling_q_network, q_network
 
-        from agents.pixels import scale_pixels
+        from agents.pixels import conv_network_args
 
         cfg = self.config
         network_cls = dueling_q_network.DuelingQNetwork if cfg.dueling else q_network.QNetwork
-        conv = {"conv_layer_params": [tuple(layer) for layer in cfg.conv_layers],
-                "preprocessing_layers": scale_pixels()} if cfg.conv_layers else {}
-        return network_cls(observation_spec, action_spec, fc_layer_params=tuple(cfg.fc_layers), **conv)
+        return network_cls(observation_spec, action_spec, fc_layer_params=tuple(cfg.fc_layers),
+                           **conv_network_args(cfg.conv_layers))
 
     def make_optimizer(self):
         import tensorflow as tf

@@ -1,7 +1,7 @@
 """Pixels stay uint8 from the env to the replay buffer; the network scales them inside its graph.
 
     spec = observation_spec(gym_space)                   # uint8 images: a spec whose bounds do not overflow
-    net = q_network.QNetwork(spec, actions, preprocessing_layers=scale_pixels(), conv_layer_params=...)
+    net = q_network.QNetwork(spec, actions, **conv_network_args([[32, 8, 4], ...]))   # scale_pixels() first
 
 The root of the numpy-2 problem: TF-Agents samples a random input from a network's input spec to build
 its variables (`tensor_spec.sample_bounded_spec`), computing `maximum + 1` in the spec's own dtype
@@ -51,3 +51,11 @@ def scale_pixels():
     import tensorflow as tf
 
     return tf.keras.layers.Rescaling(PIXEL_SCALE, dtype="float32", name="scale_pixels")
+
+
+def conv_network_args(conv_layers) -> dict:
+    """A TF-Agents network's keyword arguments for `conv_layers` ([filters, kernel, stride] each): the conv
+    layers after a fresh `scale_pixels` layer (each network its own), or none when there are no conv layers."""
+    if not conv_layers:
+        return {}
+    return {"conv_layer_params": [tuple(layer) for layer in conv_layers], "preprocessing_layers": scale_pixels()}

@@ -19,13 +19,12 @@ from tf_agents.utils import nest_utils
 
 def make_trunk(observation_spec, conv_layers, fc_layers, activation) -> encoding_network.EncodingNetwork:
     """Conv layers (uint8 pixels scaled inside, agents/pixels.py) if any, then the fc layers."""
-    from agents.pixels import scale_pixels
+    from agents.pixels import conv_network_args
 
-    conv = {"conv_layer_params": [tuple(layer) for layer in conv_layers],
-            "preprocessing_layers": scale_pixels()} if conv_layers else {}
     return encoding_network.EncodingNetwork(
         observation_spec, fc_layer_params=tuple(fc_layers), activation_fn=activation,
-        kernel_initializer=tf.compat.v1.keras.initializers.glorot_uniform(), name="SharedTrunk", **conv)
+        kernel_initializer=tf.compat.v1.keras.initializers.glorot_uniform(), name="SharedTrunk",
+        **conv_network_args(conv_layers))
 
 
 class TrunkActor(network.DistributionNetwork):

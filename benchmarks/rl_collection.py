@@ -130,14 +130,14 @@ def py_driver_rate(env_id: str, n: int, seconds: float, profile: bool = False) -
     from tf_agents.policies import py_tf_eager_policy
     from tf_agents.specs import tensor_spec
 
-    from agents.pixels import scale_pixels
+    from agents.pixels import conv_network_args
     from agents.vector_env import make_vector_py_env
 
     py_env = make_vector_py_env(env_id, n, 0, training=True)
     time_step_spec = tensor_spec.from_spec(py_env.time_step_spec())
     action_spec = tensor_spec.from_spec(py_env.action_spec())
     images = len(time_step_spec.observation.shape) == 3
-    conv = {"conv_layer_params": [(32, 8, 4), (64, 4, 2), (64, 3, 1)], "preprocessing_layers": scale_pixels()} if images else {}
+    conv = conv_network_args([(32, 8, 4), (64, 4, 2), (64, 3, 1)] if images else [])
     net = q_network.QNetwork(time_step_spec.observation, action_spec, fc_layer_params=(512,) if images else (128, 128), **conv)
     agent = dqn_agent.DdqnAgent(time_step_spec, action_spec, q_network=net, optimizer=tf.keras.optimizers.Adam(1e-3),
                                 epsilon_greedy=0.1)
