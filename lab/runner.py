@@ -330,14 +330,15 @@ def experiment_log(experiment_id: int) -> Path:
 
 @contextlib.contextmanager
 def tune_logs_to_file(experiment_id: int, enabled: bool = True):
-    """Tune's own log records (a failed trial's traceback among them) go to the experiment's log file, not
-    the console: the user sees the compact progress lines and `lab show` the trial's one-line error."""
+    """Tune's own log records (a failed trial's traceback among them, and Train's storage errors, such as an
+    old checkpoint it could not prune) go to the experiment's log file, not the console: the user sees the
+    compact progress lines and `lab show` the trial's one-line error."""
     import logging
 
     if not enabled:
         yield
         return
-    logger = logging.getLogger("ray.tune")
+    loggers = [logging.getLogger(name) for name in ("ray.tune", "ray.train")]
     path = experiment_log(experiment_id)
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -345,13 +346,16 @@ def tune_logs_to_file(experiment_id: int, enabled: bool = True):
     except OSError:  # no room for the log either: the records are dropped, the run goes on
         handler = logging.NullHandler()
     handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
-    logger.addHandler(handler)
-    propagate, logger.propagate = logger.propagate, False
+    propagates = [logger.propagate for logger in loggers]
+    for logger in loggers:
+        logger.addHandler(handler)
+        logger.propagate = False
     try:
         yield
     finally:
-        logger.propagate = propagate
-        logger.removeHandler(handler)
+        for logger, propagate in zip(loggers, propagates):
+            logger.propagate = propagate
+            logger.removeHandler(handler)
         handler.close()
 
 

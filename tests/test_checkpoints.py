@@ -159,6 +159,38 @@ def as_a_user(tmp_path):
             os.chmod(folder, 0o755)
 
 
+PRUNE_IN_A_READ_ONLY_FOLDER = """
+import os, sys
+import pyarrow.fs
+from ray.train._internal import storage
+from lab import runner
+
+with runner.tune_logs_to_file(7):
+    storage._delete_fs_path(pyarrow.fs.LocalFileSystem(), sys.argv[1])
+print(runner.experiment_log(7))
+"""
+
+
+def test_an_old_checkpoint_tune_cannot_prune_goes_to_the_experiment_log_not_the_console(as_a_user):
+    """Tune prunes old checkpoints through Ray Train's storage, which logs a failure with its traceback
+    (here the trial's folder turned read-only): that belongs in the experiment's log, not the console."""
+    import subprocess
+    import sys
+
+    run_as, env, root = as_a_user
+    trial_dir = os.path.join(root, "runs", "prune", "trial")
+    os.makedirs(os.path.join(trial_dir, "checkpoint_000000"))
+    os.chmod(trial_dir, 0o555)
+    pruned = subprocess.run([*run_as, sys.executable, "-c", PRUNE_IN_A_READ_ONLY_FOLDER,
+                             os.path.join(trial_dir, "checkpoint_000000")], env=env, capture_output=True, text=True,
+                            timeout=120)
+    assert pruned.returncode == 0 and "Traceback" not in pruned.stdout + pruned.stderr, pruned.stdout + pruned.stderr
+    assert os.path.isdir(os.path.join(trial_dir, "checkpoint_000000"))  # the folder did refuse the deletion
+    with open(pruned.stdout.strip()) as log:
+        text = log.read()
+    assert "checkpoint_000000" in text and "PermissionError" in text, text
+
+
 @pytest.mark.slow
 def test_a_read_only_folder_fails_the_trial_in_one_line_and_resume_finishes_it(as_a_user):
     import subprocess
