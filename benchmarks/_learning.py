@@ -1,4 +1,4 @@
-"""Shared by the learning benchmarks (atari.py, mujoco.py): train a preset in this process against a
+"""Shared by the learning benchmarks (atari.py, mujoco_learning.py): train a preset in this process against a
 wall-clock budget, a random policy's return in the same run, peak RSS, and the learning curve as PNG.
 
 The leading underscore marks a helper, not a benchmark.
@@ -30,7 +30,7 @@ def peak_rss_mb() -> float:
 
 
 def learning_parser(doc: str, presets: list[str], eval_every: int) -> argparse.ArgumentParser:
-    """The arguments atari.py and mujoco.py share; each adds its own budget."""
+    """The arguments atari.py and mujoco_learning.py share; each adds its own budget."""
     parser = argparse.ArgumentParser(description=doc.splitlines()[0])
     parser.add_argument("--presets", nargs="+", default=presets)
     parser.add_argument("--eval-every", type=int, default=eval_every, help="env steps between greedy evaluations")

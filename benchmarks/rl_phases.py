@@ -6,7 +6,7 @@ its own collect/train rounds and one greedy evaluation. Its traced functions (`_
 `_evaluate`) are timed as they are called by `step()`. Printed: milliseconds per env step of each phase
 and its share, the env steps per hour they allow, and how many a budget of `--minutes` reaches.
 
-It says what bounds a learning benchmark (benchmarks/atari.py, mujoco.py) that missed its target:
+It says what bounds a learning benchmark (benchmarks/atari.py, mujoco_learning.py) that missed its target:
 collection (the envs and the policy's forward pass), the gradient steps, or the evaluation.
 Run: python benchmarks/rl_phases.py [--presets dqn-breakout ppo-breakout] [--steps 4096] [--minutes 90]
 """

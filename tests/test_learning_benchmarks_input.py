@@ -1,4 +1,4 @@
-"""The learning benchmarks (atari.py, mujoco.py, rl_phases.py) on bad input: one line on stderr, exit 2."""
+"""The learning benchmarks (atari.py, mujoco_learning.py, rl_phases.py) on bad input: one line on stderr, exit 2."""
 from __future__ import annotations
 
 import subprocess
@@ -10,7 +10,7 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 
 
-@pytest.mark.parametrize("script, preset", [("atari", "dqn-breakot"), ("mujoco", "sac-hoper"),
+@pytest.mark.parametrize("script, preset", [("atari", "dqn-breakot"), ("mujoco_learning", "sac-hoper"),
                                             ("rl_phases", "dqn-cartpol")])
 def test_an_unknown_preset_is_one_line_and_exit_2(script, preset, tmp_path):
     result = subprocess.run([sys.executable, str(ROOT / "benchmarks" / f"{script}.py"), "--presets", preset],

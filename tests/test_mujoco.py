@@ -48,7 +48,7 @@ def test_a_mujoco_trial_runs_through_lab_run(tmp_path):
 @pytest.mark.slow
 def test_mujoco_benchmark_prints_steps_per_second_and_a_curve_on_a_tiny_budget(tmp_path):
     result = subprocess.run(
-        [sys.executable, str(ROOT / "benchmarks" / "mujoco.py"), "--presets", "td3-hopper", "--steps", "256",
+        [sys.executable, str(ROOT / "benchmarks" / "mujoco_learning.py"), "--presets", "td3-hopper", "--steps", "256",
          "--eval-every", "128", "--random-episodes", "2", "--png-dir", str(tmp_path),
          *sets({k: v for k, v in TINY.items() if k not in ("max_env_steps", "env_steps_per_step")})],
         capture_output=True, text=True, timeout=600)

@@ -7,8 +7,8 @@ the best greedy return against the target and the learning curve as a PNG beside
 Targets (the issue): within 200k env steps SAC >= 2000 on Hopper-v5 and >= 3000 on HalfCheetah-v5,
 TD3 >= 2000 on Hopper-v5 (rl-zoo's 1M-step scores: ~2,600-3,600 and ~9,500).
 
-Run: python benchmarks/mujoco.py [--presets sac-hopper sac-halfcheetah td3-hopper] [--steps 200000]
-     a timed piece: python benchmarks/mujoco.py --presets sac-hopper --steps 5000 --eval-every 5000
+Run: python benchmarks/mujoco_learning.py [--presets sac-hopper sac-halfcheetah td3-hopper] [--steps 200000]
+     a timed piece: python benchmarks/mujoco_learning.py --presets sac-hopper --steps 5000 --eval-every 5000
 """
 from __future__ import annotations
 
@@ -16,25 +16,11 @@ import os
 import sys
 from pathlib import Path
 
-HERE = Path(__file__).resolve().parent
-# This file is named like the `mujoco` package: its folder must not shadow it on sys.path.
-sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != HERE]
-sys.path.insert(0, str(HERE.parent))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-
-def _helpers():
-    import importlib.util
-
-    spec = importlib.util.spec_from_file_location("_learning", HERE / "_learning.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-_learning = _helpers()
-cpus, load, make_workload, parse_sets = _learning.cpus, _learning.load, _learning.make_workload, _learning.parse_sets
-learning_parser, print_row, unknown_preset = _learning.learning_parser, _learning.print_row, _learning.unknown_preset
-random_return, train, write_curve = _learning.random_return, _learning.train, _learning.write_curve
+from _learning import (cpus, learning_parser, load, make_workload, parse_sets, print_row, random_return, train,
+                       unknown_preset, write_curve)
 
 from lab import settings
 
@@ -47,7 +33,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--max-minutes", type=float, default=600.0, help="stop a preset after this long")
     args = parser.parse_args(argv)
     overrides = parse_sets(args.set)
-    if unknown_preset("mujoco", args.presets):
+    if unknown_preset("mujoco_learning", args.presets):
         return 2
 
     settings.apply_worker_env()  # TF_USE_LEGACY_KERAS=1 before TensorFlow is imported
