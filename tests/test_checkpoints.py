@@ -160,7 +160,7 @@ def as_a_user(tmp_path):
 
 
 PRUNE_IN_A_READ_ONLY_FOLDER = """
-import os, sys
+import sys
 import pyarrow.fs
 from ray.train._internal import storage
 from lab import runner
