@@ -1,7 +1,7 @@
 """Pieces every TF-Agents workload shares: `AgentWorkload` (greedy actions, checkpoints, export, closing),
 batched greedy evaluation, the training-episode observers and the metrics of a step.
 
-TensorFlow and TF-Agents are imported inside the functions (see lab/workload.py).
+TensorFlow and TF-Agents are imported inside the functions (see lab/workload/base.py).
 """
 from __future__ import annotations
 
@@ -180,7 +180,7 @@ class AgentWorkload(Workload):
         return round_metrics(self, steps, start_steps, time.perf_counter() - started), losses
 
     def greedy_actions(self, observations: np.ndarray) -> np.ndarray:
-        """The greedy policy's actions for a batch of observations (tests, demos, lab.testing)."""
+        """The greedy policy's actions for a batch of observations (tests, demos, lab.workload.testing)."""
         import tensorflow as tf
         from tf_agents.trajectories import time_step as ts
 

@@ -8,7 +8,7 @@ Actor: TF-Agents' deterministic ActorNetwork (tanh, scaled to the action bounds)
 with Ornstein-Uhlenbeck noise on its actions (TF-Agents' OUNoisePolicy). Critic: TF-Agents'
 CriticNetwork on [observation, action]; the agent clones both into target networks.
 
-TensorFlow and TF-Agents are imported inside the methods (see lab/workload.py).
+TensorFlow and TF-Agents are imported inside the methods (see lab/workload/base.py).
 """
 from __future__ import annotations
 

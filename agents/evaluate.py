@@ -5,7 +5,7 @@
 
 A policy is a TF-Agents PolicySaver SavedModel with a `lab_policy.json` beside it naming the env id
 and agent (agents/_common.export_policy). An experiment id is turned into one: its trial's workload is
-rebuilt and restored (lab/artifacts.py), then exported into a temporary folder, so both ways evaluate
+rebuilt and restored (lab/results/artifacts.py), then exported into a temporary folder, so both ways evaluate
 exactly what `lab export` ships. Episodes run in one Gymnasium env with the lab's preprocessing
 (envs/gym_envs.py), episode i reset with seed `seed + i`; the first one is rendered when a video is
 asked for (GIF with imageio, MP4 with imageio-ffmpeg).
@@ -21,7 +21,7 @@ import numpy as np
 
 from agents._common import POLICY_META
 from lab.errors import LabError
-from lab.provenance import check_trusted
+from lab.results.provenance import check_trusted
 
 MAX_VIDEO_FRAMES = 2_000  # a longer first episode is cut in the video (not in the returns)
 VIDEO_SUFFIXES = (".gif", ".mp4")
@@ -85,7 +85,7 @@ def export_experiment(experiment_id: int, out: str, trial_id: str | None = None)
     """Restore the experiment's (best or named) trial and export its policy under `out`; (path, trial id)."""
     from lab import settings
     from lab import workload as workloads
-    from lab.artifacts import load_trial_workload, trial_record
+    from lab.results.artifacts import load_trial_workload, trial_record
 
     experiment, trial = trial_record(experiment_id, trial_id)
     cls = workloads.get(experiment["workload"])

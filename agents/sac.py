@@ -8,7 +8,7 @@ Actor: a tanh-squashed Gaussian (TF-Agents' TanhNormalProjectionNetwork) on an M
 export act with its mode (GreedyPolicy). Critic: TF-Agents' CriticNetwork on [observation, action];
 the agent clones it into the second critic and the two target critics.
 
-TensorFlow and TF-Agents are imported inside the methods (see lab/workload.py).
+TensorFlow and TF-Agents are imported inside the methods (see lab/workload/base.py).
 """
 from __future__ import annotations
 

@@ -11,7 +11,7 @@ target networks. TF-Agents' Td3Agent adds the smoothing noise to the target acto
 clipping them to the bounds (the TD3 paper clips them), so the target critics were asked about
 actions the env never takes; the clip in the critic restores the paper's target.
 
-TensorFlow and TF-Agents are imported inside the methods (see lab/workload.py).
+TensorFlow and TF-Agents are imported inside the methods (see lab/workload/base.py).
 """
 from __future__ import annotations
 

@@ -1,5 +1,5 @@
 """Shared by the end-to-end benchmarks: `lab` runs as whole processes, cold or on a warm `lab up`
-instance, with the phases of each run (from $LAB_PROFILE, see lab/profile.py)."""
+instance, with the phases of each run (from $LAB_PROFILE, see lab/run/profile.py)."""
 from __future__ import annotations
 
 import contextlib
@@ -80,7 +80,7 @@ def warm_instance(home: str, cpus: int | None = None):
 
 def wait_warm(home: str, timeout: float = 180.0) -> None:
     """Until the instance's idle warm workers are all started again (the previous run took some)."""
-    code = "import sys; from lab import warm; sys.exit(0 if warm.wait_warm(%r) else 1)" % timeout
+    code = "import sys; from lab.infra import warm; sys.exit(0 if warm.wait_warm(%r) else 1)" % timeout
     subprocess.run([sys.executable, "-c", code], env={**os.environ, "LAB_HOME": home}, check=False)
 
 

@@ -26,7 +26,7 @@ PRESETS = {"mlp": "mlp-fashion-mnist", "cnn": "cnn-fashion-mnist", "resnet": "re
 def train(preset: str, quick: bool) -> dict:
     """Run the preset's trial configuration in this process; the last step's metrics, wall seconds, best val."""
     from lab import spec as specs
-    from lab.testing import make
+    from lab.workload.testing import make
 
     (spec,) = specs.load(preset)
     params = {**spec.trial_params, "log_images": 0}  # trial_params carries the spec's seed

@@ -37,7 +37,7 @@ import json, math, os, sys, time
 sys.path.insert(0, {root!r})
 os.environ["TF_USE_LEGACY_KERAS"] = "1"
 import tensorflow as tf
-from lab import image_data as data
+import imagesets as data
 from deep.backend import make_optimizer
 from deep.models import make_mlp
 from deep.pipeline import split_validation

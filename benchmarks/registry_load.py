@@ -56,7 +56,7 @@ def main() -> int:
                 return 1
         home = stack.enter_context(tempfile.TemporaryDirectory(prefix="lab-load-"))
         os.environ.update(LAB_HOME=home, LAB_REGISTRY_URL=url)
-        from lab import runner
+        from lab.run import runner
         from lab.registry import Registry
         from lab.spec import validated
 

@@ -100,7 +100,8 @@ def timed(fn, repeat: int) -> float:
 def queries(url: str) -> dict:
     """name -> a callable doing what the command does, against a fresh connection."""
     import lab
-    from lab import cli, commands
+    from lab import cli
+    from lab.cli import experiments as commands
     from lab.registry import Registry
 
     def quiet(fn):

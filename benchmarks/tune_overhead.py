@@ -69,7 +69,7 @@ def main() -> int:
     os.environ["LAB_HOME"] = tempfile.mkdtemp(prefix="lab-bench-")
     os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
 
-    from lab import runner
+    from lab.run import runner
     from lab import spec as specs
 
     path = Path(os.environ["LAB_HOME"]) / "overhead.yaml"

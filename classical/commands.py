@@ -19,7 +19,8 @@ def add_baselines(commands) -> None:
 
 def cmd_baselines(args: argparse.Namespace) -> int:
     from classical.baselines import baseline_spec
-    from lab import runner, views
+    from lab.run import runner
+    from lab.registry import views
     from lab import spec as specs
     from lab.cli import _fmt, exit_code, print_table
     from lab.errors import DataError, SpecError

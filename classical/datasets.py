@@ -42,7 +42,7 @@ def _mnist_sample(subset: int = 0, seed: int = 0) -> Dataset:
 
 def _fashion_mnist(subset: int = 0, seed: int = 0) -> Dataset:
     """Fashion-MNIST's training images, flattened to 784 features (use `subset`: SVMs on 60k are slow)."""
-    from lab import image_data as data
+    import imagesets as data
 
     (x_train, y_train), _ = data.load("fashion_mnist", subset=subset, seed=seed)
     return Dataset(x_train.reshape(len(x_train), -1).astype(np.float64), y_train, "classification")

@@ -7,7 +7,7 @@ the VAE adds the KL divergence of its codings from N(0, I), divided by the numbe
 Each step logs a grid of validation images (originals above, reconstructions below; the denoising
 kind shows the noisy inputs between them) and the VAE a grid of images decoded from random codings.
 
-    from lab.testing import make
+    from lab.workload.testing import make
     w = make("keras_autoencoder", {"kind": "conv", "subset": 2000, "max_epochs": 2})
     print(w.step())
 """
@@ -23,7 +23,7 @@ from deep.backend import load_tf, make_optimizer, save_keras
 from deep.images import image_grid
 from deep.keras_workload import KerasWorkload
 from deep.pipeline import EVAL_BATCH_SIZE, split_validation
-from lab import image_data as data
+import imagesets as data
 
 
 IMAGE_DATASETS = ("fashion_mnist", "mnist")  # 28x28 images: the conv decoder upsamples 3 -> 7 -> 14 -> 28
@@ -120,7 +120,7 @@ class Autoencoder(KerasWorkload):
     @dataclass
     class Config:
         kind: Literal["stacked", "conv", "denoising", "variational"] = "stacked"  # the book's four autoencoders
-        dataset: Literal["fashion_mnist", "mnist"] = "fashion_mnist"  # 28x28 images of lab.image_data
+        dataset: Literal["fashion_mnist", "mnist"] = "fashion_mnist"  # 28x28 images of imagesets
         codings_size: int = 0  # size of the codings layer (0: the book's, 30, or 10 for the VAE)
         hidden_units: tuple[int, ...] = ()  # Dense encoder layers, mirrored by the decoder (empty: the book's)
         filters: tuple[int, ...] = (16, 32, 64)  # conv: filters of the three Conv + max-pool blocks

@@ -10,7 +10,7 @@ training). Training windows of `seq_length` + 1 characters start every `window_s
 uses 1; the default here, non-overlapping windows, is 100x cheaper per epoch); the target is the input
 shifted by one. Every epoch logs text sampled from `seed_text` at a few temperatures to TensorBoard.
 
-    from lab.testing import make
+    from lab.workload.testing import make
     w = make("keras_char_rnn", {"plays": ["hamlet"], "max_chars": 50_000, "max_epochs": 1})
     print(w.step())
 """

@@ -5,7 +5,7 @@ deep/pipeline.py's. TensorFlow is imported inside functions only (see lab.worklo
 as params: data augmentation, early stopping (`patience`), learning-rate schedules, several devices
 (MirroredStrategy, deep/_devices.py) and mixed precision on GPUs.
 
-    from lab.testing import make
+    from lab.workload.testing import make
     w = make("keras_classifier", {"model": "cnn", "subset": 600, "max_epochs": 2})
     print(w.step())
 """
@@ -23,7 +23,7 @@ from deep.images import image_grid
 from deep.keras_workload import KerasWorkload
 from deep.models import make_cnn, make_mlp, make_resnet
 from deep.pipeline import eval_batches, split_validation, train_batches
-from lab import image_data as data
+import imagesets as data
 from lab.workload import suggest
 
 MODELS = ("mlp", "cnn", "resnet")
@@ -33,14 +33,14 @@ PLATEAU_FACTOR, PLATEAU_PATIENCE = 0.5, 2  # lr_schedule plateau: halve the rate
 
 # ---------------------------------------------------------------- the workload
 class KerasClassifier(KerasWorkload):
-    """An MLP, a CNN or a ResNet on an image data set of lab.image_data; one step trains `epochs_per_step` epochs."""
+    """An MLP, a CNN or a ResNet on an image data set of imagesets; one step trains `epochs_per_step` epochs."""
 
     name = "keras_classifier"
     test_params = {"dataset": "digits", "model": "cnn", "filters": [8, 16], "hidden_units": [32], "max_epochs": 2}
 
     @dataclass
     class Config:
-        dataset: str = "fashion_mnist"  # fashion_mnist, mnist or digits (lab.image_data.DATASETS)
+        dataset: str = "fashion_mnist"  # fashion_mnist, mnist or digits (imagesets.DATASETS)
         model: str = "mlp"  # mlp: the book's MLP (ch. 10); cnn or resnet: ch. 14
         hidden_units: tuple[int, ...] = (300, 100)  # Dense layers: the MLP's hidden layers, the CNN's head
         filters: tuple[int, ...] = (32, 64, 128)  # CNN: filters of each conv block (one max-pool each); ResNet: of each stage

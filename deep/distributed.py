@@ -7,7 +7,7 @@ kept by the workload and is what `save`/`restore` move around. So Tune sees an o
 schedulers, `max_failures` and `lab resume` work unchanged. (`Tuner(trainer)` is refused by Ray Train V2,
 and Tune needs no `TuneReportCallback` here: the workload returns the metrics itself.)
 
-Each worker reads the data itself (lab.image_data, offline), builds the model under the strategy and trains
+Each worker reads the data itself (imagesets, offline), builds the model under the strategy and trains
 on its shard (tf.data auto-sharding by DATA: worker r takes every N-th example of each global batch).
 Under MultiWorkerMirroredStrategy saving runs a collective, so EVERY rank writes the checkpoint (rank 0
 into the one it reports, the others into a throwaway folder): saving on rank 0 alone deadlocks.
@@ -17,7 +17,7 @@ Resources: the trial itself needs little (`resources: {cpu: 0.5}`); the workers 
 `cpus_per_worker` each, on any node. Checkpoints are plain folders: on a multi-node cluster the trial's
 folder must be on storage every node sees (LAB_STORAGE on a shared file system), as for any restore.
 
-    from lab.testing import make
+    from lab.workload.testing import make
     w = make("keras_multiworker", {"num_workers": 2, "subset": 600, "max_epochs": 2})
     print(w.step())
 """
@@ -31,7 +31,7 @@ import time
 from dataclasses import asdict, dataclass
 from typing import Any, Callable
 
-from lab import image_data as data
+import imagesets as data
 from lab.workload import Workload, suggest
 
 STATE_FILE = "state.json"  # the epoch counter beside the TensorFlow checkpoint
@@ -130,7 +130,7 @@ class KerasMultiWorker(Workload):
 
     @dataclass
     class Config:
-        dataset: str = "fashion_mnist"  # fashion_mnist, mnist or digits (lab.image_data.DATASETS)
+        dataset: str = "fashion_mnist"  # fashion_mnist, mnist or digits (imagesets.DATASETS)
         hidden_units: tuple[int, ...] = (300, 100)  # the MLP's hidden Dense layers (ReLU)
         dropout: float = 0.2  # dropout after each hidden layer
         learning_rate: float = 1e-3  # Adam
@@ -202,7 +202,7 @@ class KerasMultiWorker(Workload):
         from ray.train.tensorflow import TensorflowTrainer
 
         if not ray.is_initialized():  # outside Tune (a test, a notebook): a local Ray with the lab's settings
-            from lab.runner import connect
+            from lab.run.runner import connect
 
             connect(None)
         c = self.config

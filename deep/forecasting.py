@@ -19,7 +19,7 @@ Both are scaled with the training part's mean and standard deviation only. Model
 `horizon` values from a window (sequence to vector); every MAE is in the series' own units, averaged
 over all `horizon` steps. The naive forecast repeats the window's last value.
 
-    from lab.testing import make
+    from lab.workload.testing import make
     w = make("keras_forecaster", {"series": "sunspots", "model": "gru", "window": 24, "max_epochs": 5})
     print(w.step())
 """

@@ -10,7 +10,7 @@ images and to generated ones, both projected on the first principal components o
 a generator that collapses to a few images scores badly because their covariance shrinks).
 Each step also logs a grid of images generated from one fixed, seeded batch of codings.
 
-    from lab.testing import make
+    from lab.workload.testing import make
     w = make("keras_dcgan", {"subset": 2000, "max_epochs": 2})
     print(w.step())
 """
@@ -24,7 +24,7 @@ import numpy as np
 from deep.backend import load_tf, save_keras
 from deep.images import image_grid
 from deep.keras_workload import KerasWorkload
-from lab import image_data as data
+import imagesets as data
 
 
 PCA_COMPONENTS = 32  # dimensions the Fréchet distance is measured in
@@ -118,7 +118,7 @@ class DCGAN(KerasWorkload):
 
     @dataclass
     class Config:
-        dataset: Literal["fashion_mnist", "mnist"] = "fashion_mnist"  # 28x28 images of lab.image_data
+        dataset: Literal["fashion_mnist", "mnist"] = "fashion_mnist"  # 28x28 images of imagesets
         codings_size: int = 100  # size of the generator's random input
         generator_filters: tuple[int, ...] = (128, 64)  # channels at 7x7 (after the Dense layer) and at 14x14
         discriminator_filters: tuple[int, ...] = (64, 128)  # filters of each stride-2 Conv2D (28 -> 14 -> 7)

@@ -8,14 +8,14 @@ from __future__ import annotations
 import os
 
 from lab.errors import LabError
-from lab.provenance import check_trusted
+from lab.results.provenance import check_trusted
 
 
 def load_keras_model(path: str, trust: bool = False):
     """A Keras model exported by `lab export` (a `.keras` file, or the folder holding one), in safe mode.
 
     A `.keras` file is code (it names modules that tf_keras imports, even in safe mode): one that this lab
-    did not export is refused unless `trust` (lab/provenance.py).
+    did not export is refused unless `trust` (lab/results/provenance.py).
     """
     if os.path.isdir(path):
         found = sorted(name for name in os.listdir(path) if name.endswith(".keras"))

@@ -8,7 +8,7 @@ from __future__ import annotations
 import numpy as np
 
 from deep.backend import load_tf
-from lab import image_data
+import imagesets as image_data
 
 EVAL_BATCH_SIZE = 512  # evaluation batches (no gradients, so bigger than training batches)
 

@@ -15,7 +15,7 @@ adapted on the training texts only; texts are vectorized once, then batched by t
   [MultiHeadAttention -> dropout -> add & LayerNorm -> Dense(ff_dim, relu) -> Dense -> dropout -> add &
   LayerNorm], masked global average pooling, dropout, Dense(1, sigmoid).
 
-    from lab.testing import make
+    from lab.workload.testing import make
     w = make("keras_sentiment", {"model": "transformer", "max_epochs": 1})
     print(w.step(), w.predict_texts(["A masterpiece.", "Dull and far too long."]))
 """

@@ -53,7 +53,7 @@ def run(source: str | dict[str, Any], *, verbose: bool = False, address: str | N
     A spec file naming its own storage or MLflow server needs `trust_spec=True` (as `lab run --trust-spec`);
     a dict is the caller's own.
     """
-    from lab import runner
+    from lab.run import runner
     from lab import spec as specs
     from lab.registry import Registry
 
@@ -85,7 +85,7 @@ def recorded_spec(experiment_id: int, trust_spec: bool = False) -> dict[str, Any
     """The spec an experiment ran, as recorded; on a shared registry it may be someone else's, so a storage
     or MLflow server it names is used only with `trust_spec` (or a yes at the terminal), as for a spec file."""
     from lab.registry import Registry
-    from lab.safety import confirm_services, untrusted_services
+    from lab.spec.safety import confirm_services, untrusted_services
 
     spec = Registry().experiment(experiment_id)["spec"]
     label = f"experiment {experiment_id}'s recorded spec"
@@ -140,7 +140,7 @@ def history(experiment_id: int, trial: str | None = None):
     """Every reported iteration's metrics (from Tune's progress.csv, else result.json), with a trial_id column."""
     import pandas as pd
 
-    from lab.artifacts import trial_record
+    from lab.results.artifacts import trial_record
     from lab.registry import Registry
 
     registry = Registry()
@@ -183,7 +183,7 @@ def _read_text(folder: str, name: str) -> str | None:
     if "://" not in folder:
         path = os.path.join(folder, name)
         return open(path).read() if os.path.isfile(path) else None
-    from lab import storage
+    from lab.infra import storage
 
     where = storage.resolve(folder)
     try:
@@ -270,7 +270,7 @@ def load(experiment_id: int, trial: str | None = None):
     the saved greedy policy. LabError when the trial has no checkpoint; nothing is changed.
     """
     from lab import workload as workloads
-    from lab.artifacts import export_trial
+    from lab.results.artifacts import export_trial
     from lab.registry import Registry
 
     loader = package_loader(workloads.get(Registry().experiment(int(experiment_id))["workload"]))
@@ -307,7 +307,7 @@ def tag(experiment_id: int, **values: str) -> None:
 def note(experiment_id: int, text: str) -> None:
     """Append a note to an experiment."""
     from lab.registry import Registry
-    from lab.runner import _user
+    from lab.run.runner import _user
 
     if not text.strip():
         raise LabError("a note needs some text")

@@ -4,7 +4,7 @@
 - LAB_REGISTRY_URL: an SQLAlchemy URL for the registry (default sqlite:///$LAB_HOME/registry.db);
   point it at PostgreSQL to share one registry in a team.
 - LAB_STORAGE: where Tune writes experiments (default $LAB_HOME/experiments): a path (local, NFS) or a URI
-  (s3://bucket/prefix, gs://..., file://...); see lab/storage.py. A spec's `storage` (or `--storage`) wins.
+  (s3://bucket/prefix, gs://..., file://...); see lab/infra/storage.py. A spec's `storage` (or `--storage`) wins.
 - LAB_MLFLOW_URI: also log every trial to this MLflow tracking URI (a spec's `mlflow` or `--mlflow` wins).
 - LAB_RAY_ADDRESS: a Ray cluster to use instead of starting Ray locally (same as --address).
 """

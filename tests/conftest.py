@@ -108,7 +108,7 @@ def trained_workload(name: str, params: dict, steps: int = 2):
 
     @pytest.fixture(scope="module")
     def trained(tmp_path_factory):
-        from lab.testing import make
+        from lab.workload.testing import make
 
         workload = make(name, {**params, "seed": 1}, trial_dir=str(tmp_path_factory.mktemp(name)))
         results = [workload.step() for _ in range(steps)]

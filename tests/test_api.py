@@ -125,7 +125,7 @@ def test_load_of_a_trial_without_checkpoint_is_one_line_and_changes_nothing(lab_
 
 
 def test_environment_record_names_versions_and_a_dirty_tree(tmp_path, monkeypatch):
-    from lab import environment
+    from lab.run import environment
 
     repo = tmp_path / "src"
     repo.mkdir()

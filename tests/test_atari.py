@@ -56,7 +56,7 @@ def test_training_envs_end_at_a_lost_life_and_clip_rewards_evaluation_envs_play_
 def test_dqn_breakout_keeps_uint8_frames_from_env_to_replay_buffer(tmp_path):
     import tensorflow as tf
 
-    from lab.testing import make
+    from lab.workload.testing import make
 
     workload = make("dqn", preset_params("dqn-breakout", **TINY_DQN), trial_dir=str(tmp_path))
     try:
@@ -84,7 +84,7 @@ def test_the_newest_frame_replay_rebuilds_the_envs_own_stacked_observations(tmp_
     from tf_agents.trajectories import StepType
 
     from agents.frame_replay import NewestFrameReplay, restack
-    from lab.testing import make
+    from lab.workload.testing import make
 
     if backend == "envpool":
         pytest.importorskip("envpool")
@@ -138,7 +138,7 @@ def test_a_policy_only_rebuild_allocates_no_replay_buffer(tmp_path):
 def test_ppo_breakout_preset_trains_a_round_on_uint8_frames(tmp_path):
     import tensorflow as tf
 
-    from lab.testing import make
+    from lab.workload.testing import make
 
     params = preset_params("ppo-breakout", num_envs=2, collect_steps_per_iteration=32, num_epochs=1,
                            num_minibatches=2, env_steps_per_step=32, max_env_steps=64, eval_episodes=1, max_episode_steps=50,

@@ -9,7 +9,7 @@ import pytest
 
 from agents.c51 import C51
 from lab.errors import SpecError
-from lab.testing import make
+from lab.workload.testing import make
 from tests.conftest import trained_workload
 
 TINY = {

@@ -7,8 +7,8 @@ import os
 
 import pytest
 
-from lab import checkpoints
-from lab.checkpoints import MANIFEST, CheckpointError
+from lab.workload import checkpoints
+from lab.workload.checkpoints import MANIFEST, CheckpointError
 
 
 def written(folder) -> str:
@@ -45,7 +45,7 @@ def test_a_checkpoint_cut_short_or_changed_is_refused_with_one_line(tmp_path, da
 
 def test_lab_export_refuses_a_recorded_checkpoint_that_was_cut_short(tmp_path):
     """The registry points at a checkpoint whose copy stopped half-way: export says so in one line."""
-    from lab.artifacts import load_trial_workload
+    from lab.results.artifacts import load_trial_workload
     from lab.registry import Registry
 
     folder = written(tmp_path / "ckpt")
@@ -163,7 +163,7 @@ PRUNE_IN_A_READ_ONLY_FOLDER = """
 import sys
 import pyarrow.fs
 from ray.train._internal import storage
-from lab import runner
+from lab.run import runner
 
 with runner.tune_logs_to_file(7):
     storage._delete_fs_path(pyarrow.fs.LocalFileSystem(), sys.argv[1])

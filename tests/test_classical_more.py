@@ -19,7 +19,7 @@ from lab.workload import TrialContext
 
 
 class FigureLogger:
-    """A stand-in for lab.tboard.MediaLogger that only remembers the tags."""
+    """A stand-in for lab.results.tboard.MediaLogger that only remembers the tags."""
 
     def __init__(self):
         self.tags = []

@@ -232,7 +232,7 @@ def test_csv_data_is_recorded_by_absolute_path_and_content_hash(tmp_path, monkey
 
 # ------------------------------------------------------------------ 6. TensorBoard's port
 def test_tensorboard_port_taken(monkeypatch, lab_home, tmp_path):
-    from lab import board
+    from lab.results import board
 
     with socket.socket() as taken:
         taken.bind(("127.0.0.1", 0))

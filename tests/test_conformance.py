@@ -1,4 +1,4 @@
-"""Every registered workload passes the conformance suite of `lab.testing` on its tiny test_params.
+"""Every registered workload passes the conformance suite of `lab.workload.testing` on its tiny test_params.
 
 Like scikit-learn's common estimator checks: one test per check, parametrized over the whole registry
 (the `agent_lab.workloads` entry points). Runs that train to `done` or export are marked slow.
@@ -7,7 +7,9 @@ from __future__ import annotations
 
 import pytest
 
-from lab import testing, workload as workloads
+from lab import workload as workloads
+
+from lab.workload import testing
 
 NAMES = sorted(workloads.discover())
 EXPORTING = [name for name in NAMES if testing.exports(name)]

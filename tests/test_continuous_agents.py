@@ -13,7 +13,7 @@ import pytest
 from lab import workload as workloads
 from lab.errors import SpecError
 from tests.conftest import lab
-from lab.testing import make
+from lab.workload.testing import make
 
 AGENTS = ("sac", "td3", "ddpg")
 TINY = {

@@ -10,12 +10,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from lab import image_data as data
+import imagesets as data
 from lab import settings
 from lab import workload as workloads
 from lab.errors import DataError, SpecError
 from tests.conftest import lab
-from lab.testing import make
+from lab.workload.testing import make
 
 settings.apply_worker_env()  # TF_USE_LEGACY_KERAS=1 before any test imports TensorFlow
 
@@ -289,7 +289,7 @@ def test_presets_validate_against_the_workload(path):
 def test_restore_into_a_mutated_config_takes_the_new_learning_rate(lr_schedule, tmp_path):
     """A PBT exploit restores a donor's checkpoint into a trial with a mutated rate: the new rate wins;
     a plain resume (same config) keeps the restored rate."""
-    from lab.testing import make
+    from lab.workload.testing import make
 
     params = {"dataset": "digits", "model": "mlp", "hidden_units": [16], "max_epochs": 2,
               "lr_schedule": lr_schedule, "seed": 0}

@@ -10,7 +10,7 @@ import pytest
 from lab import settings
 from lab.errors import LabError
 from tests.conftest import ROOT
-from lab.testing import make
+from lab.workload.testing import make
 
 settings.apply_worker_env()  # TF_USE_LEGACY_KERAS=1 before any test imports TensorFlow
 
@@ -19,7 +19,7 @@ TINY = {"dataset": "digits", "max_epochs": 1, "batch_size": 64, "log_images": 0}
 MIRRORED = """
 import json, sys
 sys.path.insert(0, {root!r})
-from lab.testing import make
+from lab.workload.testing import make
 w = make("keras_classifier", {params!r})
 metrics = [w.step() for _ in range(3)]
 print(json.dumps({{"replicas": w.strategy.num_replicas_in_sync, "strategy": type(w.strategy).__name__,

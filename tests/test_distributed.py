@@ -5,7 +5,7 @@ import json
 
 import pytest
 
-from lab.testing import make
+from lab.workload.testing import make
 
 PARAMS = {"num_workers": 2, "cpus_per_worker": 0.5, "subset": 2000, "hidden_units": [64], "batch_size": 64,
           "validation_split": 0.1, "max_epochs": 3, "seed": 1}

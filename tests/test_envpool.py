@@ -112,7 +112,7 @@ def test_the_tf_agents_adapter_gives_the_same_specs_on_both_backends(env_id):
 
 
 def test_dqn_trains_on_envpool(tmp_path):
-    from lab.testing import make
+    from lab.workload.testing import make
 
     from agents.dqn import DQN
 

@@ -144,7 +144,7 @@ def preset_params(name: str, **overrides) -> dict:
 
 
 def test_conv_dqn_runs_a_few_iterations_on_breakout(tmp_path):
-    from lab.testing import make
+    from lab.workload.testing import make
 
     params = preset_params(
         "dqn-breakout", num_envs=2, replay_capacity=200, initial_collect_steps=32, collect_steps_per_iteration=16,
@@ -176,7 +176,7 @@ def test_conv_layers_need_image_observations_and_valid_triples():
 @pytest.mark.slow
 def test_gridmaze_preset_is_learned_by_dqn(tmp_path):
     """The shipped preset on its budget: DQN finds the 16-step path (return 0.85) within a few thousand steps."""
-    from lab.testing import make
+    from lab.workload.testing import make
 
     workload = make("dqn", preset_params("dqn-gridmaze", max_env_steps=10_000), trial_dir=str(tmp_path))
     try:

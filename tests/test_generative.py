@@ -12,7 +12,7 @@ import pytest
 
 from lab import settings, workload as workloads
 from lab.errors import SpecError
-from lab.testing import make
+from lab.workload.testing import make
 
 settings.apply_worker_env()  # TF_USE_LEGACY_KERAS=1 before any test imports TensorFlow
 

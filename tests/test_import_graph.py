@@ -15,13 +15,14 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
-PACKAGES = ("lab", "envs", "classical", "deep", "agents")
+PACKAGES = ("lab", "envs", "imagesets", "classical", "deep", "agents")
 HEAVY = {"tensorflow", "tf_keras", "tf_agents", "tensorflow_probability", "ray"}
 ALLOWED = {  # package -> the project's packages it may import
     "lab": {"lab"},
     "envs": {"envs"},
-    "classical": {"lab", "classical"},
-    "deep": {"lab", "deep"},
+    "imagesets": {"lab", "imagesets"},
+    "classical": {"lab", "imagesets", "classical"},
+    "deep": {"lab", "imagesets", "deep"},
     "agents": {"lab", "envs", "agents"},
 }
 

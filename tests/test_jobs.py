@@ -46,7 +46,7 @@ def test_submit_runs_the_sweep_on_the_cluster_and_returns_its_status(dashboard, 
     import json
     import re
 
-    from lab.jobs import _client
+    from lab.infra.jobs import _client
 
     job_id = re.search(r"submitted Ray job (\S+) ", failed.stdout).group(1)
     info = _client(dashboard).get_job_info(job_id)  # what the dashboard shows to whoever reaches it

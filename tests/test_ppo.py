@@ -8,7 +8,7 @@ import pytest
 
 from agents.ppo import PPO
 from lab.errors import SpecError
-from lab.testing import make
+from lab.workload.testing import make
 from tests.conftest import trained_workload
 
 TINY = {

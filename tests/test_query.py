@@ -4,7 +4,7 @@ from __future__ import annotations
 import pytest
 import sqlalchemy as sa
 
-from lab import query
+from lab.registry import query
 from lab.registry import Registry, experiments
 
 SPEC = {"name": "svc", "workload": "sklearn_cv", "metric": "cv/accuracy", "mode": "max", "params": {"dataset": "digits"}}

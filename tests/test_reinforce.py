@@ -10,7 +10,7 @@ import pytest
 
 from agents.reinforce import Reinforce
 from lab.errors import SpecError
-from lab.testing import make
+from lab.workload.testing import make
 from tests.conftest import trained_workload
 
 TINY = {"num_envs": 2, "actor_fc_layers": [16], "value_fc_layers": [16], "env_steps_per_step": 100,

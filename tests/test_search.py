@@ -8,7 +8,7 @@ import sys
 
 import pytest
 
-from lab import search
+from lab.run import search
 from lab import spec as specs
 from lab.errors import SpecError
 from lab.registry import Registry
@@ -149,7 +149,7 @@ def ray_local(tmp_path_factory):
     home = tmp_path_factory.mktemp("ray-home")
     old = os.environ.get("LAB_HOME")
     os.environ["LAB_HOME"] = str(home)
-    from lab import runner
+    from lab.run import runner
 
     runner.connect(None, num_cpus=2)
     if old is None:
@@ -163,7 +163,7 @@ def ray_local(tmp_path_factory):
 
 
 def run(tmp_path, text: str, overrides: list[str]):
-    from lab import runner
+    from lab.run import runner
 
     (spec,) = specs.load(write(tmp_path, text), overrides)
     outcome = runner.run(spec)

@@ -187,7 +187,7 @@ def ray_with_secrets(tmp_path_factory):
     saved = {k: os.environ.get(k) for k in [*SECRETS, "LAB_HOME"]}
     os.environ.update(SECRETS)
     os.environ["LAB_HOME"] = str(tmp_path_factory.mktemp("ray-home"))
-    from lab import runner
+    from lab.run import runner
 
     runner.connect(None, num_cpus=2)
     yield
@@ -204,7 +204,7 @@ def test_no_secret_in_anything_a_run_writes(tmp_path, lab_home, monkeypatch, s3_
                                             ray_with_secrets):
     """Local and s3:// runs with every credential in the environment: none of it in LAB_HOME, the storage,
     the bucket, the MLflow store or the registry's records."""
-    from lab import runner
+    from lab.run import runner
     from lab import spec as specs
     from lab.registry import Registry
 
@@ -234,7 +234,7 @@ def test_no_secret_in_anything_a_run_writes(tmp_path, lab_home, monkeypatch, s3_
 
 def test_lab_submit_sends_no_password(monkeypatch):
     """`lab submit` passes LAB_* settings as the job's env vars (shown by the dashboard): no password."""
-    from lab import jobs
+    from lab.infra import jobs
 
     monkeypatch.setenv("LAB_REGISTRY_URL", f"postgresql://lab:{REGISTRY_PASSWORD}@db.example/lab")
     env = jobs.job_env()
@@ -253,7 +253,7 @@ def fake_policy(folder):
 
 
 def test_eval_refuses_a_policy_this_lab_did_not_export(tmp_path, lab_home):
-    from lab import provenance
+    from lab.results import provenance
     from agents.evaluate import load_policy
     from tests.conftest import lab
 

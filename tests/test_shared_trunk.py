@@ -11,7 +11,7 @@ SHARED = {**TEST_PARAMS, "shared_trunk": True, "actor_fc_layers": [16], "value_f
 
 
 def test_actor_and_value_share_one_trunk_that_both_losses_train(tmp_path):
-    from lab.testing import make
+    from lab.workload.testing import make
 
     workload = make("ppo", SHARED, trial_dir=str(tmp_path))
     try:
@@ -34,7 +34,7 @@ def test_actor_and_value_share_one_trunk_that_both_losses_train(tmp_path):
 
 
 def test_a_shared_trunk_checkpoint_restores_into_a_fresh_workload(tmp_path):
-    from lab.testing import make
+    from lab.workload.testing import make
 
     first = make("ppo", SHARED, trial_dir=str(tmp_path / "a"))
     try:

@@ -8,7 +8,7 @@ import sys
 import pytest
 
 from lab import spec as specs
-from lab import storage
+from lab.infra import storage
 from lab.errors import LabError
 from lab.registry import Registry
 from tests.conftest import lab
@@ -99,7 +99,7 @@ def test_unwritable_local_storage_fails_before_the_registry(tmp_path, lab_home, 
     # root ignores permissions: then use a read-only file system (sysfs is mounted read-only in containers)
     target = readonly / "runs" if os.geteuid() != 0 else "/sys/lab-storage-test"
     monkeypatch.setenv("LAB_STORAGE", str(target))
-    from lab import runner
+    from lab.run import runner
 
     (spec,) = specs.load("svc-digits")
     with pytest.raises(LabError, match=f"storage path {target} is not writable: "
@@ -156,7 +156,7 @@ def test_unreachable_s3_endpoint_fails_with_one_line(monkeypatch):
 
 
 def test_mlflow_missing_names_the_extra(tmp_path, monkeypatch, lab_home):
-    from lab import runner
+    from lab.run import runner
 
     monkeypatch.setenv("LAB_MLFLOW_URI", f"file://{tmp_path}/mlruns")
     monkeypatch.setitem(sys.modules, "mlflow", None)  # an install without the extra
@@ -172,7 +172,7 @@ def ray_local(tmp_path_factory):
     """Ray started once for the runs below, its workers with a LAB_HOME of their own."""
     old = os.environ.get("LAB_HOME")
     os.environ["LAB_HOME"] = str(tmp_path_factory.mktemp("ray-home"))
-    from lab import runner
+    from lab.run import runner
 
     runner.connect(None, num_cpus=2)
     os.environ.pop("LAB_HOME") if old is None else os.environ.__setitem__("LAB_HOME", old)
@@ -184,7 +184,7 @@ def ray_local(tmp_path_factory):
 
 @pytest.mark.slow
 def test_sweep_on_s3_storage(tmp_path, s3_env, ray_local):
-    from lab import runner
+    from lab.run import runner
 
     client = s3_env[1]
     (spec,) = specs.load(write(tmp_path, SWEEP), [f"storage=s3://{BUCKET}/runs"])
@@ -210,7 +210,7 @@ def test_mlflow_logs_every_trial(tmp_path, ray_local):
     """`--mlflow URI`: one MLflow run per trial (params, metrics), in an MLflow experiment named after the spec."""
     from mlflow.tracking import MlflowClient
 
-    from lab import runner
+    from lab.run import runner
 
     uri = f"file://{tmp_path}/mlruns"
     (spec,) = specs.load(write(tmp_path, SWEEP), [f"mlflow={uri}"])

@@ -13,7 +13,7 @@ import pytest
 from deep import char_rnn, sentiment, text_data
 from lab import settings, workload as workloads
 from lab.errors import DataError, SpecError
-from lab.testing import make
+from lab.workload.testing import make
 
 settings.apply_worker_env()  # TF_USE_LEGACY_KERAS=1 before any test imports TensorFlow
 

@@ -12,7 +12,7 @@ from types import SimpleNamespace
 
 import pytest
 
-from lab import warm
+from lab.infra import warm
 from lab.registry import Registry
 from tests.conftest import lab
 
@@ -112,7 +112,7 @@ def fake_trial(trial_id: str) -> SimpleNamespace:
 
 
 def test_registry_writes_are_batched_and_nothing_is_lost(lab_home):
-    from lab.callbacks import RegistryCallback
+    from lab.run.callbacks import RegistryCallback
 
     registry = Registry()
     experiment_id = registry.create_experiment({"name": "x", "workload": "w", "metric": "m", "mode": "max"})
@@ -143,7 +143,7 @@ def test_registry_writes_are_batched_and_nothing_is_lost(lab_home):
 
 
 def test_progress_lines_are_compact():
-    from lab.progress import ProgressCallback
+    from lab.run.progress import ProgressCallback
 
     out = io.StringIO()
     callback = ProgressCallback("eval/return", "max", every_s=0.0, stream=out)

@@ -19,7 +19,7 @@ import yaml
 
 from lab import plugins
 from lab.errors import SpecError
-from lab.safety import check_name, confirm_services, credential_problem, untrusted_services
+from lab.spec.safety import check_name, confirm_services, credential_problem, untrusted_services
 from lab.workload import build_dataclass, suggest
 
 DISTRIBUTIONS = ("grid", "choice", "uniform", "loguniform", "randint")
@@ -435,7 +435,7 @@ def load(source: str, overrides: list[str] = (), trust_spec: bool = False, say=N
     Ray starts or the registry is touched. `say` (default: stderr) gets the one-line notes and
     warnings: an override that replaced a search, a spec whose trials would all be identical. A spec
     file (not a preset) that names a storage or an MLflow server is used only with `trust_spec` or the
-    user's yes at a terminal (lab/safety.py).
+    user's yes at a terminal (lab/spec/safety.py).
     """
     said: list[str] = []  # notes and warnings, told only once every spec is valid
     raw, label = read_source(source)
@@ -496,7 +496,7 @@ def _well_formed(key: str, dist: Any) -> bool:
 def validate_params(spec: ExperimentSpec) -> None:
     """Check the fixed params and every value the search can produce against the workload's Config,
     then the metric, stop keys and reference against the metrics the workload declares."""
-    from lab.metric_check import check_metrics
+    from lab.spec.metrics import check_metrics
 
     check_params(spec.workload, spec.trial_params, spec.search)
     check_metrics(spec)

@@ -1,7 +1,7 @@
 """Narrow fixes to Ray Tune 2.60's `TuneController` (and one usage hook), applied before a Tuner is built.
 
 Each patches one method in place, once, and says in its docstring what Tune does wrong and what the
-lab needs instead; drop a fix when Tune's own code has it. `apply()` applies them all (lab.runner).
+lab needs instead; drop a fix when Tune's own code has it. `apply()` applies them all (lab.run.runner).
 """
 from __future__ import annotations
 
@@ -27,7 +27,7 @@ def save_state_when_trials_end() -> None:
     """Tune saves its experiment state every TUNE_GLOBAL_CHECKPOINT_S (by default >= 10 s apart): a trial
     that finished after the last save would run again after a SIGKILL. The lab also saves it at the end of
     the turn of Tune's loop in which a trial stopped (finished, failed or was stopped), before the registry
-    callback writes that turn's records (lab.callbacks): `lab resume` runs no finished trial again.
+    callback writes that turn's records (lab.run.callbacks): `lab resume` runs no finished trial again.
     (Saving at every turn costs ~70 ms a trivial trial, `benchmarks/tune_overhead.py`; at each trial's end
     about a tenth of that.)"""
     from ray.tune.execution.tune_controller import TuneController

@@ -1,7 +1,7 @@
 """The one workload protocol and the workload registry.
 
 A workload is one trainable thing (a scikit-learn pipeline, a Keras model, a TF-Agents agent).
-It knows nothing of Ray or TensorBoard files: the Tune adapter (`lab.trainable`) drives it.
+It knows nothing of Ray or TensorBoard files: the Tune adapter (`lab.run.trainable`) drives it.
 
     class MyWorkload(Workload):               # registered in pyproject.toml:
         name = "my_workload"                  # [project.entry-points."agent_lab.workloads"]
@@ -20,9 +20,9 @@ It knows nothing of Ray or TensorBoard files: the Tune adapter (`lab.trainable`)
         def restore(self, checkpoint_dir): ...
         def export(self, out_dir) -> str: ...     # optional: the model in a portable format (`lab export`)
         @classmethod
-        def load_exported(cls, path): ...         # optional: what export wrote, loaded (lab.testing checks it)
+        def load_exported(cls, path): ...         # optional: what export wrote, loaded (lab.workload.testing checks it)
         @classmethod
-        def metric_names(cls, config): ...        # the keys step() reports (specs and lab.testing check them)
+        def metric_names(cls, config): ...        # the keys step() reports (specs and lab.workload.testing check them)
 
 Workloads are found through the `agent_lab.workloads` entry points (`lab.plugins`): `get(name)`
 imports only that workload's module, `discover()` all of them. Workload modules must not import
@@ -51,7 +51,7 @@ class TrialContext:
     trial_dir: str
     trial_id: str = "local"
     num_gpus: float = 0.0
-    logger: Any = None  # lab.tboard.MediaLogger: .image(tag, array), .text(tag, str), .figure(tag, fig)
+    logger: Any = None  # lab.results.tboard.MediaLogger: .image(tag, array), .text(tag, str), .figure(tag, fig)
     policy_only: bool = False  # rebuilt only to export or evaluate its model (`lab export`, `lab eval`): an RL
     #   workload then builds its policy and networks, not its replay buffer or training machinery
 

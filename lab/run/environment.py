@@ -52,7 +52,7 @@ def record() -> tuple[dict[str, Any], str]:
 
 
 def save_diff(storage, diff: str) -> None:
-    """Write the diff as DIFF_FILE into the experiment's folder (a lab.storage.Storage, local or remote)."""
+    """Write the diff as DIFF_FILE into the experiment's folder (a lab.infra.storage.Storage, local or remote)."""
     if not diff:
         return
     target = storage.join(DIFF_FILE)

@@ -48,8 +48,8 @@ MODULES = (
     "pandas",
     "skops.io",  # checkpoints of scikit-learn pipelines: ~1.5 s of CPU to import
     "matplotlib.pyplot",  # figures of classifiers (the Agg backend: no display in a worker)
-    "lab.trainable",
-    "lab.tboard",
+    "lab.run.trainable",
+    "lab.results.tboard",
     "tensorboard.plugins.hparams.summary_v2",
 )
 
@@ -66,7 +66,7 @@ try:
 except Exception:  # noqa: BLE001
     pass
 
-if os.environ.get("LAB_WARM_MARKS"):  # lab.warm's keeper counts the workers whose imports are done
+if os.environ.get("LAB_WARM_MARKS"):  # lab.infra.warm's keeper counts the workers whose imports are done
     try:
         os.makedirs(os.environ["LAB_WARM_MARKS"], exist_ok=True)
         open(os.path.join(os.environ["LAB_WARM_MARKS"], str(os.getpid())), "w").close()

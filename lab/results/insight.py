@@ -151,7 +151,7 @@ def _parallel_coordinates(exp: dict[str, Any], trials: list[dict]):
 def _page(exp, trials, best, tags, notes, figures) -> str:
     import yaml
 
-    from lab.environment import format_lines
+    from lab.run.environment import format_lines
 
     e = html.escape
     parts = []

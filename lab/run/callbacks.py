@@ -16,7 +16,7 @@ from typing import Any
 
 from ray.tune import Callback
 
-from lab import profile
+from lab.run import profile
 from lab.errors import RegistryError
 from lab.registry import HEARTBEAT_EVERY_S, Registry, clean_metrics, credentialed_url, public_url
 

@@ -28,12 +28,12 @@ from typing import Any
 
 from lab import settings
 from lab.errors import ClusterError, LabError
-from lab.local_ray import LOCAL_ENV
+from lab.infra.local_ray import LOCAL_ENV
 
 # Imported by every worker of a warm instance before it accepts work (failures are only logged by Ray)
-PRELOAD = ("lab.preload",)
+PRELOAD = ("lab.infra.preload",)
 POOL_CHECK_S = 1.0
-MARKS_ENV = "LAB_WARM_MARKS"  # lab.preload marks there each worker whose imports are done
+MARKS_ENV = "LAB_WARM_MARKS"  # lab.infra.preload marks there each worker whose imports are done
 READY_TIMEOUT_S = 120.0
 
 
@@ -165,7 +165,7 @@ def up(num_cpus: int | None = None, pool: int | None = None, dashboard: bool = F
     )
     log = open(folder / "keeper.log", "wb")
     keeper = subprocess.Popen(
-        [sys.executable, "-m", "lab.warm", json.dumps(asdict(instance))],
+        [sys.executable, "-m", "lab.infra.warm", json.dumps(asdict(instance))],
         stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
         env={**os.environ, **instance.worker_env, **instance.client_env(), "RAY_USAGE_STATS_ENABLED": "0",
              MARKS_ENV: str(Path(temp_dir) / "warm"),
@@ -250,7 +250,7 @@ def head_command(instance: Instance) -> list[str]:
     return command
 
 
-# ------------------------------------------------------------------ the keeper (python -m lab.warm RECORD)
+# ------------------------------------------------------------------ the keeper (python -m lab.infra.warm RECORD)
 def _keep(instance: Instance) -> int:
     """Run the head, then keep the pool of idle warm workers full until SIGTERM / SIGHUP."""
     head = subprocess.Popen(head_command(instance), stdin=subprocess.DEVNULL)

@@ -41,16 +41,16 @@ def connect(address: str | None, num_cpus: int | None = None, verbose: bool = Fa
     """Join a cluster (an address), else the warm instance of `lab up`, else start Ray locally.
 
     ClusterError if it cannot be reached. Worker output reaches the console only when `verbose`.
-    A local instance answers only on loopback, with token authentication (lab.local_ray).
+    A local instance answers only on loopback, with token authentication (lab.infra.local_ray).
     """
-    from lab import local_ray
+    from lab.infra import local_ray
 
     settings.apply_worker_env()
     imported_before = "ray" in sys.modules  # a notebook, a test: Ray read its auth settings back then
     address = address or os.environ.get("LAB_RAY_ADDRESS") or None
     warm_instance = None
     if not address and not _ray_initialized():
-        from lab import warm
+        from lab.infra import warm
 
         warm_instance = warm.usable()
     if warm_instance is not None:
@@ -87,7 +87,7 @@ def connect(address: str | None, num_cpus: int | None = None, verbose: bool = Fa
     except (ConnectionError, RuntimeError, ValueError) as exc:
         where = f"the Ray cluster at {address}" if address else "a local Ray instance"
         raise ClusterError(f"cannot start or reach {where}: {str(exc).strip().splitlines()[0]}") from None
-    from lab import signals
+    from lab.infra import signals
 
     if local:
         local_ray.record_processes()
@@ -136,13 +136,13 @@ def check_resources(spec: ExperimentSpec) -> None:
 
 # ------------------------------------------------------------------ Tune objects
 def param_space(spec: ExperimentSpec) -> dict[str, Any]:
-    from lab import search
+    from lab.run import search
 
     return search.param_space(spec)
 
 
 def scheduler(spec: ExperimentSpec):
-    from lab import search
+    from lab.run import search
 
     return search.scheduler(spec)
 
@@ -150,7 +150,7 @@ def scheduler(spec: ExperimentSpec):
 def trainable(spec: ExperimentSpec):
     from ray import tune
 
-    from lab.trainable import WorkloadTrainable
+    from lab.run.trainable import WorkloadTrainable
 
     resources = {"cpu": spec.resources.cpu, "gpu": spec.resources.gpu}
     return tune.with_resources(tune.with_parameters(WorkloadTrainable, workload=spec.workload), resources)
@@ -158,14 +158,18 @@ def trainable(spec: ExperimentSpec):
 
 def make_tuner(spec: ExperimentSpec, experiment_id: int, registry: Registry | str, folder: str,
                verbose: bool = False):
-    """The Tuner of one experiment; `folder` is its storage location (a path or a URI, see lab.storage);
+    """The Tuner of one experiment; `folder` is its storage location (a path or a URI, see lab.infra.storage);
     `registry` (or its URL) receives the trials (its password is not kept in what Tune pickles)."""
     from ray import tune
     from ray.tune.logger import CSVLoggerCallback, JsonLoggerCallback
 
-    from lab import search, storage, tune_fixes
-    from lab.callbacks import RegistryCallback
-    from lab.progress import ProgressCallback
+    from lab.run import search
+
+    from lab.infra import storage
+
+    from lab.run import tune_fixes
+    from lab.run.callbacks import RegistryCallback
+    from lab.run.progress import ProgressCallback
 
     tune_fixes.apply()
     stop = dict(spec.stop)
@@ -174,7 +178,7 @@ def make_tuner(spec: ExperimentSpec, experiment_id: int, registry: Registry | st
         name=where.path.rstrip("/").rsplit("/", 1)[-1],
         storage_path=where.path.rstrip("/").rsplit("/", 1)[0],
         storage_filesystem=where.filesystem,
-        # remote storage: TensorBoard files are written in the trial's working folder (lab.trainable), synced
+        # remote storage: TensorBoard files are written in the trial's working folder (lab.run.trainable), synced
         sync_config=tune.SyncConfig(sync_artifacts=not where.is_local),
         stop=stop or None,
         failure_config=tune.FailureConfig(max_failures=spec.max_failures),
@@ -211,10 +215,11 @@ def make_tuner(spec: ExperimentSpec, experiment_id: int, registry: Registry | st
 def run(spec: ExperimentSpec, address: str | None = None, registry: Registry | None = None,
         verbose: bool = False) -> Outcome:
     """Run one experiment to its end (or Ctrl-C) and return its outcome; `verbose`: Tune's tables and logs."""
-    from lab import environment, profile
-    from lab import storage as storages
+    from lab.run import environment
+    from lab.run import profile
+    from lab.infra import storage as storages
 
-    from lab.metric_check import check_metrics
+    from lab.spec.metrics import check_metrics
 
     check_metrics(spec)  # a metric no trial reports would fail inside Tune, after the experiment is recorded
     profile.mark("run")
@@ -246,13 +251,15 @@ def resume(experiment_id: int, address: str | None = None, registry: Registry | 
     record = registry.experiment(experiment_id)
     folder = record["storage_path"]
     if folder and "://" not in folder:  # Tune unpickles tuner.pkl: only from a folder nobody else could write
-        from lab.provenance import check_owned
+        from lab.results.provenance import check_owned
 
         check_owned(folder)
     connect(address, verbose=verbose)  # before importing Ray: it sets RAY_AUTH_MODE for token clusters, read at import
     from ray import tune
 
-    from lab import storage, tune_fixes
+    from lab.infra import storage
+
+    from lab.run import tune_fixes
 
     where = storage.resolve(folder) if folder else None
     if not where or not tune.Tuner.can_restore(where.path, storage_filesystem=where.filesystem):
@@ -271,8 +278,8 @@ def resume(experiment_id: int, address: str | None = None, registry: Registry | 
 
 def _fit(tuner, experiment_id: int, spec: ExperimentSpec, registry: Registry, folder: str,
          verbose: bool = False) -> Outcome:
-    from lab import profile
-    from lab.catchup import catch_up
+    from lab.run import profile
+    from lab.run.catchup import catch_up
     from lab.errors import RegistryError
 
     profile.mark("fit")
@@ -391,7 +398,7 @@ def mlflow_uri(spec: ExperimentSpec) -> str:
 
     A URI with a credential in it is refused (its login comes from MLFLOW_TRACKING_USERNAME/PASSWORD or
     MLFLOW_TRACKING_TOKEN, read by MLflow in the process that logs, never stored with the run)."""
-    from lab.safety import check_location
+    from lab.spec.safety import check_location
 
     uri = spec.mlflow or settings.mlflow_uri()
     check_location(uri, "MLflow", "the spec" if spec.mlflow else "LAB_MLFLOW_URI")

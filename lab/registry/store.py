@@ -285,7 +285,7 @@ class Registry:
     # ------------------------------------------------------------------ reads
     def experiments(self, limit: int | None = 50, where: str | None = None,
                     tags: dict[str, str] | None = None) -> list[dict[str, Any]]:
-        """Experiments, newest first, with trial and error counts; `where` is a `lab.query` filter."""
+        """Experiments, newest first, with trial and error counts; `where` is a `lab.registry.query` filter."""
         counts = (
             sa.select(trials.c.experiment_id, sa.func.count().label("num_trials"),
                       sa.func.sum(sa.case((trials.c.status == "ERROR", 1), else_=0)).label("num_errors"),
@@ -303,7 +303,7 @@ class Registry:
         return self._run(lambda conn: [dict(r._mapping) for r in conn.execute(query)])
 
     def _filters(self, where: str | None, tags: dict[str, str] | None) -> list:
-        from lab import query
+        from lab.registry import query
 
         conditions = query.parse(where) if where else []
         conditions += [query.Condition(f"tag.{k}", "=", str(v)) for k, v in (tags or {}).items()]

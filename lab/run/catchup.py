@@ -18,8 +18,8 @@ def catch_up(registry: Registry, experiment_id: int, folder: str, metric: str, m
     how many rows were written."""
     from ray.tune import ExperimentAnalysis
 
-    from lab import storage
-    from lab.callbacks import trial_error
+    from lab.infra import storage
+    from lab.run.callbacks import trial_error
 
     where = storage.resolve(folder)
     try:

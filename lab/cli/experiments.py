@@ -68,7 +68,7 @@ def cmd_leaderboard(args: argparse.Namespace) -> int:
     if args.json:
         import json
 
-        from lab.views import jsonable
+        from lab.registry.views import jsonable
 
         print(json.dumps({"metric": metric, "mode": mode,
                           "rows": [{k: jsonable(v) for k, v in r.items()} for r in rows]}, indent=2, default=str))
@@ -131,7 +131,7 @@ def cmd_note(args: argparse.Namespace) -> int:
 
 
 def cmd_rm(args: argparse.Namespace) -> int:
-    from lab import storage
+    from lab.infra import storage
     from lab.registry import Registry, display_status
 
     registry = Registry()
@@ -156,7 +156,7 @@ def cmd_rm(args: argparse.Namespace) -> int:
 
 
 def cmd_rerun(args: argparse.Namespace) -> int:
-    from lab import runner
+    from lab.run import runner
     from lab.api import recorded_spec
     from lab.cli import exit_code, print_outcomes
     from lab.registry import Registry
@@ -172,7 +172,7 @@ def cmd_rerun(args: argparse.Namespace) -> int:
 
 def cmd_importance(args: argparse.Namespace) -> int:
     from lab.cli import print_table
-    from lab.insight import importance
+    from lab.results.insight import importance
 
     scores = importance(args.id)
     print(f"hyperparameter importance for {scores.attrs['metric']} over {scores.attrs['trials']} trials (fANOVA)")
@@ -181,7 +181,7 @@ def cmd_importance(args: argparse.Namespace) -> int:
 
 
 def cmd_report(args: argparse.Namespace) -> int:
-    from lab.insight import report
+    from lab.results.insight import report
 
     path = report(args.id, args.out or f"report-{args.id}.html")
     print(f"report of experiment {args.id}: {path}")

@@ -12,7 +12,9 @@ import random
 import numpy as np
 from ray import tune
 
-from lab import checkpoints, settings
+from lab import settings
+
+from lab.workload import checkpoints
 from lab import workload as workloads
 
 
@@ -30,7 +32,7 @@ class WorkloadTrainable(tune.Trainable):
         self._build(config)
 
     def _build(self, config: dict) -> None:
-        from lab.tboard import MediaLogger, SummaryWriter  # in the trial's worker: the driver never writes them
+        from lab.results.tboard import MediaLogger, SummaryWriter  # in the trial's worker: the driver never writes them
 
         cls = workloads.get(self._workload_name)
         workload_config = cls.make_config(config)

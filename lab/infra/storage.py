@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from lab.errors import LabError, one_line
-from lab.safety import check_location
+from lab.spec.safety import check_location
 
 PROBE = ".lab-write-test"
 

@@ -169,7 +169,7 @@ def make_parser() -> argparse.ArgumentParser:
     params.add_argument("--json", action="store_true", help=JSON_HELP)
     params.set_defaults(handler=cmd_params)
 
-    from lab.commands import add_commands
+    from lab.cli.experiments import add_commands
 
     add_commands(commands)
     for add_command in command_plugins():
@@ -199,7 +199,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         for spec in experiment_specs:
             print(yaml.safe_dump(spec.to_dict(), sort_keys=False))
         return 0
-    from lab import runner
+    from lab.run import runner
     from lab.registry import Registry
 
     registry = Registry()
@@ -212,13 +212,13 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 
 def cmd_submit(args: argparse.Namespace) -> int:
-    from lab import jobs
+    from lab.infra import jobs
 
     return jobs.submit(args.source, args.overrides, args.address, wait=args.wait, trust_spec=args.trust_spec)
 
 
 def cmd_resume(args: argparse.Namespace) -> int:
-    from lab import runner
+    from lab.run import runner
 
     outcome = runner.resume(args.id, address=args.address, verbose=args.verbose)
     print_outcomes([outcome])
@@ -236,7 +236,7 @@ def cmd_ls(args: argparse.Namespace) -> int:
         tags[key] = value
     rows = Registry().experiments(limit=args.limit, where=args.where, tags=tags)
     if args.json:
-        from lab import views
+        from lab.registry import views
 
         print(json.dumps([views.experiment(r) for r in rows], indent=2))
         return 0
@@ -253,7 +253,7 @@ def cmd_ls(args: argparse.Namespace) -> int:
 
 
 def cmd_show(args: argparse.Namespace) -> int:
-    from lab import views
+    from lab.registry import views
     from lab.registry import Registry, display_status
 
     registry = Registry()
@@ -306,7 +306,7 @@ def cmd_best(args: argparse.Namespace) -> int:
     if best is None:
         raise LabError(f"experiment {args.id} has no trial that reported '{exp['metric']}'")
     if args.json:
-        from lab import views
+        from lab.registry import views
 
         print(json.dumps(views.trial(best, exp), indent=2))
         return 0
@@ -333,8 +333,8 @@ def cmd_tensorboard(args: argparse.Namespace) -> int:
     if missing:
         raise LabError(f"experiment folder not found: {missing[0]}")
     logdir_spec = ",".join(f"{name}:{path}" for name, path in folders.items())
-    from lab import board
-    from lab.signals import terminate_like_ctrl_c
+    from lab.results import board
+    from lab.infra.signals import terminate_like_ctrl_c
 
     terminate_like_ctrl_c()  # SIGTERM, SIGHUP: TensorBoard is stopped and its port freed, as on Ctrl-C
     return board.serve(logdir_spec, args.host, args.port, list(folders))
@@ -352,7 +352,7 @@ def is_loopback(host: str) -> bool:
 
 
 def cmd_up(args: argparse.Namespace) -> int:
-    from lab import warm
+    from lab.infra import warm
 
     if args.cpus is not None and args.cpus < 1 or args.workers is not None and args.workers < 0:
         raise LabError("--cpus must be at least 1 and --workers at least 0")
@@ -365,7 +365,7 @@ def cmd_up(args: argparse.Namespace) -> int:
 
 
 def cmd_down(args: argparse.Namespace) -> int:
-    from lab import warm
+    from lab.infra import warm
 
     instance = warm.down()
     print(f"stopped the warm Ray instance at {instance.address} (pid {instance.pid})")
@@ -373,14 +373,14 @@ def cmd_down(args: argparse.Namespace) -> int:
 
 
 def cmd_status(args: argparse.Namespace) -> int:
-    from lab import warm
+    from lab.infra import warm
 
     print(warm.describe())
     return 0
 
 
 def cmd_export(args: argparse.Namespace) -> int:
-    from lab.artifacts import export_trial
+    from lab.results.artifacts import export_trial
 
     path, trial = export_trial(args.id, args.out, args.trial, force=args.force)
     print(f"exported trial {trial['trial_id']} of experiment {args.id}: {path}")
@@ -415,7 +415,7 @@ def cmd_presets(args: argparse.Namespace) -> int:
 
 
 def cmd_params(args: argparse.Namespace) -> int:
-    from lab import params as described
+    from lab.workload import params as described
     from lab import spec as specs
     from lab import workload as workloads
 
@@ -480,7 +480,7 @@ def print_outcomes(outcomes) -> None:
 
 def print_provenance(registry, exp: dict[str, Any]) -> None:
     """Tags, notes and the environment record (Python, packages, commit) of `lab show`."""
-    from lab.environment import format_lines
+    from lab.run.environment import format_lines
 
     tags = registry.tags(exp["id"])
     if tags:
@@ -495,7 +495,7 @@ def print_provenance(registry, exp: dict[str, Any]) -> None:
 
 
 def print_best(exp: dict[str, Any], best: dict[str, Any], indent: str = "") -> None:
-    from lab import views
+    from lab.registry import views
 
     metric = exp["metric"]
     print(f"{indent}best trial {best['trial_id']}: {views.fmt_metric(metric, best['best_metric'])}")
@@ -532,7 +532,7 @@ TUNE_COUNTERS = ("training_iteration", "time_this_iter_s", "time_total_s", "time
 
 def print_metrics(trials: list[dict[str, Any]]) -> None:
     """Every final metric of the trials, in its natural sign: one row per metric, one column per trial."""
-    from lab import views
+    from lab.registry import views
 
     names = sorted({k for t in trials for k, v in t["last_result"].items()
                     if isinstance(v, (int, float)) and not isinstance(v, bool) and k not in TUNE_COUNTERS})
@@ -545,7 +545,7 @@ def print_metrics(trials: list[dict[str, Any]]) -> None:
 
 
 def _fmt(value: Any) -> str:
-    from lab import views
+    from lab.registry import views
 
     return views.fmt(value)
 

@@ -1,6 +1,6 @@
 """Conformance checks every workload must pass, public in the spirit of scikit-learn's `check_estimator`.
 
-    from lab import testing
+    from lab.workload import testing
     testing.check_workload("my_workload")          # every fast check; AssertionError naming the broken promise
     workload = testing.make("dqn", {"max_env_steps": 500})   # one workload, set up outside Ray
 
@@ -34,7 +34,7 @@ def make(name: str, params: dict | None = None, trial_dir: str | None = None) ->
 
     Its `close()` also closes the logger's writer.
     """
-    from lab.tboard import MediaLogger, SummaryWriter
+    from lab.results.tboard import MediaLogger, SummaryWriter
 
     settings.apply_worker_env()
     cls = workloads.get(name)

@@ -14,7 +14,9 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from lab import checkpoints, settings
+from lab import settings
+
+from lab.workload import checkpoints
 from lab import workload as workloads
 from lab.errors import LabError
 
@@ -76,9 +78,9 @@ def export_trial(experiment_id: int, out: str, trial_id: str | None = None,
 
     `out` must be absent or empty (or `force`: then it is replaced as a whole) and not a symbolic link.
     The export is written into a temporary folder beside it, then renamed into place: a failure leaves
-    `out` as it was. Its content hash is recorded (lab/provenance.py), so the lab's loaders know it.
+    `out` as it was. Its content hash is recorded (lab/results/provenance.py), so the lab's loaders know it.
     """
-    from lab.provenance import record_export
+    from lab.results.provenance import record_export
 
     target = Path(out).expanduser()
     _check_out(target, force)

@@ -1,0 +1,1 @@
+"""What runs leave behind: artifacts and exports, provenance, importance and reports, TensorBoard."""

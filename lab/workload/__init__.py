@@ -1,0 +1,8 @@
+"""Workloads: the one protocol (`base`), how they are found (`registry`), their configs (`config`),
+parameter help (`params`), the conformance checks (`testing`) and checkpoint manifests (`checkpoints`).
+The names below are what the leaves use."""
+from lab.workload.base import (WORKLOADS, TrialContext, Workload, build_dataclass, close_names, coerce, discover,
+                               get, plugins, register, suggest)
+
+__all__ = ["WORKLOADS", "TrialContext", "Workload", "build_dataclass", "close_names", "coerce", "discover", "get",
+           "register", "suggest"]
