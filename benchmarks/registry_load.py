@@ -56,8 +56,9 @@ def main() -> int:
                 return 1
         home = stack.enter_context(tempfile.TemporaryDirectory(prefix="lab-load-"))
         os.environ.update(LAB_HOME=home, LAB_REGISTRY_URL=url)
-        from lab.run import runner
+        from lab.infra.connect import connect
         from lab.registry import Registry
+        from lab.run import runner
         from lab.spec import validated
 
         cpus = os.cpu_count() or 2
@@ -65,7 +66,7 @@ def main() -> int:
                          say=lambda line: None)
         registry = Registry(url)
         registry.check()
-        runner.connect(None, num_cpus=cpus)
+        connect(None, num_cpus=cpus)
         load_before, commits_before, start = os.getloadavg()[0], commits(url), time.perf_counter()
         outcome = runner.run(spec, registry=registry)
         seconds, writes = time.perf_counter() - start, commits(url) - commits_before

@@ -119,8 +119,8 @@ def queries(url: str) -> dict:
 
     parser = cli.make_parser()
     return {
-        "lab ls": quiet(lambda: cli.cmd_ls(parser.parse_args(["ls"]))),
-        "lab ls --where": quiet(lambda: cli.cmd_ls(parser.parse_args(["ls", "--where", WHERE]))),
+        "lab ls": quiet(lambda: commands.cmd_ls(parser.parse_args(["ls"]))),
+        "lab ls --where": quiet(lambda: commands.cmd_ls(parser.parse_args(["ls", "--where", WHERE]))),
         "lab leaderboard": quiet(lambda: commands.cmd_leaderboard(parser.parse_args(
             ["leaderboard", "--workload", "sklearn_cv", "--dataset", "digits"]))),
         "lab.experiments()": fresh(lambda: lab.experiments()),

@@ -69,8 +69,9 @@ def main() -> int:
     os.environ["LAB_HOME"] = tempfile.mkdtemp(prefix="lab-bench-")
     os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
 
-    from lab.run import runner
     from lab import spec as specs
+    from lab.infra.connect import connect
+    from lab.run import runner
 
     path = Path(os.environ["LAB_HOME"]) / "overhead.yaml"
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -81,7 +82,7 @@ def main() -> int:
     load_before = os.getloadavg()
     loop_before_s = plain_loop(spec, spec.num_samples)
     start = time.perf_counter()
-    runner.connect(None, num_cpus=args.cpus)
+    connect(None, num_cpus=args.cpus)
     ray_start_s = time.perf_counter() - start
     start = time.perf_counter()
     outcome = runner.run(spec)

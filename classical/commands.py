@@ -19,12 +19,11 @@ def add_baselines(commands) -> None:
 
 def cmd_baselines(args: argparse.Namespace) -> int:
     from classical.baselines import baseline_spec
-    from lab.run import runner
-    from lab.registry import views
     from lab import spec as specs
-    from lab.cli import _fmt, exit_code, print_table
+    from lab.cli.output import exit_code, fmt, print_table
     from lab.errors import DataError, SpecError
-    from lab.registry import Registry
+    from lab.registry import Registry, views
+    from lab.run import runner
 
     try:
         spec = baseline_spec(args.dataset, target=args.target, cv_folds=args.cv, subset=args.subset,
@@ -40,9 +39,9 @@ def cmd_baselines(args: argparse.Namespace) -> int:
     for rank, t in enumerate(sorted(registry.trials(outcome.experiment_id),
                                     key=lambda t: -(t["best_metric"] if t["best_metric"] is not None else float("inf"))), 1):
         result = t["last_result"]
-        rows.append([rank, t["config"].get("model"), _fmt(views.natural(metric, result.get(metric))[1]),
-                     _fmt(result.get(metric + "_std")), _fmt(views.natural(test, result.get(test))[1]),
-                     _fmt(result.get("charts/fit_seconds")), t["status"] if t["status"] != "TERMINATED" else ""])
+        rows.append([rank, t["config"].get("model"), fmt(views.natural(metric, result.get(metric))[1]),
+                     fmt(result.get(metric + "_std")), fmt(views.natural(test, result.get(test))[1]),
+                     fmt(result.get("charts/fit_seconds")), t["status"] if t["status"] != "TERMINATED" else ""])
     print(f"\nexperiment {outcome.experiment_id}: {spec.description}, ranked by {shown} ({args.cv}-fold CV)")
     print_table(["RANK", "MODEL", shown.upper(), "STD", "TEST", "FIT S", "STATUS"], rows)  # empty columns left out
     return exit_code([outcome])

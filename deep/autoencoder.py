@@ -19,12 +19,11 @@ from typing import Any, Literal
 
 import numpy as np
 
+import imagesets as data
 from deep.backend import load_tf, make_optimizer, save_keras
 from deep.images import image_grid
 from deep.keras_workload import KerasWorkload
 from deep.pipeline import EVAL_BATCH_SIZE, split_validation
-import imagesets as data
-
 
 IMAGE_DATASETS = ("fashion_mnist", "mnist")  # 28x28 images: the conv decoder upsamples 3 -> 7 -> 14 -> 28
 BOOK_HIDDEN_UNITS = {"stacked": (100,), "denoising": (100,), "variational": (150, 100)}  # hidden_units: ()

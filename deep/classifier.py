@@ -17,13 +17,13 @@ from typing import Any, Literal
 
 import numpy as np
 
+import imagesets as data
 from deep import _devices
 from deep.backend import load_tf, make_optimizer, save_keras
 from deep.images import image_grid
 from deep.keras_workload import KerasWorkload
 from deep.models import make_cnn, make_mlp, make_resnet
 from deep.pipeline import eval_batches, split_validation, train_batches
-import imagesets as data
 from lab.workload import suggest
 
 MODELS = ("mlp", "cnn", "resnet")

@@ -202,7 +202,7 @@ class KerasMultiWorker(Workload):
         from ray.train.tensorflow import TensorflowTrainer
 
         if not ray.is_initialized():  # outside Tune (a test, a notebook): a local Ray with the lab's settings
-            from lab.run.runner import connect
+            from lab.infra.connect import connect
 
             connect(None)
         c = self.config

@@ -36,7 +36,6 @@ from deep.backend import load_tf, make_optimizer, save_keras
 from deep.keras_workload import KerasWorkload
 from lab.errors import DataError, LabError
 
-
 DATA_SEED = 42  # the generated series are drawn with this seed, whatever the trial's seed
 SPLITS = {"sunspots": (0.70, 0.15), "generated": (0.70, 0.20)}  # train and valid fractions; test: the rest
 SERIES_LENGTHS = {"sunspots": 309}  # known lengths, so that check() refuses impossible windows early

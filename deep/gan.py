@@ -21,11 +21,10 @@ from typing import Any, Literal
 
 import numpy as np
 
+import imagesets as data
 from deep.backend import load_tf, save_keras
 from deep.images import image_grid
 from deep.keras_workload import KerasWorkload
-import imagesets as data
-
 
 PCA_COMPONENTS = 32  # dimensions the Fréchet distance is measured in
 PCA_FIT_IMAGES = 10_000  # training images the principal components are fitted on

@@ -7,8 +7,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from deep.backend import load_tf
 import imagesets as image_data
+from deep.backend import load_tf
 
 EVAL_BATCH_SIZE = 512  # evaluation batches (no gradients, so bigger than training batches)
 

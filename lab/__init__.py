@@ -15,8 +15,9 @@ from lab.errors import ClusterError, DataError, LabError, RegistryError, SpecErr
 
 # public name -> the module that defines it (imported on first use)
 _API = {name: "lab.api" for name in (
-    "run", "rerun", "experiments", "trials", "history", "leaderboard", "compare", "load", "tag", "note", "Result")}
-_API.update(importance="lab.results.insight", report="lab.results.insight", QueryError="lab.registry.query")
+    "run", "rerun", "experiments", "trials", "leaderboard", "compare", "load", "tag", "note", "Result")}
+_API.update(history="lab.results.history", importance="lab.results.insight", report="lab.results.insight",
+            QueryError="lab.registry.query")
 
 __all__ = [*_API, "LabError", "SpecError", "RegistryError", "ClusterError", "DataError"]
 

@@ -20,8 +20,6 @@ from typing import Any
 from lab.errors import LabError
 
 TRIAL_COLUMNS = ("experiment_id", "trial_id", "status", "iterations", "best_metric")
-HISTORY_DROP = ("hostname", "node_ip", "pid", "date", "experiment_tag", "trial_id", "done", "checkpoint_dir_name",
-                "should_checkpoint")
 
 
 @dataclass
@@ -53,9 +51,9 @@ def run(source: str | dict[str, Any], *, verbose: bool = False, address: str | N
     A spec file naming its own storage or MLflow server needs `trust_spec=True` (as `lab run --trust-spec`);
     a dict is the caller's own.
     """
-    from lab.run import runner
     from lab import spec as specs
     from lab.registry import Registry
+    from lab.run import runner
 
     texts = [f"{key}={json.dumps(value)}" for key, value in overrides.items()]
     if isinstance(source, dict):
@@ -136,63 +134,6 @@ def flat_trial(t: dict[str, Any]) -> dict[str, Any]:
     return row
 
 
-def history(experiment_id: int, trial: str | None = None):
-    """Every reported iteration's metrics (from Tune's progress.csv, else result.json), with a trial_id column."""
-    import pandas as pd
-
-    from lab.results.artifacts import trial_record
-    from lab.registry import Registry
-
-    registry = Registry()
-    chosen = [trial_record(experiment_id, trial, registry)[1]] if trial else registry.trials(experiment_id)
-    frames = []
-    for t in chosen:
-        frame = read_progress(t.get("logdir"))
-        if frame is None or frame.empty:
-            continue
-        frame = frame[[c for c in frame.columns if not c.startswith("config/") and c not in HISTORY_DROP]]
-        frame.insert(0, "trial_id", t["trial_id"])
-        frames.append(frame)
-    if not frames:
-        if trial:
-            raise LabError(f"trial {trial} of experiment {experiment_id} has no recorded iterations")
-        return pd.DataFrame(columns=["trial_id", "training_iteration"])
-    return pd.concat(frames, ignore_index=True)
-
-
-def read_progress(logdir: str | None):
-    """A trial folder's progress.csv (or result.json lines) as a DataFrame; None when neither is there."""
-    import io
-
-    import pandas as pd
-
-    if not logdir:
-        return None
-    for name in ("progress.csv", "result.json"):
-        text = _read_text(logdir, name)
-        if not text or not text.strip():
-            continue
-        if name == "progress.csv":
-            return pd.read_csv(io.StringIO(text))
-        rows = [json.loads(line) for line in text.splitlines() if line.strip()]
-        return pd.json_normalize(rows, sep="/")
-    return None
-
-
-def _read_text(folder: str, name: str) -> str | None:
-    if "://" not in folder:
-        path = os.path.join(folder, name)
-        return open(path).read() if os.path.isfile(path) else None
-    from lab.infra import storage
-
-    where = storage.resolve(folder)
-    try:
-        with where.filesystem.open_input_stream(f"{where.path.rstrip('/')}/{name}") as stream:
-            return stream.read().decode()
-    except (OSError, FileNotFoundError):
-        return None
-
-
 def leaderboard(workload: str | None = None, dataset: str | None = None, metric: str | None = None,
                 limit: int | None = 20, where: str | None = None):
     """Trials ranked across experiments (and users) by one metric: one table whatever the workload.
@@ -270,8 +211,8 @@ def load(experiment_id: int, trial: str | None = None):
     the saved greedy policy. LabError when the trial has no checkpoint; nothing is changed.
     """
     from lab import workload as workloads
-    from lab.results.artifacts import export_trial
     from lab.registry import Registry
+    from lab.results.artifacts import export_trial
 
     loader = package_loader(workloads.get(Registry().experiment(int(experiment_id))["workload"]))
     out = tempfile.mkdtemp(prefix="lab-load-")

@@ -13,8 +13,8 @@ from pathlib import Path
 import pytest
 
 import lab
-from lab.registry import Registry
 from lab.cli import main as cli_main
+from lab.registry import Registry
 from tests.conftest import lab as lab_cli
 
 SPEC = {"name": "svc", "workload": "sklearn_cv", "metric": "cv/accuracy", "mode": "max",
@@ -125,7 +125,7 @@ def test_load_of_a_trial_without_checkpoint_is_one_line_and_changes_nothing(lab_
 
 
 def test_environment_record_names_versions_and_a_dirty_tree(tmp_path, monkeypatch):
-    from lab.run import environment
+    from lab.results import environment
 
     repo = tmp_path / "src"
     repo.mkdir()

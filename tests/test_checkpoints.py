@@ -45,8 +45,8 @@ def test_a_checkpoint_cut_short_or_changed_is_refused_with_one_line(tmp_path, da
 
 def test_lab_export_refuses_a_recorded_checkpoint_that_was_cut_short(tmp_path):
     """The registry points at a checkpoint whose copy stopped half-way: export says so in one line."""
-    from lab.results.artifacts import load_trial_workload
     from lab.registry import Registry
+    from lab.results.artifacts import load_trial_workload
 
     folder = written(tmp_path / "ckpt")
     (tmp_path / "ckpt" / "weights" / "data").write_bytes(b"")
@@ -163,11 +163,11 @@ PRUNE_IN_A_READ_ONLY_FOLDER = """
 import sys
 import pyarrow.fs
 from ray.train._internal import storage
-from lab.run import runner
+from lab.run import logs
 
-with runner.tune_logs_to_file(7):
+with logs.tune_logs_to_file(7):
     storage._delete_fs_path(pyarrow.fs.LocalFileSystem(), sys.argv[1])
-print(runner.experiment_log(7))
+print(logs.experiment_log(7))
 """
 
 

@@ -13,13 +13,14 @@ from classical import baselines, models
 from classical.anomaly import AnomalyDetection
 from classical.clustering import Clustering
 from classical.cross_validation import CrossValidatedPipeline, _seed_estimators
-from lab import spec as specs, workload as workloads
+from lab import spec as specs
+from lab import workload as workloads
 from lab.errors import SpecError
 from lab.workload import TrialContext
 
 
 class FigureLogger:
-    """A stand-in for lab.results.tboard.MediaLogger that only remembers the tags."""
+    """A stand-in for lab.workload.tboard.MediaLogger that only remembers the tags."""
 
     def __init__(self):
         self.tags = []

@@ -8,7 +8,6 @@ from __future__ import annotations
 import pytest
 
 from lab import workload as workloads
-
 from lab.workload import testing
 
 NAMES = sorted(workloads.discover())

@@ -12,8 +12,8 @@ import pytest
 
 from lab import workload as workloads
 from lab.errors import SpecError
-from tests.conftest import lab
 from lab.workload.testing import make
+from tests.conftest import lab
 
 AGENTS = ("sac", "td3", "ddpg")
 TINY = {

@@ -14,8 +14,8 @@ import imagesets as data
 from lab import settings
 from lab import workload as workloads
 from lab.errors import DataError, SpecError
-from tests.conftest import lab
 from lab.workload.testing import make
+from tests.conftest import lab
 
 settings.apply_worker_env()  # TF_USE_LEGACY_KERAS=1 before any test imports TensorFlow
 

@@ -9,8 +9,8 @@ import pytest
 
 from lab import settings
 from lab.errors import LabError
-from tests.conftest import ROOT
 from lab.workload.testing import make
+from tests.conftest import ROOT
 
 settings.apply_worker_env()  # TF_USE_LEGACY_KERAS=1 before any test imports TensorFlow
 

@@ -112,9 +112,8 @@ def test_the_tf_agents_adapter_gives_the_same_specs_on_both_backends(env_id):
 
 
 def test_dqn_trains_on_envpool(tmp_path):
-    from lab.workload.testing import make
-
     from agents.dqn import DQN
+    from lab.workload.testing import make
 
     workload = make("dqn", {**DQN.test_params, "env_backend": "envpool"}, trial_dir=str(tmp_path))
     try:

@@ -10,7 +10,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from lab import settings, workload as workloads
+from lab import settings
+from lab import workload as workloads
 from lab.errors import SpecError
 from lab.workload.testing import make
 
@@ -58,7 +59,10 @@ def build(tmp_path):
 
 def images_in(folder: Path) -> dict[str, tuple[int, int]]:
     """{tag: (height, width)} of the last image of each tag in the events files of `folder`."""
-    from tensorboard.backend.event_processing.event_accumulator import IMAGES, EventAccumulator
+    from tensorboard.backend.event_processing.event_accumulator import (
+        IMAGES,
+        EventAccumulator,
+    )
 
     accumulator = EventAccumulator(str(folder), size_guidance={IMAGES: 0})
     accumulator.Reload()

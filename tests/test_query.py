@@ -4,8 +4,7 @@ from __future__ import annotations
 import pytest
 import sqlalchemy as sa
 
-from lab.registry import query
-from lab.registry import Registry, experiments
+from lab.registry import Registry, experiments, query
 
 SPEC = {"name": "svc", "workload": "sklearn_cv", "metric": "cv/accuracy", "mode": "max", "params": {"dataset": "digits"}}
 DQN = {"name": "dqn one", "workload": "dqn", "metric": "eval/average_return", "mode": "max",

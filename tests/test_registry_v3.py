@@ -29,7 +29,7 @@ def url(request, tmp_path):
 
 
 def v2_schema() -> sa.MetaData:
-    """The registry's tables as schema version 2 wrote them (lab/registry/store.py before version 3)."""
+    """The registry's tables as schema version 2 wrote them (lab/registry/schema.py before version 3)."""
     old = sa.MetaData()
     sa.Table("lab_meta", old, sa.Column("key", sa.String(64), primary_key=True),
              sa.Column("value", sa.String(256), nullable=False))

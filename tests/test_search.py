@@ -8,10 +8,10 @@ import sys
 
 import pytest
 
-from lab.run import search
 from lab import spec as specs
 from lab.errors import SpecError
 from lab.registry import Registry
+from lab.run import search
 
 
 def write(tmp_path, text: str) -> str:
@@ -149,9 +149,9 @@ def ray_local(tmp_path_factory):
     home = tmp_path_factory.mktemp("ray-home")
     old = os.environ.get("LAB_HOME")
     os.environ["LAB_HOME"] = str(home)
-    from lab.run import runner
+    from lab.infra.connect import connect
 
-    runner.connect(None, num_cpus=2)
+    connect(None, num_cpus=2)
     if old is None:
         os.environ.pop("LAB_HOME")
     else:

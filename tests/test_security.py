@@ -187,9 +187,9 @@ def ray_with_secrets(tmp_path_factory):
     saved = {k: os.environ.get(k) for k in [*SECRETS, "LAB_HOME"]}
     os.environ.update(SECRETS)
     os.environ["LAB_HOME"] = str(tmp_path_factory.mktemp("ray-home"))
-    from lab.run import runner
+    from lab.infra.connect import connect
 
-    runner.connect(None, num_cpus=2)
+    connect(None, num_cpus=2)
     yield
     import ray
 
@@ -204,9 +204,9 @@ def test_no_secret_in_anything_a_run_writes(tmp_path, lab_home, monkeypatch, s3_
                                             ray_with_secrets):
     """Local and s3:// runs with every credential in the environment: none of it in LAB_HOME, the storage,
     the bucket, the MLflow store or the registry's records."""
-    from lab.run import runner
     from lab import spec as specs
     from lab.registry import Registry
+    from lab.run import runner
 
     env, client = s3_server
     monkeypatch.setenv("AWS_ENDPOINT_URL", env["AWS_ENDPOINT_URL"])
@@ -253,8 +253,8 @@ def fake_policy(folder):
 
 
 def test_eval_refuses_a_policy_this_lab_did_not_export(tmp_path, lab_home):
-    from lab.results import provenance
     from agents.evaluate import load_policy
+    from lab.results import provenance
     from tests.conftest import lab
 
     policy = fake_policy(tmp_path / "their" / "policy")

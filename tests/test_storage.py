@@ -8,8 +8,8 @@ import sys
 import pytest
 
 from lab import spec as specs
-from lab.infra import storage
 from lab.errors import LabError
+from lab.infra import storage
 from lab.registry import Registry
 from tests.conftest import lab
 
@@ -172,9 +172,9 @@ def ray_local(tmp_path_factory):
     """Ray started once for the runs below, its workers with a LAB_HOME of their own."""
     old = os.environ.get("LAB_HOME")
     os.environ["LAB_HOME"] = str(tmp_path_factory.mktemp("ray-home"))
-    from lab.run import runner
+    from lab.infra.connect import connect
 
-    runner.connect(None, num_cpus=2)
+    connect(None, num_cpus=2)
     os.environ.pop("LAB_HOME") if old is None else os.environ.__setitem__("LAB_HOME", old)
     yield
     import ray

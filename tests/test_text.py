@@ -11,7 +11,8 @@ import numpy as np
 import pytest
 
 from deep import char_rnn, sentiment, text_data
-from lab import settings, workload as workloads
+from lab import settings
+from lab import workload as workloads
 from lab.errors import DataError, SpecError
 from lab.workload.testing import make
 

@@ -1,63 +1,23 @@
-"""The `lab` commands across experiments: leaderboard, compare, tag, note, rm, rerun, importance, report."""
+"""The `lab` commands on recorded experiments: ls, show, best, export, leaderboard, compare, tag, note, rm,
+importance, report."""
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 
+from lab.cli.output import (
+    fmt,
+    fmt_time,
+    print_best,
+    print_metrics,
+    print_provenance,
+    print_table,
+)
 from lab.errors import LabError
 
 
-def add_commands(commands) -> None:
-    """Add this module's sub-commands to the `lab` parser's sub-parsers."""
-    board = commands.add_parser("leaderboard", help="rank trials across experiments (and users) by one metric")
-    board.add_argument("--workload", help="only this workload (e.g. sklearn_cv, dqn)")
-    board.add_argument("--dataset", help="only this data set or env id (e.g. digits, CartPole-v1)")
-    board.add_argument("--metric", help="rank by this metric (default: the newest matching experiment's)")
-    board.add_argument("--where", help='a filter on the experiments, as for `lab ls --where`')
-    board.add_argument("--limit", type=int, default=20)
-    board.add_argument("--json", action="store_true", help="print it as JSON (README.md, 'Machine-readable output')")
-    board.set_defaults(handler=cmd_leaderboard)
-
-    compare = commands.add_parser("compare", help="experiments side by side: differing config, best metrics")
-    compare.add_argument("ids", type=int, nargs="+")
-    compare.set_defaults(handler=cmd_compare)
-
-    tag = commands.add_parser("tag", help="set (or --rm) tags on an experiment")
-    tag.add_argument("id", type=int)
-    tag.add_argument("pairs", nargs="*", metavar="KEY=VALUE")
-    tag.add_argument("--rm", action="append", default=[], metavar="KEY", help="remove this tag")
-    tag.set_defaults(handler=cmd_tag)
-
-    note = commands.add_parser("note", help="append a note to an experiment")
-    note.add_argument("id", type=int)
-    note.add_argument("text")
-    note.set_defaults(handler=cmd_note)
-
-    rm = commands.add_parser("rm", help="delete an experiment and its files (never a running one)")
-    rm.add_argument("id", type=int)
-    rm.add_argument("--yes", action="store_true", help="do not ask for confirmation")
-    rm.set_defaults(handler=cmd_rm)
-
-    rerun = commands.add_parser("rerun", help="run an experiment's recorded spec again, as a new experiment")
-    rerun.add_argument("id", type=int)
-    rerun.add_argument("--address", help="Ray cluster address")
-    rerun.add_argument("--verbose", action="store_true", help="Tune's progress tables and the workers' logs")
-    rerun.add_argument("--trust-spec", action="store_true",
-                       help="use the storage and MLflow server the recorded spec names (it may be another user's)")
-    rerun.set_defaults(handler=cmd_rerun)
-
-    importance = commands.add_parser("importance", help="hyperparameter importance over an experiment's trials (fANOVA)")
-    importance.add_argument("id", type=int)
-    importance.set_defaults(handler=cmd_importance)
-
-    report = commands.add_parser("report", help="one self-contained HTML page about an experiment")
-    report.add_argument("id", type=int)
-    report.add_argument("--out", default="", help="the HTML file (default report-ID.html)")
-    report.set_defaults(handler=cmd_report)
-
-
 def cmd_leaderboard(args: argparse.Namespace) -> int:
-    from lab.cli import _fmt, print_table
     from lab.registry import Registry
 
     if args.limit < 1:
@@ -81,17 +41,16 @@ def cmd_leaderboard(args: argparse.Namespace) -> int:
         return 0
     print(f"ranked by {metric} ({mode})")
     table = [[r["rank"], r["experiment_id"], r["name"], r["workload"], r["dataset"] or "-", r["user"] or "-",
-              r["trial_id"], _fmt(r["value"]), r["config"]] for r in rows]
+              r["trial_id"], fmt(r["value"]), r["config"]] for r in rows]
     print_table(["RANK", "EXP", "NAME", "WORKLOAD", "DATASET", "USER", "TRIAL", metric.upper(), "CONFIG"], table)
     return 0
 
 
 def cmd_compare(args: argparse.Namespace) -> int:
     from lab.api import compare
-    from lab.cli import _fmt, print_table
 
     frame = compare(*args.ids)
-    rows = [[key, *(_fmt(_none(v)) for v in frame.loc[key])] for key in frame.index]
+    rows = [[key, *(fmt(_none(v)) for v in frame.loc[key])] for key in frame.index]
     print_table(["", *(f"EXP {i}" for i in frame.columns)], rows)
     return 0
 
@@ -155,23 +114,7 @@ def cmd_rm(args: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_rerun(args: argparse.Namespace) -> int:
-    from lab.run import runner
-    from lab.api import recorded_spec
-    from lab.cli import exit_code, print_outcomes
-    from lab.registry import Registry
-    from lab.spec import build_spec, validate_params
-
-    spec = build_spec(recorded_spec(args.id, args.trust_spec), f"experiment {args.id}'s recorded spec")
-    validate_params(spec)
-    outcome = runner.run(spec, address=args.address, registry=Registry(), verbose=args.verbose)
-    print(f"rerun of experiment {args.id}:")
-    print_outcomes([outcome])
-    return exit_code([outcome])
-
-
 def cmd_importance(args: argparse.Namespace) -> int:
-    from lab.cli import print_table
     from lab.results.insight import importance
 
     scores = importance(args.id)
@@ -195,3 +138,100 @@ def _none(value):
         return None if pd.isna(value) else value
     except (TypeError, ValueError):
         return value
+
+
+def cmd_ls(args: argparse.Namespace) -> int:
+    from lab.registry import Registry, display_status
+
+    tags = {}
+    for pair in args.tags:
+        key, sep, value = pair.partition("=")
+        if not sep or not key:
+            raise LabError(f"--tag expects KEY=VALUE, got {pair!r}")
+        tags[key] = value
+    rows = Registry().experiments(limit=args.limit, where=args.where, tags=tags)
+    if args.json:
+        from lab.registry import views
+
+        print(json.dumps([views.experiment(r) for r in rows], indent=2))
+        return 0
+    if not rows:
+        print("no experiments match" if args.where or tags else "no experiments yet: try `lab run quickstart`")
+        return 0
+    table = [
+        [r["id"], r["name"], r["workload"], display_status(r), f"{r['num_trials'] or 0}", f"{r['num_errors'] or 0}",
+         fmt_time(r["started_at"]), r["user"] or "", r["host"] or ""]
+        for r in rows
+    ]
+    print_table(["ID", "NAME", "WORKLOAD", "STATUS", "TRIALS", "ERRORS", "STARTED", "USER", "HOST"], table)
+    return 0
+
+
+def cmd_show(args: argparse.Namespace) -> int:
+    from lab.registry import Registry, display_status, views
+
+    registry = Registry()
+    exp = registry.experiment(args.id)
+    trials = registry.trials(args.id)
+    if args.json:
+        print(json.dumps({**views.experiment(exp), "spec": exp["spec"], "environment": exp.get("environment") or {},
+                          "tags": registry.tags(args.id),
+                          "notes": [{k: views.jsonable(v) for k, v in n.items()} for n in registry.notes(args.id)],
+                          "trials": [views.trial(t, exp) for t in trials]}, indent=2))
+        return 0
+    spec = exp["spec"]
+    status = display_status(exp)
+    if status == "stale":
+        status += f" (no heartbeat since {fmt_time(exp['heartbeat_at'])}: its driver died; `lab resume {exp['id']}`)"
+    metric_name, _ = views.natural(exp["metric"], 0.0)
+    print(f"experiment {exp['id']}: {exp['name']} ({exp['workload']}) - {status}")
+    if metric_name == exp["metric"]:
+        print(f"  metric   {metric_name} ({exp['mode']})")
+    else:  # a neg_* scoring: shown in its natural sign, so the better direction flips too
+        natural_mode = "min" if exp["mode"] == "max" else "max"
+        print(f"  metric   {metric_name} ({natural_mode}; recorded as {exp['metric']}, {exp['mode']})")
+    print(f"  started  {fmt_time(exp['started_at'])}   ended {fmt_time(exp['ended_at'])}")
+    print(f"  by       {exp['user']}@{exp['host']}   commit {exp['git_commit'] or '-'}")
+    print(f"  storage  {exp['storage_path']}")
+    if spec.get("search"):
+        print(f"  search   {json.dumps(spec['search'])}")
+    if exp["error"]:
+        print(f"  error    {exp['error']}")
+    print_provenance(registry, exp)
+    searched = list(spec.get("search", {}))
+    rows = []
+    for t in trials:
+        params = " ".join(f"{k}={fmt(t['config'].get(k))}" for k in searched)
+        rows.append([t["trial_id"], t["status"], t["iterations"],
+                     fmt(views.natural(exp["metric"], t["last_result"].get(exp["metric"]))[1]),
+                     fmt(views.natural(exp["metric"], t["best_metric"])[1]), params,
+                     (t["error"] or "").splitlines()[0] if t["error"] else ""])
+    print_table(["TRIAL", "STATUS", "ITER", "LAST", "BEST", "PARAMS", "ERROR"], rows)
+    print_metrics(trials)
+    return 0
+
+
+def cmd_best(args: argparse.Namespace) -> int:
+    from lab.registry import Registry
+
+    registry = Registry()
+    exp = registry.experiment(args.id)
+    best = registry.best_trial(args.id)
+    if best is None:
+        raise LabError(f"experiment {args.id} has no trial that reported '{exp['metric']}'")
+    if args.json:
+        from lab.registry import views
+
+        print(json.dumps(views.trial(best, exp), indent=2))
+        return 0
+    print_best(exp, best)
+    print_metrics([best])
+    return 0
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    from lab.results.artifacts import export_trial
+
+    path, trial = export_trial(args.id, args.out, args.trial, force=args.force)
+    print(f"exported trial {trial['trial_id']} of experiment {args.id}: {path}")
+    return 0

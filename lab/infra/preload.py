@@ -49,7 +49,7 @@ MODULES = (
     "skops.io",  # checkpoints of scikit-learn pipelines: ~1.5 s of CPU to import
     "matplotlib.pyplot",  # figures of classifiers (the Agg backend: no display in a worker)
     "lab.run.trainable",
-    "lab.results.tboard",
+    "lab.workload.tboard",
     "tensorboard.plugins.hparams.summary_v2",
 )
 

@@ -113,7 +113,7 @@ def to_sql(conditions: list[Condition], dialect: str) -> list:
     """SQLAlchemy expressions over `experiments` (bound parameters only) for the registry's dialect."""
     import sqlalchemy as sa
 
-    from lab.registry import experiments, tags, trials
+    from lab.registry.schema import experiments, tags, trials
 
     clauses = []
     for c in conditions:

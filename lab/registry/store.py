@@ -18,8 +18,18 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from lab import settings
 from lab.errors import RegistryError, one_line
-
-SCHEMA_VERSION = 3  # 2: experiments.heartbeat_at; 3: tags, notes, experiments.dataset and .environment
+from lab.registry.migrations import MIGRATIONS
+from lab.registry.schema import (
+    SCHEMA_VERSION,
+    dataset_of,
+    experiments,
+    meta_table,
+    metadata,
+    notes,
+    tags,
+    trials,
+)
+from lab.registry.urls import connect_timeout_args, normalize_url, safe_url
 
 HEARTBEAT_EVERY_S = 10.0  # a running driver touches its experiment's heartbeat this often
 
@@ -28,117 +38,9 @@ def stale_after_s() -> float:
     """A 'running' experiment whose heartbeat is older than this is shown as stale (its driver died)."""
     return float(os.environ.get("LAB_STALE_AFTER_S") or 60)
 
-metadata = sa.MetaData()
-
-meta_table = sa.Table(
-    "lab_meta",
-    metadata,
-    sa.Column("key", sa.String(64), primary_key=True),
-    sa.Column("value", sa.String(256), nullable=False),
-)
-
-experiments = sa.Table(
-    "experiments",
-    metadata,
-    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
-    sa.Column("name", sa.String(200), nullable=False),
-    sa.Column("workload", sa.String(100), nullable=False),
-    sa.Column("status", sa.String(20), nullable=False),  # running, completed, failed, interrupted
-    sa.Column("spec", sa.Text, nullable=False),  # the spec as run, JSON
-    sa.Column("metric", sa.String(200), nullable=False),
-    sa.Column("mode", sa.String(3), nullable=False),
-    sa.Column("user", sa.String(100)),
-    sa.Column("host", sa.String(200)),
-    sa.Column("git_commit", sa.String(64)),
-    sa.Column("storage_path", sa.Text),  # the Tune experiment folder (resume from here)
-    sa.Column("started_at", sa.DateTime(timezone=True), nullable=False),
-    sa.Column("ended_at", sa.DateTime(timezone=True)),
-    sa.Column("error", sa.Text),
-    sa.Column("heartbeat_at", sa.DateTime(timezone=True)),  # touched by the live driver (schema version 2)
-    sa.Column("dataset", sa.String(200)),  # params.dataset or params.env_id: what a leaderboard groups by (v3)
-    sa.Column("environment", sa.Text),  # JSON: Python and package versions, commit, dirty flag (v3)
-)
-
-# indexes the queries of `lab ls --where` and `lab leaderboard` use (created by migration 3 on older schemas)
-EXPERIMENT_INDEXES = (
-    sa.Index("ix_experiments_workload_dataset", experiments.c.workload, experiments.c.dataset),
-    sa.Index("ix_experiments_status", experiments.c.status),
-)
-
-tags = sa.Table(
-    "tags",
-    metadata,
-    sa.Column("experiment_id", sa.Integer, sa.ForeignKey("experiments.id"), primary_key=True),
-    sa.Column("key", sa.String(100), primary_key=True),
-    sa.Column("value", sa.String(500), nullable=False),
-    sa.Index("ix_tags_key_value", "key", "value"),
-)
-
-notes = sa.Table(
-    "notes",
-    metadata,
-    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
-    sa.Column("experiment_id", sa.Integer, sa.ForeignKey("experiments.id"), nullable=False, index=True),
-    sa.Column("text", sa.Text, nullable=False),
-    sa.Column("user", sa.String(100)),
-    sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
-)
-
-trials = sa.Table(
-    "trials",
-    metadata,
-    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
-    sa.Column("experiment_id", sa.Integer, sa.ForeignKey("experiments.id"), nullable=False, index=True),
-    sa.Column("trial_id", sa.String(100), nullable=False),
-    sa.Column("status", sa.String(20), nullable=False),  # RUNNING, TERMINATED, ERROR
-    sa.Column("config", sa.Text, nullable=False),  # JSON
-    sa.Column("iterations", sa.Integer, nullable=False, default=0),
-    sa.Column("last_result", sa.Text),  # JSON: final metrics
-    sa.Column("best_result", sa.Text),  # JSON: metrics of the iteration with the best metric
-    sa.Column("best_metric", sa.Float),
-    sa.Column("checkpoint_path", sa.Text),
-    sa.Column("logdir", sa.Text),  # TensorBoard run folder
-    sa.Column("error", sa.Text),
-    sa.Column("started_at", sa.DateTime(timezone=True)),
-    sa.Column("updated_at", sa.DateTime(timezone=True)),
-    sa.UniqueConstraint("experiment_id", "trial_id", name="uq_trial"),
-)
-TRIAL_INDEXES = (sa.Index("ix_trials_best_metric", trials.c.best_metric),)
-
 
 def now() -> dt.datetime:
     return dt.datetime.now(dt.timezone.utc)
-
-
-def normalize_url(url: str) -> str:
-    """Use psycopg 3 for PostgreSQL URLs that name no driver."""
-    for prefix in ("postgresql://", "postgres://"):
-        if url.startswith(prefix):
-            return "postgresql+psycopg://" + url[len(prefix):]
-    return url
-
-
-def safe_url(url: sa.URL | str) -> str:
-    """The URL with its password masked, for messages."""
-    try:
-        return sa.make_url(url).render_as_string(hide_password=True)
-    except Exception:
-        return "<unparseable registry URL>"
-
-
-def public_url(url: str) -> str:
-    """The URL without its password (what may be stored or pickled: Tune writes its callbacks to disk)."""
-    try:
-        return sa.make_url(normalize_url(url))._replace(password=None).render_as_string(hide_password=False)
-    except Exception:  # noqa: BLE001 - an invalid URL: let Registry() say so when it is used
-        return "<unparseable registry URL>"
-
-
-def credentialed_url(public: str) -> str:
-    """`public` with the password of $LAB_REGISTRY_URL when that names the same database (else as is:
-    the driver then finds its password in PGPASSWORD or ~/.pgpass, as psycopg does)."""
-    env = settings.registry_url()
-    return env if public_url(env) == public else public
 
 
 class Registry:
@@ -166,7 +68,7 @@ class Registry:
             engine = self._sqlite_engine(url)
         else:
             try:
-                engine = sa.create_engine(url, pool_pre_ping=True, connect_args=_connect_timeout(url, self._timeout_s))
+                engine = sa.create_engine(url, pool_pre_ping=True, connect_args=connect_timeout_args(url, self._timeout_s))
             except Exception as exc:
                 raise RegistryError(f"cannot use registry {safe_url(url)}: {one_line(exc)}") from None
         try:
@@ -435,48 +337,6 @@ def display_status(record: dict[str, Any], at: dt.datetime | None = None) -> str
     return "stale" if ((at or now()) - beat).total_seconds() > stale_after_s() else "running"
 
 
-def _add_nothing(conn: sa.Connection) -> None:  # pragma: no cover - the first version has nothing to migrate
-    pass
-
-
-def _add_heartbeat(conn: sa.Connection) -> None:
-    """Version 2: experiments.heartbeat_at, so that a driver killed with SIGKILL shows up as stale."""
-    if "heartbeat_at" in {c["name"] for c in sa.inspect(conn).get_columns("experiments")}:
-        return
-    kind = sa.DateTime(timezone=True).compile(dialect=conn.dialect)
-    guard = "IF NOT EXISTS " if conn.dialect.name == "postgresql" else ""  # two processes migrating at once
-    conn.exec_driver_sql(f"ALTER TABLE experiments ADD COLUMN {guard}heartbeat_at {kind}")
-
-
-def _add_tags_notes_environment(conn: sa.Connection) -> None:
-    """Version 3: tags and notes tables, experiments.dataset (filled from each spec) and .environment, indexes."""
-    tags.create(conn, checkfirst=True)
-    notes.create(conn, checkfirst=True)
-    present = {c["name"] for c in sa.inspect(conn).get_columns("experiments")}
-    guard = "IF NOT EXISTS " if conn.dialect.name == "postgresql" else ""
-    for name, kind in (("dataset", sa.String(200)), ("environment", sa.Text())):
-        if name not in present:
-            conn.exec_driver_sql(f"ALTER TABLE experiments ADD COLUMN {guard}{name} {kind.compile(dialect=conn.dialect)}")
-    for row in conn.execute(sa.select(experiments.c.id, experiments.c.spec).where(experiments.c.dataset.is_(None))):
-        try:
-            spec = json.loads(row.spec)
-        except ValueError:
-            continue
-        conn.execute(sa.update(experiments).where(experiments.c.id == row.id).values(dataset=dataset_of(spec)))
-    for index in (*EXPERIMENT_INDEXES, *TRIAL_INDEXES):
-        index.create(conn, checkfirst=True)
-
-
-# version -> function bringing the schema from version-1 to version (ALTER TABLE ... on both databases)
-MIGRATIONS = {1: _add_nothing, 2: _add_heartbeat, 3: _add_tags_notes_environment}
-
-
-def dataset_of(spec: dict[str, Any]) -> str:
-    """What an experiment learns from: its params' data set or env id ('' when it names neither)."""
-    params = spec.get("params") or {}
-    return str(params.get("dataset") or params.get("env_id") or "")
-
-
 def _dumps(value: Any) -> str:
     return json.dumps(value, default=_json_default, sort_keys=True, allow_nan=False)
 
@@ -504,5 +364,3 @@ def clean_metrics(result: dict[str, Any]) -> dict[str, Any]:
     return clean
 
 
-def _connect_timeout(url: sa.URL, timeout_s: float = 10.0) -> dict[str, Any]:
-    return {"connect_timeout": max(1, min(10, int(timeout_s)))} if url.get_backend_name() == "postgresql" else {}

@@ -15,10 +15,9 @@ from pathlib import Path
 from typing import Any
 
 from lab import settings
-
-from lab.workload import checkpoints
 from lab import workload as workloads
 from lab.errors import LabError
+from lab.workload import checkpoints
 
 
 def trial_record(experiment_id: int, trial_id: str | None = None, registry=None) -> tuple[dict, dict]:

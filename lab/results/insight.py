@@ -60,7 +60,11 @@ def _fanova(exp: dict[str, Any], search: dict[str, Any], scored: list[dict], see
 
 def _distribution(dist: dict[str, Any], observed: list[Any]):
     """The Optuna distribution of a spec's search entry, widened to the values seen (PBT perturbs past bounds)."""
-    from optuna.distributions import CategoricalDistribution, FloatDistribution, IntDistribution
+    from optuna.distributions import (
+        CategoricalDistribution,
+        FloatDistribution,
+        IntDistribution,
+    )
 
     (kind, args), = dist.items()
     numbers = [v for v in observed if isinstance(v, (int, float)) and not isinstance(v, bool)]
@@ -84,8 +88,8 @@ def _categorical_value(value: Any) -> Any:
 # ------------------------------------------------------------------ report
 def report(experiment_id: int, out: str = "") -> str:
     """Write one self-contained HTML page (plotly's JavaScript inlined) about the experiment; its path."""
-    from lab.api import history
     from lab.registry import Registry
+    from lab.results.history import history
 
     out = out or f"report-{experiment_id}.html"
     folder = os.path.dirname(os.path.abspath(out))
@@ -151,7 +155,7 @@ def _parallel_coordinates(exp: dict[str, Any], trials: list[dict]):
 def _page(exp, trials, best, tags, notes, figures) -> str:
     import yaml
 
-    from lab.run.environment import format_lines
+    from lab.results.environment import format_lines
 
     e = html.escape
     parts = []

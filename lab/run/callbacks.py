@@ -16,9 +16,15 @@ from typing import Any
 
 from ray.tune import Callback
 
-from lab.run import profile
 from lab.errors import RegistryError
-from lab.registry import HEARTBEAT_EVERY_S, Registry, clean_metrics, credentialed_url, public_url
+from lab.registry import (
+    HEARTBEAT_EVERY_S,
+    Registry,
+    clean_metrics,
+    credentialed_url,
+    public_url,
+)
+from lab.run import profile
 
 FLUSH_EVERY_S = 1.0  # the registry trails Tune by at most this much while an experiment runs
 RETRY_EVERY_S = (0.5, 1.0, 2.0, 5.0)  # back-off between attempts while the database is away

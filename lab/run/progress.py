@@ -35,7 +35,9 @@ class ProgressCallback(Callback):
         value = result.get(self.metric)
         best = self._best.get(trial.trial_id)
         parts = [f"trial {trial.trial_id}", f"iter {result.get('training_iteration', '-')}"]
-        from lab.registry import views  # a neg_* score in its natural sign, as the tables show it
+        from lab.registry import (
+            views,  # a neg_* score in its natural sign, as the tables show it
+        )
 
         name, value = views.natural(self.metric, value)
         parts.append(f"{name} {_fmt(value)}")

@@ -13,9 +13,8 @@ import numpy as np
 from ray import tune
 
 from lab import settings
-
-from lab.workload import checkpoints
 from lab import workload as workloads
+from lab.workload import checkpoints
 
 
 class WorkloadTrainable(tune.Trainable):
@@ -32,7 +31,10 @@ class WorkloadTrainable(tune.Trainable):
         self._build(config)
 
     def _build(self, config: dict) -> None:
-        from lab.results.tboard import MediaLogger, SummaryWriter  # in the trial's worker: the driver never writes them
+        from lab.workload.tboard import (  # in the trial's worker: the driver never writes them
+            MediaLogger,
+            SummaryWriter,
+        )
 
         cls = workloads.get(self._workload_name)
         workload_config = cls.make_config(config)

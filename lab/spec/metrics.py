@@ -8,10 +8,10 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from lab.errors import SpecError
-from lab.workload import suggest
+from lab.workload.config import suggest
 
 if TYPE_CHECKING:
-    from lab.spec import ExperimentSpec
+    from lab.spec.model import ExperimentSpec
 
 # the keys Tune adds to every result (ray.tune.result.AUTO_RESULT_KEYS and the counters), usable in `stop`
 TUNE_KEYS = frozenset({

@@ -80,7 +80,7 @@ def config_params(cls: type) -> list[Param]:
 
 def describe(workload: str, params: dict[str, Any] | None = None) -> dict[str, Any]:
     """The JSON shape of `lab params --json`: the workload, its parameters, and its extra searchable names."""
-    from lab import workload as workloads
+    from lab.workload import registry as workloads
 
     cls = workloads.get(workload)
     params = params or {}

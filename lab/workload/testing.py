@@ -24,7 +24,8 @@ import math
 import tempfile
 from typing import Any
 
-from lab import settings, workload as workloads
+from lab import settings
+from lab import workload as workloads
 
 DONE_BUDGET = 40  # steps within which a workload's test_params run must report done
 
@@ -34,7 +35,7 @@ def make(name: str, params: dict | None = None, trial_dir: str | None = None) ->
 
     Its `close()` also closes the logger's writer.
     """
-    from lab.results.tboard import MediaLogger, SummaryWriter
+    from lab.workload.tboard import MediaLogger, SummaryWriter
 
     settings.apply_worker_env()
     cls = workloads.get(name)

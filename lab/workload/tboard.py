@@ -8,13 +8,21 @@ from __future__ import annotations
 import io
 import math
 import os
-import uuid
 import time
+import uuid
 from typing import Any
 
 import numpy as np
-from tensorboard.compat.proto import event_pb2, summary_pb2, tensor_pb2, tensor_shape_pb2, types_pb2
-from tensorboardX.event_file_writer import EventFileWriter  # pure Python (TensorBoard's own calls tf.io.gfile)
+from tensorboard.compat.proto import (
+    event_pb2,
+    summary_pb2,
+    tensor_pb2,
+    tensor_shape_pb2,
+    types_pb2,
+)
+from tensorboardX.event_file_writer import (
+    EventFileWriter,  # pure Python (TensorBoard's own calls tf.io.gfile)
+)
 from tensorboardX.proto import event_pb2 as tbx_event_pb2
 
 
