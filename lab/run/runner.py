@@ -52,7 +52,7 @@ def check_resources(spec: ExperimentSpec) -> None:
 
 # ------------------------------------------------------------------ Tune objects
 def param_space(spec: ExperimentSpec) -> dict[str, Any]:
-    from lab.run import search, tune_fixes
+    from lab.run import search
 
     return search.param_space(spec)
 
@@ -84,7 +84,6 @@ def make_tuner(spec: ExperimentSpec, experiment_id: int, registry: Registry | st
     from lab.run.callbacks import RegistryCallback
     from lab.run.progress import ProgressCallback
 
-    tune_fixes.apply()
     stop = dict(spec.stop)
     where = storage.resolve(folder)
     run_config = tune.RunConfig(
@@ -170,7 +169,6 @@ def resume(experiment_id: int, address: str | None = None, registry: Registry | 
     from ray import tune
 
     from lab.infra import storage
-    from lab.run import tune_fixes
 
     where = storage.resolve(folder) if folder else None
     if not where or not tune.Tuner.can_restore(where.path, storage_filesystem=where.filesystem):
@@ -178,7 +176,6 @@ def resume(experiment_id: int, address: str | None = None, registry: Registry | 
     from lab.spec import build_spec
 
     spec = build_spec(record["spec"], f"experiment {experiment_id}")
-    tune_fixes.apply()
     tuner = tune.Tuner.restore(where.path, trainable=trainable(spec), resume_unfinished=True, resume_errored=True,
                                storage_filesystem=where.filesystem)
     from lab.registry import now
@@ -190,13 +187,13 @@ def resume(experiment_id: int, address: str | None = None, registry: Registry | 
 def _fit(tuner, experiment_id: int, spec: ExperimentSpec, registry: Registry, folder: str,
          verbose: bool = False) -> Outcome:
     from lab.errors import RegistryError
-    from lab.run import profile
+    from lab.run import profile, tune_fixes
     from lab.run.catchup import catch_up
 
     profile.mark("fit")
     error = None
     try:
-        with tune_logs_to_file(experiment_id, enabled=not verbose):
+        with tune_logs_to_file(experiment_id, enabled=not verbose), tune_fixes.applied():
             tuner.fit()
     except KeyboardInterrupt:
         pass  # Tune saved the experiment state: `lab resume ID` continues it

@@ -1,51 +1,100 @@
-"""Narrow fixes to Ray Tune 2.60's `TuneController` (and one usage hook), applied before a Tuner is built.
+"""Narrow fixes to Ray Tune 2.60's `TuneController` (and one usage hook), in place only around the lab's own
+`Tuner.fit()` (`with applied(): tuner.fit()`, lab.run.runner), so a Tuner of anyone else in the process (a
+notebook user's own) runs Tune unchanged.
 
-Each patches one method in place, once, and says in its docstring what Tune does wrong and what the
-lab needs instead; drop a fix when Tune's own code has it. `apply()` applies them all (lab.run.runner).
+Each fix patches one attribute, says in its docstring what Tune does wrong and what the lab needs instead, and
+returns what undoes it; drop a fix when Tune's own code has it. They were written for Ray `RAY_VERSION`: on
+another Ray each is skipped, with a one-line warning (once a process), as its target may have changed.
 """
 from __future__ import annotations
 
+import contextlib
 import os
+import sys
+from collections.abc import Callable, Iterator
+
+RAY_VERSION = "2.60.0"  # the Ray the fixes below were written for (pyproject.toml pins it)
+_warned: set[str] = set()
 
 
-def apply() -> None:
-    skip_callback_telemetry()
-    save_state_when_trials_end()
-    pause_is_not_stop()
-    forget_stale_trial_decisions()
+@contextlib.contextmanager
+def applied(ray_version: str | None = None) -> Iterator[None]:
+    """Every fix in place for the block (the lab's `Tuner.fit()`), each undone after it, in reverse order."""
+    if ray_version is None:
+        import ray
+
+        ray_version = ray.__version__
+    undo: list[Callable[[], None]] = []
+    try:
+        for fix in FIXES:
+            if ray_version != RAY_VERSION:
+                _warn_once(fix.__name__, ray_version)
+                continue
+            undo.append(fix())
+        yield
+    finally:
+        for restore in reversed(undo):
+            restore()
 
 
-def skip_callback_telemetry() -> None:
+def _warn_once(name: str, ray_version: str) -> None:
+    if name not in _warned:
+        _warned.add(name)
+        print(f"lab: warning: Tune fix '{name}' was written for Ray {RAY_VERSION}, skipped on Ray {ray_version}",
+              file=sys.stderr, flush=True)
+
+
+def _patch(owner, name: str, new) -> Callable[[], None]:
+    """Set `owner.name` to `new`; return what puts the original back (nothing to do when a fix is already in
+    place: an enclosing `applied()` undoes it)."""
+    original = vars(owner)[name]
+    if getattr(original, "lab_fix", False):
+        return lambda: None
+    new.lab_fix = True
+    setattr(owner, name, new)
+    return lambda: setattr(owner, name, original)
+
+
+def skip_callback_telemetry() -> Callable[[], None]:
     """Tune's usage tag of the callbacks imports the MLflow, W&B, Comet and Aim integrations to name
     them (~1 s of every run with MLflow installed); the lab sends no usage stats: skip the tag."""
     from ray.air._internal import usage
 
-    usage.tag_callbacks = lambda callbacks: False
+    def tag_callbacks(callbacks):
+        return False
+
+    return _patch(usage, "tag_callbacks", tag_callbacks)
 
 
-def save_state_when_trials_end() -> None:
+def save_state_when_trials_end() -> Callable[[], None]:
     """Tune saves its experiment state every TUNE_GLOBAL_CHECKPOINT_S (by default >= 10 s apart): a trial
     that finished after the last save would run again after a SIGKILL. The lab also saves it at the end of
     the turn of Tune's loop in which a trial stopped (finished, failed or was stopped), before the registry
     callback writes that turn's records (lab.run.callbacks): `lab resume` runs no finished trial again.
     (Saving at every turn costs ~70 ms a trivial trial, `benchmarks/tune_overhead.py`; at each trial's end
-    about a tenth of that.)"""
+    about a tenth of that.) Tune's warning about frequent saves is off while the fix is in place."""
     from ray.tune.execution.tune_controller import TuneController
 
-    os.environ.setdefault("TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S", "0")  # wanted here
     stop = TuneController._schedule_trial_stop
-    if getattr(stop, "saves_state", False):
-        return
 
     def _schedule_trial_stop(self, trial, exception=None):
         stop(self, trial, exception=exception)
         self._checkpoint_manager._should_force_sync_up = True  # read by this turn's `checkpoint()`
 
-    _schedule_trial_stop.saves_state = True
-    TuneController._schedule_trial_stop = _schedule_trial_stop
+    undo = _patch(TuneController, "_schedule_trial_stop", _schedule_trial_stop)
+    threshold = "TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S"
+    if threshold in os.environ:
+        return undo
+    os.environ[threshold] = "0"
+
+    def restore():
+        undo()
+        os.environ.pop(threshold, None)
+
+    return restore
 
 
-def forget_stale_trial_decisions() -> None:
+def forget_stale_trial_decisions() -> Callable[[], None]:
     """Tune saves its controller's pending per-trial decisions with the experiment state and restores them:
     a trial that failed while a STOP was pending would be stopped again by the first checkpoint after
     `lab resume` restarted it (it ran one iteration, then ended TERMINATED short of its stop). A resumed
@@ -53,18 +102,15 @@ def forget_stale_trial_decisions() -> None:
     from ray.tune.execution.tune_controller import TuneController
 
     restore = TuneController.__setstate__
-    if getattr(restore, "forgets_decisions", False):
-        return
 
     def __setstate__(self, state):
         state = {k: v for k, v in state.items() if k not in ("_queued_trial_decisions", "_cached_trial_decisions")}
         restore(self, state)
 
-    __setstate__.forgets_decisions = True
-    TuneController.__setstate__ = __setstate__
+    return _patch(TuneController, "__setstate__", __setstate__)
 
 
-def pause_is_not_stop() -> None:
+def pause_is_not_stop() -> Callable[[], None]:
     """Tune pauses a trial (PBT's waits and exploits) by stopping its actor; a pause that comes while the
     trial's checkpoint is being saved leaves a STOP cached for the trial, which stops it for good at its
     next checkpoint once it runs again (a PBT trial ended one iteration short, now and then under load).
@@ -73,8 +119,6 @@ def pause_is_not_stop() -> None:
     from ray.tune.schedulers import TrialScheduler
 
     pause = TuneController._schedule_trial_pause
-    if getattr(pause, "keeps_no_stop", False):
-        return
 
     def _schedule_trial_pause(self, trial, should_checkpoint=True):
         before = self._cached_trial_decisions.get(trial.trial_id)
@@ -82,5 +126,7 @@ def pause_is_not_stop() -> None:
         if before != TrialScheduler.STOP and self._cached_trial_decisions.get(trial.trial_id) == TrialScheduler.STOP:
             del self._cached_trial_decisions[trial.trial_id]
 
-    _schedule_trial_pause.keeps_no_stop = True
-    TuneController._schedule_trial_pause = _schedule_trial_pause
+    return _patch(TuneController, "_schedule_trial_pause", _schedule_trial_pause)
+
+
+FIXES = (skip_callback_telemetry, save_state_when_trials_end, pause_is_not_stop, forget_stale_trial_decisions)
