@@ -9,7 +9,7 @@ test:
 	scripts/setup.sh --test
 	LAB_REQUIRE_POSTGRES=$$(command -v apt-get >/dev/null && [ $$(id -u) = 0 ] && echo 1 || echo 0) \
 	LAB_REQUIRE_CHROMIUM=$$(command -v apt-get >/dev/null && [ $$(id -u) = 0 ] && echo 1 || echo 0) \
-	  .venv/bin/python -m pytest -ra --durations=15
+	  .venv/bin/python -m pytest -ra --durations=20
 
 fast-test:
 	.venv/bin/python -m pytest -m "not slow" -q
