@@ -1,10 +1,11 @@
-"""The value-based off-policy loop DQN and C51 share (agents/dqn.py, c51.py): envs, replay, collect, train.
+"""DQN and C51's family (agents/dqn.py, c51.py): the Q-network, epsilon-greedy exploration, n-step samples.
 
 An agent file holds its `Config` (a subclass of `ValueBasedConfig` below), `make_network` and
-`make_agent`; everything else is here, read top to bottom: `ValueBasedWorkload.setup` builds the
-environments, asks the subclass for the Q-network and the agent, then the replay buffer and three
-tf.functions (collect, train, evaluate), all traced there, once; `step` runs collect/train rounds for
-`env_steps_per_step` env steps, then a greedy evaluation.
+`make_agent`; the loop (envs, replay buffer, collect/train rounds, greedy evaluation, checkpoints) is
+agents/off_policy.py's. What this family adds to it: `build_agent` makes the Q-network and its optimizer
+before the agent; the collect policy is epsilon-greedy throughout (epsilon 1 until `learning_starts`,
+then decaying linearly); a sample is `n_step_update + 1` consecutive steps (the n-step return), and
+with `frame_stack` the replay keeps only each observation's newest frame (agents/frame_replay.py).
 
 One collect/train round:
   collect  `collect_steps_per_iteration` env steps (summed over the `num_envs` batched envs) with
@@ -14,25 +15,14 @@ One collect/train round:
            `target_update_period` gradient steps (equal to the gradient steps per round by default:
            one target sync per round).
 
-Evaluation plays `eval_episodes` greedy episodes at once, one in each env of a batch seeded apart
-from the training envs: several times faster than one env playing them in turn.
-
-Speed notes (2 CPU cores): the tf.functions use `autograph=False` (explicit tf.while_loop):
-AutoGraph-converting TF-Agents' Python code took ~15 s of setup, tracing without it ~1 s.
-Gradient steps run in a graph loop, one tf.function call per round. XLA (`jit_compile`) did
-not make the gradient step faster, and cannot compile the replay buffer's sampling.
 TensorFlow and TF-Agents are imported inside the methods.
 """
 from __future__ import annotations
 
-import os
-import time
 from dataclasses import dataclass
 from typing import Literal
 
-import numpy as np
-
-from agents._common import ROUND_METRICS, AgentWorkload, episode_observers, make_greedy_evaluation
+from agents.off_policy import OffPolicyWorkload, ReplayChecks
 
 TEST_PARAMS = {  # a few seconds: the conformance test
     "num_envs": 2, "fc_layers": [16], "replay_capacity": 1_000, "batch_size": 16, "initial_collect_steps": 40,
@@ -42,7 +32,7 @@ TEST_PARAMS = {  # a few seconds: the conformance test
 
 
 @dataclass
-class ValueBasedConfig:
+class ValueBasedConfig(ReplayChecks):
     """The fields every value-based agent has (defaults: CartPole-v1); the agent files add their own."""
 
     env_id: str = "CartPole-v1"  # Gymnasium id: discrete actions, vector observations
@@ -73,30 +63,20 @@ class ValueBasedConfig:
 
     def check_common(self, agent: str, vector_observations: bool = True) -> None:
         """ValueError on impossible values; SpecError unless the env has one discrete action (and its observations fit)."""
-        positive = ("num_envs", "learning_rate", "n_step_update", "replay_capacity", "batch_size",
-                    "collect_steps_per_iteration", "train_steps_per_iteration", "target_update_period",
-                    "epsilon_decay_steps", "env_steps_per_step", "eval_episodes", "max_env_steps")
-        for name in positive:
-            if getattr(self, name) <= 0:
-                raise ValueError(f"{name} must be positive, got {getattr(self, name)}")
+        window = self.n_step_update + max(self.frame_stack, 1)  # consecutive steps one sample reads
+        self.check_replay(("num_envs", "learning_rate", "n_step_update", "replay_capacity", "batch_size",
+                           "collect_steps_per_iteration", "train_steps_per_iteration", "target_update_period",
+                           "epsilon_decay_steps", "env_steps_per_step", "eval_episodes", "max_env_steps"),
+                          window, "n_step_update + max(frame_stack, 1) = ")
         if not self.fc_layers or any(units <= 0 for units in self.fc_layers):
             raise ValueError(f"fc_layers must be a non-empty list of positive sizes, got {list(self.fc_layers)}")
         if self.max_episode_steps < 0:
             raise ValueError(f"max_episode_steps cannot be negative, got {self.max_episode_steps}")
-        if not 0.0 < self.gamma <= 1.0:
-            raise ValueError(f"gamma must be in (0, 1], got {self.gamma}")
         for name in ("epsilon_start", "epsilon_end"):
             if not 0.0 <= getattr(self, name) <= 1.0:
                 raise ValueError(f"{name} must be in [0, 1], got {getattr(self, name)}")
         if self.initial_collect_steps < 0 or self.grad_clip < 0 or self.frame_stack < 0:
             raise ValueError("initial_collect_steps, grad_clip and frame_stack cannot be negative")
-        if self.collect_steps_per_iteration < self.num_envs:
-            raise ValueError(f"collect_steps_per_iteration ({self.collect_steps_per_iteration}) must be at "
-                             f"least num_envs ({self.num_envs}): a round steps every env at least once")
-        window = self.n_step_update + max(self.frame_stack, 1)  # consecutive steps one sample reads
-        if self.replay_capacity // self.num_envs < window:
-            raise ValueError(f"replay_capacity ({self.replay_capacity}) must hold n_step_update + "
-                             f"max(frame_stack, 1) = {window} steps per env")
         from agents.tf_env import spec_checked
         from envs.gym_envs import check_spaces
 
@@ -105,8 +85,10 @@ class ValueBasedConfig:
                      frame_stack=self.frame_stack)
 
 
-class ValueBasedWorkload(AgentWorkload):
-    """setup/step/save/restore/export of a Q-learning agent trained from a replay buffer (DQN, C51)."""
+class ValueBasedWorkload(OffPolicyWorkload):
+    """A Q-learning agent trained from a replay buffer (DQN, C51): the off-policy loop with a Q-network."""
+
+    loss_names = ("train/loss",)
 
     def make_network(self, observation_spec, action_spec):
         """The subclass's (online) Q-network."""
@@ -117,120 +99,54 @@ class ValueBasedWorkload(AgentWorkload):
 
         return tf.keras.optimizers.Adam(learning_rate=self.config.learning_rate)
 
-    def make_agent(self, time_step_spec, action_spec, epsilon):
-        """The subclass's TF-Agents agent over `self.q_network` and `self.optimizer`, exploring with `epsilon`."""
+    def make_agent(self, time_step_spec, action_spec):
+        """The subclass's TF-Agents agent over `q_network` and `optimizer`, exploring with `epsilon`."""
         raise NotImplementedError
 
     @classmethod
     def metric_names(cls, config) -> frozenset[str]:
-        return ROUND_METRICS | {"train/epsilon", "train/loss"}
+        return super().metric_names(config) | {"train/epsilon"}
 
-    # ------------------------------------------------------------------ setup
-    def setup(self) -> None:
-        os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")  # TF-Agents needs tf_keras (docs/stack.md)
+    @property
+    def sample_steps(self) -> int:
+        return self.config.n_step_update + 1  # the n-step return's transitions
+
+    def build_agent(self, time_step_spec, action_spec):
+        self.q_network = self.make_network(time_step_spec.observation, action_spec)
+        self.optimizer = self.make_optimizer()
+        agent = self.make_agent(time_step_spec, action_spec)
+        self.optimizer.build(self.q_network.trainable_variables)  # slots now, not inside the train loop
+        return agent
+
+    def epsilon(self):
+        """Exploration rate, from the env step counter (read inside the collect graph): 1 until `learning_starts`."""
         import tensorflow as tf
-        from tf_agents.drivers import dynamic_step_driver
-        from tf_agents.replay_buffers import tf_uniform_replay_buffer
-
 
         cfg = self.config
-        tf.keras.utils.set_random_seed(cfg.seed)  # Python, NumPy and TensorFlow
+        fraction = tf.minimum(tf.cast(self.env_steps, tf.float32) / float(cfg.epsilon_decay_steps), 1.0)
+        decayed = cfg.epsilon_start + fraction * (cfg.epsilon_end - cfg.epsilon_start)
+        return tf.where(self.env_steps < self.learning_starts, 1.0, decayed)
 
-        # Environments (id and spaces were checked with the config). Training envs are the learner's
-        # (Atari: episodic life, clipped rewards), evaluation envs play the full game. Rebuilt only for
-        # its policy (`lab eval`, `lab export`): one env for the specs, no eval envs.
-        policy_only = self.context.policy_only
-        self.make_envs(cfg.max_episode_steps)
+    def make_replay(self):
+        """Stacked frames (`frame_stack`) are stored once each: only the newest frame of each observation."""
+        cfg = self.config
+        if not cfg.frame_stack:
+            return super().make_replay()
+        from agents.frame_replay import NewestFrameReplay
 
-        # Q-network, optimizer, counters, agent.
-        self.q_network = self.make_network(self.train_env.observation_spec(), self.train_env.action_spec())
-        self.optimizer = self.make_optimizer()
-        self.train_step = tf.Variable(0, dtype=tf.int64, trainable=False, name="train_step")  # gradient steps
-        self.env_steps = tf.Variable(0, dtype=tf.int64, trainable=False, name="env_steps")
-        self.learning_starts = max(cfg.initial_collect_steps, cfg.num_envs * (cfg.n_step_update + 1))
+        replay = NewestFrameReplay(self.agent.collect_data_spec, batch_size=cfg.num_envs,
+                                   max_length=cfg.replay_capacity // cfg.num_envs, frames=cfg.frame_stack)
+        self.replay_buffer = replay.buffer
+        return replay
 
-        def epsilon():
-            """Exploration rate, from the env step counter (read inside the collect graph)."""
-            fraction = tf.minimum(tf.cast(self.env_steps, tf.float32) / float(cfg.epsilon_decay_steps), 1.0)
-            decayed = cfg.epsilon_start + fraction * (cfg.epsilon_end - cfg.epsilon_start)
-            return tf.where(self.env_steps < self.learning_starts, 1.0, decayed)
+    def loss_metrics(self, loss_info) -> list:
+        return [loss_info.loss]
 
-        self.epsilon = epsilon
-        self.agent = self.make_agent(self.train_env.time_step_spec(), self.train_env.action_spec(), epsilon)
-        self.agent.initialize()  # copies the online network into the target network
-        self.optimizer.build(self.q_network.trainable_variables)  # slots now, not inside the train loop
-        self.eval_policy = self.agent.policy
-        saved = dict(agent=self.agent, q_network=self.q_network, optimizer=self.optimizer,
-                     train_step=self.train_step, env_steps=self.env_steps)
-        if policy_only:  # no replay buffer, no collect/train/evaluate functions
-            self.checkpoint = tf.train.Checkpoint(**saved)
-            return
+    def checkpointed(self) -> dict:
+        return dict(agent=self.agent, q_network=self.q_network, optimizer=self.optimizer,
+                    train_step=self.train_step, env_steps=self.env_steps)
 
-        # Replay buffer: one row per env; stacked frames stored once each (frame_stack).
-        if cfg.frame_stack:
-            from agents.frame_replay import NewestFrameReplay
-
-            replay = NewestFrameReplay(self.agent.collect_data_spec, batch_size=cfg.num_envs,
-                                       max_length=cfg.replay_capacity // cfg.num_envs, frames=cfg.frame_stack)
-            self.replay_buffer = replay.buffer
-        else:
-            replay = self.replay_buffer = tf_uniform_replay_buffer.TFUniformReplayBuffer(
-                data_spec=self.agent.collect_data_spec, batch_size=cfg.num_envs,
-                max_length=cfg.replay_capacity // cfg.num_envs,
-            )
-
-        # Collect: one driver run is one round; observers fill the buffer and count steps and returns.
-        count_env_steps, track_returns, self.running_returns, self.finished_returns = episode_observers(
-            cfg.num_envs, self.env_steps)
-
-        driver = dynamic_step_driver.DynamicStepDriver(
-            self.train_env, self.agent.collect_policy,
-            observers=[replay.add_batch, count_env_steps, track_returns],
-            num_steps=cfg.collect_steps_per_iteration,
-        )
-
-        @tf.function(autograph=False)
-        def collect():
-            driver.run()
-            return self.env_steps.value()
-
-        # Train: the round's gradient steps in one graph loop; returns their mean loss.
-        @tf.function(autograph=False)
-        def train():
-            def gradient_step(i, total):
-                experience, _ = replay.get_next(
-                    sample_batch_size=cfg.batch_size, num_steps=cfg.n_step_update + 1
-                )
-                return i + 1, total + self.agent.train(experience).loss
-
-            _, total = tf.while_loop(
-                lambda i, _: i < cfg.train_steps_per_iteration, gradient_step, (tf.constant(0), tf.constant(0.0))
-            )
-            return total / cfg.train_steps_per_iteration
-
-        # Evaluate: one greedy episode in each eval env, all at once; an env's first episode counts.
-        evaluate = make_greedy_evaluation(self.eval_policy, self.eval_env, cfg.eval_episodes)
-
-        # Trace all three now (takes no env step): concrete functions never retrace.
-        started = time.perf_counter()
-        self._collect = collect.get_concrete_function()
-        self._train = train.get_concrete_function()
-        self._evaluate = evaluate.get_concrete_function()
-        self.trace_seconds = time.perf_counter() - started
-
-        if cfg.save_replay_buffer:
-            saved["replay_buffer"] = self.replay_buffer
-        self.checkpoint = tf.train.Checkpoint(**saved)
-
-    # ------------------------------------------------------------------ training
     def step(self) -> dict[str, float | bool]:
-        """Collect/train rounds for `env_steps_per_step` env steps, then a greedy evaluation."""
-        def one_round(steps):
-            steps = int(self._collect())
-            return steps, (self._train() if steps >= self.learning_starts else None)  # none while random steps fill
-
-        metrics, losses = self.train_rounds(one_round)
+        metrics = super().step()
         metrics["train/epsilon"] = float(self.epsilon())
-        if losses:
-            metrics["train/loss"] = float(np.mean(losses))
         return metrics

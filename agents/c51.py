@@ -7,7 +7,7 @@ target is the n-step Bellman update of the target network's distribution, projec
 the atoms, and its loss the cross-entropy to that target. The greedy action maximises the mean.
 
 The loop (envs, replay buffer, collect/train rounds, greedy evaluation, checkpoints) is DQN's,
-agents/_value_based.py; this file holds the `Config`, the network and the agent.
+agents/off_policy.py with agents/_value_based.py; this file holds the `Config`, the network and the agent.
 
 The support must cover the returns: on CartPole-v1 (reward 1 per step, gamma 0.99) discounted
 returns reach ~99, so the defaults span [0, 100]. With a support that clips them (TF-Agents'
@@ -46,14 +46,14 @@ class C51(ValueBasedWorkload):
         return categorical_q_network.CategoricalQNetwork(
             observation_spec, action_spec, num_atoms=self.config.num_atoms, fc_layer_params=tuple(self.config.fc_layers))
 
-    def make_agent(self, time_step_spec, action_spec, epsilon):
+    def make_agent(self, time_step_spec, action_spec):
         """Its loss: the cross-entropy to the projected n-step target distribution."""
         from tf_agents.agents.categorical_dqn import categorical_dqn_agent
 
         cfg = self.config
         return categorical_dqn_agent.CategoricalDqnAgent(
             time_step_spec, action_spec, categorical_q_network=self.q_network, optimizer=self.optimizer,
-            min_q_value=cfg.min_q_value, max_q_value=cfg.max_q_value, epsilon_greedy=epsilon,
+            min_q_value=cfg.min_q_value, max_q_value=cfg.max_q_value, epsilon_greedy=self.epsilon,
             n_step_update=cfg.n_step_update, target_update_tau=1.0, target_update_period=cfg.target_update_period,
             gamma=cfg.gamma, gradient_clipping=cfg.grad_clip or None, train_step_counter=self.train_step,
         )

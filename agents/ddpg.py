@@ -1,8 +1,8 @@
 """DDPG (deterministic actor, one critic, Ornstein-Uhlenbeck exploration noise) with TF-Agents.
 
-Reads top to bottom: the `Config` (its defaults, with the shared ones of `OffPolicyConfig`, reach
+Reads top to bottom: the `Config` (its defaults, with the shared ones of `ContinuousConfig`, reach
 -200 on Pendulum-v1), then the networks and the agent. The loop (batched envs, replay buffer, traced
-collect/train rounds, the batched greedy evaluation, checkpoints, export) is agents/_continuous.py.
+collect/train rounds, the batched greedy evaluation, checkpoints, export) is agents/off_policy.py.
 
 Actor: TF-Agents' deterministic ActorNetwork (tanh, scaled to the action bounds); the agent explores
 with Ornstein-Uhlenbeck noise on its actions (TF-Agents' OUNoisePolicy). Critic: TF-Agents'
@@ -14,16 +14,16 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from agents._continuous import TEST_PARAMS, OffPolicyConfig, OffPolicyWorkload
+from agents._continuous import TEST_PARAMS, ContinuousConfig, ContinuousWorkload
 
 
-class DDPG(OffPolicyWorkload):
+class DDPG(ContinuousWorkload):
     name = "ddpg"
     label = "DDPG"
     test_params = dict(TEST_PARAMS)  # a few seconds: the conformance test (tests/test_conformance.py)
 
     @dataclass
-    class Config(OffPolicyConfig):
+    class Config(ContinuousConfig):
         ou_stddev: float = 0.2  # scale of the Ornstein-Uhlenbeck exploration noise
         ou_damping: float = 0.15  # its pull back towards 0 per step
         dqda_clipping: float = 0.0  # clip the critic's action gradient to this magnitude (0: none)
@@ -33,7 +33,7 @@ class DDPG(OffPolicyWorkload):
                 raise ValueError("ou_stddev and dqda_clipping cannot be negative, ou_damping must be in [0, 1]")
             self.check_common("DDPG")
 
-    def make_agent(self, time_step_spec, action_spec, train_step):
+    def make_agent(self, time_step_spec, action_spec):
         import tensorflow as tf
         from tf_agents.agents.ddpg import actor_network, critic_network, ddpg_agent
 
@@ -50,7 +50,7 @@ class DDPG(OffPolicyWorkload):
             ou_stddev=cfg.ou_stddev, ou_damping=cfg.ou_damping,
             target_update_tau=cfg.target_update_tau, target_update_period=1,
             dqda_clipping=cfg.dqda_clipping or None, td_errors_loss_fn=tf.math.squared_difference,
-            gamma=cfg.gamma, train_step_counter=train_step,
+            gamma=cfg.gamma, train_step_counter=self.train_step,
         )
         actor_optimizer.build(actor.trainable_variables)  # Adam's slots now, not inside the traced train loop
         critic_optimizer.build(critic.trainable_variables)

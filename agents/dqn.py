@@ -1,7 +1,8 @@
 """DQN with TF-Agents on a Gymnasium environment with discrete actions: double, dueling, n-step.
 
 The `Config` (its defaults solve CartPole-v1) and the Q-network and agent; the loop (envs, replay
-buffer, collect/train rounds, greedy evaluation, checkpoints) is agents/_value_based.py's.
+buffer, collect/train rounds, greedy evaluation, checkpoints) is agents/off_policy.py's, with the
+Q-network family's parts in agents/_value_based.py.
 `conv_layers` put convolutions (uint8 pixels scaled to 0..1 in the network, agents/pixels.py) before the dense layers, for image
 observations such as Atari's; `optimizer: rmsprop` is the DQN paper's.
 """
@@ -52,7 +53,7 @@ class DQN(ValueBasedWorkload):
                                                epsilon=1e-5, centered=True)
         return super().make_optimizer()
 
-    def make_agent(self, time_step_spec, action_spec, epsilon):
+    def make_agent(self, time_step_spec, action_spec):
         from tf_agents.agents.dqn import dqn_agent
         from tf_agents.utils import common
 
@@ -60,7 +61,7 @@ class DQN(ValueBasedWorkload):
         agent_cls = dqn_agent.DdqnAgent if cfg.double_dqn else dqn_agent.DqnAgent
         return agent_cls(
             time_step_spec, action_spec, q_network=self.q_network, optimizer=self.optimizer,
-            epsilon_greedy=epsilon, n_step_update=cfg.n_step_update, target_update_tau=1.0,
+            epsilon_greedy=self.epsilon, n_step_update=cfg.n_step_update, target_update_tau=1.0,
             target_update_period=cfg.target_update_period, td_errors_loss_fn=common.element_wise_huber_loss,
             gamma=cfg.gamma, gradient_clipping=cfg.grad_clip or None, train_step_counter=self.train_step,
         )

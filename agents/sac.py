@@ -1,8 +1,8 @@
 """SAC (soft actor-critic, twin critics, learned temperature) with TF-Agents on continuous-action envs.
 
-Reads top to bottom: the `Config` (its defaults, with the shared ones of `OffPolicyConfig`, reach
+Reads top to bottom: the `Config` (its defaults, with the shared ones of `ContinuousConfig`, reach
 -200 on Pendulum-v1), then the networks and the agent. The loop (batched envs, replay buffer, traced
-collect/train rounds, the batched greedy evaluation, checkpoints, export) is agents/_continuous.py.
+collect/train rounds, the batched greedy evaluation, checkpoints, export) is agents/off_policy.py.
 
 Actor: a tanh-squashed Gaussian (TF-Agents' TanhNormalProjectionNetwork) on an MLP; evaluation and
 export act with its mode (GreedyPolicy). Critic: TF-Agents' CriticNetwork on [observation, action];
@@ -14,17 +14,17 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from agents._continuous import TEST_PARAMS, OffPolicyConfig, OffPolicyWorkload
+from agents._continuous import TEST_PARAMS, ContinuousConfig, ContinuousWorkload
 
 
-class SAC(OffPolicyWorkload):
+class SAC(ContinuousWorkload):
     name = "sac"
     label = "SAC"
     test_params = dict(TEST_PARAMS)  # a few seconds: the conformance test (tests/test_conformance.py)
     loss_names = ("train/actor_loss", "train/critic_loss", "train/alpha_loss", "train/alpha")
 
     @dataclass
-    class Config(OffPolicyConfig):
+    class Config(ContinuousConfig):
         alpha_learning_rate: float = 1e-3  # Adam, on log(alpha), the entropy temperature
         initial_alpha: float = 1.0  # the temperature at the start
         target_entropy: float | None = None  # the entropy alpha steers towards (None: TF-Agents' -action dims / 2)
@@ -35,7 +35,7 @@ class SAC(OffPolicyWorkload):
                 raise ValueError("alpha_learning_rate, initial_alpha and reward_scale_factor must be positive")
             self.check_common("SAC")
 
-    def make_agent(self, time_step_spec, action_spec, train_step):
+    def make_agent(self, time_step_spec, action_spec):
         import math
 
         import tensorflow as tf
@@ -61,7 +61,7 @@ class SAC(OffPolicyWorkload):
             target_update_tau=cfg.target_update_tau, target_update_period=1,
             td_errors_loss_fn=tf.math.squared_difference, gamma=cfg.gamma,
             reward_scale_factor=cfg.reward_scale_factor, initial_log_alpha=math.log(cfg.initial_alpha),
-            target_entropy=cfg.target_entropy, train_step_counter=train_step,
+            target_entropy=cfg.target_entropy, train_step_counter=self.train_step,
         )
 
     def loss_metrics(self, loss_info) -> list:

@@ -1,8 +1,8 @@
 """TD3 (twin delayed DDPG: twin critics, delayed actor updates, target policy smoothing) with TF-Agents.
 
-Reads top to bottom: the `Config` (its defaults, with the shared ones of `OffPolicyConfig`, reach
+Reads top to bottom: the `Config` (its defaults, with the shared ones of `ContinuousConfig`, reach
 -200 on Pendulum-v1), then the networks and the agent. The loop (batched envs, replay buffer, traced
-collect/train rounds, the batched greedy evaluation, checkpoints, export) is agents/_continuous.py.
+collect/train rounds, the batched greedy evaluation, checkpoints, export) is agents/off_policy.py.
 
 Actor: TF-Agents' deterministic ActorNetwork (tanh, scaled to the action bounds); the agent explores
 with Gaussian noise on its actions. Critic: TF-Agents' CriticNetwork on [observation, action], with
@@ -17,16 +17,16 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from agents._continuous import TEST_PARAMS, OffPolicyConfig, OffPolicyWorkload
+from agents._continuous import TEST_PARAMS, ContinuousConfig, ContinuousWorkload
 
 
-class TD3(OffPolicyWorkload):
+class TD3(ContinuousWorkload):
     name = "td3"
     label = "TD3"
     test_params = dict(TEST_PARAMS)  # a few seconds: the conformance test (tests/test_conformance.py)
 
     @dataclass
-    class Config(OffPolicyConfig):
+    class Config(ContinuousConfig):
         exploration_noise_std: float = 0.1  # Gaussian noise on the collect policy's actions
         actor_update_period: int = 2  # gradient steps per actor (and target) update: the "delayed" of TD3
         target_policy_noise: float = 0.2  # Gaussian noise on the target actor's actions (smoothing)
@@ -40,7 +40,7 @@ class TD3(OffPolicyWorkload):
                     raise ValueError(f"{name} cannot be negative, got {getattr(self, name)}")
             self.check_common("TD3")
 
-    def make_agent(self, time_step_spec, action_spec, train_step):
+    def make_agent(self, time_step_spec, action_spec):
         import tensorflow as tf
         from tf_agents.agents.ddpg import actor_network, critic_network
         from tf_agents.agents.td3 import td3_agent
@@ -60,7 +60,7 @@ class TD3(OffPolicyWorkload):
             target_update_tau=cfg.target_update_tau, target_update_period=cfg.actor_update_period,
             actor_update_period=cfg.actor_update_period, td_errors_loss_fn=tf.math.squared_difference,
             gamma=cfg.gamma, target_policy_noise=cfg.target_policy_noise,
-            target_policy_noise_clip=cfg.target_policy_noise_clip, train_step_counter=train_step,
+            target_policy_noise_clip=cfg.target_policy_noise_clip, train_step_counter=self.train_step,
         )
         # Adam's slots now, in a fixed order (the agent lists the critics' variables in a set, whose order
         # changes from instance to instance: slots built from it did not restore into another instance).
