@@ -109,28 +109,6 @@ def read_checkpoint(checkpoint, checkpoint_dir: str, name: str, agent: str) -> N
     checkpoint.read(path).assert_existing_objects_matched()
 
 
-POLICY_META = "lab_policy.json"  # written beside a PolicySaver export: which env and agent it belongs to
-
-
-def export_policy(policy, out_dir: str, train_step, env_id: str, agent: str, max_episode_steps: int = 0) -> str:
-    """Save the greedy `policy` with TF-Agents' PolicySaver into `<out_dir>/policy`; return that folder.
-
-    A `lab_policy.json` beside the SavedModel names the env id and agent, so `lab eval PATH` can rebuild
-    the environment (and `max_episode_steps`, the time limit the agent was trained and evaluated with,
-    0: the env's own). Loading in a fresh process needs `import tensorflow_probability` first (docs/stack.md).
-    """
-    import json
-
-    from tf_agents.policies import policy_saver
-
-    path = os.path.join(out_dir, "policy")
-    policy_saver.PolicySaver(policy, train_step=train_step).save(path)
-    with open(os.path.join(path, POLICY_META), "w") as handle:
-        json.dump({"env_id": env_id, "agent": agent, "train_step": int(train_step.numpy()),
-                   "max_episode_steps": int(max_episode_steps)}, handle)
-    return path
-
-
 def close_envs(*envs) -> None:
     for env in envs:
         if env is not None:
@@ -138,7 +116,7 @@ def close_envs(*envs) -> None:
 
 
 class AgentWorkload(Workload):
-    """What every agent's base (agents/_value_based.py, _on_policy.py, _continuous.py) shares.
+    """What every agent's base (agents/off_policy.py, _on_policy.py) shares.
 
     A subclass's `setup` sets `agent`, `eval_policy` (the greedy policy it evaluates and exports),
     `train_env`, `eval_env`, `train_step` and `checkpoint` (a tf.train.Checkpoint). With
@@ -206,13 +184,15 @@ class AgentWorkload(Workload):
 
     def export(self, out_dir: str) -> str:
         """The greedy policy, saved with PolicySaver (`lab export`, `lab eval PATH`)."""
+        from agents.saved_policy import export_policy
+
         return export_policy(self.eval_policy, out_dir, self.train_step, self.config.env_id, self.label,
                              getattr(self.config, "max_episode_steps", 0))
 
     @classmethod
     def load_exported(cls, path: str):
-        """The policy `export` wrote (a SavedModel), loaded; trusted, as the caller exported it (agents/evaluate.py)."""
-        from agents.evaluate import load_policy
+        """The policy `export` wrote (a SavedModel), loaded; trusted, as the caller exported it."""
+        from agents.saved_policy import load_policy
 
         return load_policy(path, trust=True)
 

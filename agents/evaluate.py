@@ -4,9 +4,9 @@
     lab eval out/policy --video run.gif       # a PolicySaver folder written by `lab export`
 
 A policy is a TF-Agents PolicySaver SavedModel with a `lab_policy.json` beside it naming the env id
-and agent (agents/_common.export_policy). An experiment id is turned into one: its trial's workload is
-rebuilt and restored (lab/results/artifacts.py), then exported into a temporary folder, so both ways evaluate
-exactly what `lab export` ships. Episodes run in one Gymnasium env with the lab's preprocessing
+and agent (agents/saved_policy.py, which writes and reads it). An experiment id is turned into one: its
+trial's workload is rebuilt and restored (lab/results/artifacts.py), then exported into a temporary folder,
+so both ways evaluate exactly what `lab export` ships. Episodes run in one Gymnasium env with the lab's preprocessing
 (envs/gym_envs.py), episode i reset with seed `seed + i`; the first one is rendered when a video is
 asked for (GIF with imageio, MP4 with imageio-ffmpeg).
 """
@@ -19,7 +19,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from agents._common import POLICY_META
+from agents.saved_policy import POLICY_META, load_policy, policy_folder  # noqa: F401  (load_policy: named
+#   here by the `agent_lab.loaders` entry point of installs made before it moved to agents/saved_policy.py)
 from lab.errors import LabError
 from lab.results.provenance import check_trusted
 
@@ -67,20 +68,6 @@ def evaluate(source: str, episodes: int = 10, video: str | None = None, trial_id
     return evaluate_policy(folder, episodes, video, seed)
 
 
-def load_policy(path: str, trust: bool = False):
-    """The TF-Agents policy `lab export` wrote (its folder, or the folder above it), loaded with
-    `tf.saved_model.load`; one this lab did not export is refused unless `trust` (it is code)."""
-    folder = policy_folder(path)
-    check_trusted(folder, "policy", trust)
-    from lab import settings
-
-    settings.apply_worker_env()
-    import tensorflow as tf
-    import tensorflow_probability  # noqa: F401  (registers the TFP specs the saved policy refers to)
-
-    return tf.saved_model.load(folder)
-
-
 def export_experiment(experiment_id: int, out: str, trial_id: str | None = None) -> tuple[str, str]:
     """Restore the experiment's (best or named) trial and export its policy under `out`; (path, trial id)."""
     from lab import settings
@@ -104,21 +91,6 @@ def export_experiment(experiment_id: int, out: str, trial_id: str | None = None)
         return workload.export(out), trial["trial_id"]
     finally:
         workload.close()
-
-
-def policy_folder(path: str) -> str:
-    """The PolicySaver folder at `path` (or at `path/policy`, the layout `lab export --out` writes)."""
-    if not os.path.exists(path):
-        raise LabError(f"no such experiment id or policy folder: '{path}'")
-    if not os.path.isdir(path):
-        raise LabError(f"'{path}' is a file: lab eval needs a policy folder (written by `lab export`) or an id")
-    for candidate in (path, os.path.join(path, "policy")):
-        if os.path.isfile(os.path.join(candidate, "saved_model.pb")):
-            for name in (POLICY_META, "policy_specs.pbtxt"):
-                if not os.path.isfile(os.path.join(candidate, name)):
-                    raise LabError(f"'{candidate}' is a SavedModel without {name}, not a policy from `lab export`")
-            return candidate
-    raise LabError(f"'{path}' is not a saved policy (no saved_model.pb): export one with `lab export ID --out DIR`")
 
 
 def evaluate_policy(path: str, episodes: int, video: str | None, seed: int) -> Evaluation:

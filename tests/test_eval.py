@@ -72,7 +72,7 @@ def test_eval_of_exported_policy_matches_eval_by_id(trained, by_id, tmp_path):
     assert by_path.returncode == 0 and by_id[0].returncode == 0, by_path.stderr[-2000:]
     assert RETURN.search(by_path.stdout).groups() == RETURN.search(by_id[0].stdout).groups()  # same policy and seeds
     assert (tmp_path / "x.mp4").stat().st_size > 1000
-    from agents.evaluate import policy_folder
+    from agents.saved_policy import policy_folder
 
     assert policy_folder(str(policy.parent)) == str(policy)  # the --out folder of `lab export` is accepted too
 
