@@ -64,10 +64,56 @@ def test_a_crafted_skops_file_is_refused_before_anything_runs(tmp_path, which):
     assert not marker.exists()
 
 
+def catalogue_types() -> set[str]:
+    """Every type beyond skops' defaults that the lab's fitted pipelines name (a few seconds)."""
+    import warnings
+
+    import numpy as np
+    import pandas as pd
+    import skops.io
+    from sklearn.base import is_regressor
+    from sklearn.cluster import DBSCAN, KMeans
+    from sklearn.ensemble import IsolationForest
+    from sklearn.linear_model import LogisticRegression, Ridge
+    from sklearn.mixture import GaussianMixture
+    from sklearn.pipeline import make_pipeline
+
+    from classical import clustering, datasets, models
+    from classical._transformers import preprocessor
+    from classical.cross_validation import build_pipeline
+
+    found: set[str] = set()
+
+    def add(pipeline) -> None:
+        found.update(skops.io.get_untrusted_types(data=skops.io.dumps(pipeline)))
+
+    rng = np.random.RandomState(0)
+    X, labels, values = rng.rand(60, 4), np.arange(60) % 3, rng.rand(60)
+    frame = pd.DataFrame({"a": rng.rand(60), "b": rng.rand(60) + 1, "c": rng.rand(60), "d": rng.rand(60),
+                          "kind": np.array(["x", "y", "z"])[labels]})
+    frame.loc[3, "a"] = np.nan
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        for name in models.names():
+            pipeline = models.make(name)
+            add(pipeline.fit(X, values if is_regressor(pipeline) else labels))
+        knn = models.make("knn").set_params(kneighborsclassifier__algorithm="ball_tree")
+        add(knn.fit(X, labels))
+        for reduce in ("pca", "incremental_pca", "kernel_pca", "lle"):
+            add(build_pipeline("logistic", reduce, 2).fit(X, labels))
+        chapter2 = preprocessor(frame, ratios=["a/b"], log_columns=["c"], cluster_columns=["d"], n_clusters=3)
+        add(make_pipeline(chapter2, LogisticRegression()).fit(frame, labels))
+        add(make_pipeline(datasets.preprocessor(frame), Ridge()).fit(frame, values))
+        for estimator in (KMeans(3, n_init=1), DBSCAN(), GaussianMixture(2), IsolationForest(n_estimators=5)):
+            for data, scale, pca in ((X, False, 0), (X, True, 2), (frame, False, 2)):
+                add(clustering.make_pipeline(data, scale, pca, estimator).fit(data))
+    return found
+
+
 @pytest.mark.slow
 def test_the_trust_list_is_exactly_what_the_catalogue_needs():
     """Derived from the catalogue (every model, reducer, preprocessing, clustering and anomaly pipeline)."""
-    from classical._skops_trust import TRUSTED_TYPES, catalogue_types
+    from classical._skops_trust import TRUSTED_TYPES
 
     assert catalogue_types() == set(TRUSTED_TYPES)
     assert not any(t.endswith(".") or t in ("numpy", "sklearn", "scipy") for t in TRUSTED_TYPES)
@@ -253,7 +299,7 @@ def fake_policy(folder):
 
 
 def test_eval_refuses_a_policy_this_lab_did_not_export(tmp_path, lab_home):
-    from agents.evaluate import load_policy
+    from agents.saved_policy import load_policy
     from lab.results import provenance
     from tests.conftest import lab
 
