@@ -60,11 +60,9 @@ class ContinuousConfig(ReplayChecks):
             raise ValueError(f"target_update_tau must be in (0, 1], got {self.target_update_tau}")
         if self.initial_collect_steps < 0:
             raise ValueError("initial_collect_steps cannot be negative")
-        from agents.tf_env import spec_checked
-        from envs.gym_envs import check_spaces
+        from agents.tf_env import check_agent_env
 
-        spec_checked(check_spaces, self.env_id, agent, discrete_actions=False,  # before any trial starts
-                     backend=self.env_backend)
+        check_agent_env(self.env_id, agent, self.env_backend, discrete_actions=False)
 
 
 class ContinuousWorkload(OffPolicyWorkload):

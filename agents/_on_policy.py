@@ -68,11 +68,10 @@ class OnPolicyConfig:
         if any(len(layer) != 3 or min(layer) <= 0 for layer in self.conv_layers):
             raise ValueError(f"conv_layers must be [filters, kernel, stride] triples of positive integers, "
                              f"got {[list(layer) for layer in self.conv_layers]}")
-        from agents.tf_env import spec_checked
-        from envs.gym_envs import check_spaces
+        from agents.tf_env import check_agent_env
 
-        spec_checked(check_spaces, self.env_id, agent, discrete_actions=discrete_actions,  # before any trial starts
-                     vector_observations=not self.conv_layers, backend=self.env_backend)
+        check_agent_env(self.env_id, agent, self.env_backend, discrete_actions=discrete_actions,
+                        vector_observations=not self.conv_layers)
 
 
 class OnPolicyWorkload(AgentWorkload):

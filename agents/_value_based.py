@@ -77,12 +77,10 @@ class ValueBasedConfig(ReplayChecks):
                 raise ValueError(f"{name} must be in [0, 1], got {getattr(self, name)}")
         if self.initial_collect_steps < 0 or self.grad_clip < 0 or self.frame_stack < 0:
             raise ValueError("initial_collect_steps, grad_clip and frame_stack cannot be negative")
-        from agents.tf_env import spec_checked
-        from envs.gym_envs import check_spaces
+        from agents.tf_env import check_agent_env
 
-        spec_checked(check_spaces, self.env_id, agent, discrete_actions=True,  # before any trial starts
-                     vector_observations=vector_observations, backend=self.env_backend,
-                     frame_stack=self.frame_stack)
+        check_agent_env(self.env_id, agent, self.env_backend, discrete_actions=True,
+                        vector_observations=vector_observations, frame_stack=self.frame_stack)
 
 
 class ValueBasedWorkload(OffPolicyWorkload):

@@ -7,12 +7,13 @@ TensorFlow, TF-Agents and Gymnasium are imported inside the functions, so import
 cheap. The batch is one Gymnasium vector env (`agents/vector_env.py`); `vector=False` builds TF-Agents'
 `BatchedPyEnvironment` without threads instead (on 2 cores faster than threads or
 `ParallelPyEnvironment`). Member `i` is seeded with `seed + i`. `spec_checked` turns the EnvError of
-`envs`' checks into the lab's SpecError.
+`envs`' checks into the lab's SpecError; `check_agent_env` runs those an agent's config needs.
 """
 from __future__ import annotations
 
 from typing import Any
 
+from agents.vector_env import make_vector_py_env
 from lab.errors import SpecError
 
 
@@ -25,6 +26,17 @@ def spec_checked(check, *args, **kwargs) -> None:
         check(*args, **kwargs)
     except EnvError as exc:
         raise SpecError(str(exc)) from None
+
+
+def check_agent_env(env_id: str, agent: str, backend: str = "gymnasium", **space_kwargs: Any) -> None:
+    """SpecError, before any trial starts, unless Gymnasium knows `env_id`, the env `backend` can step it
+    (envs.backends.resolve_backend) and its spaces suit `agent` (envs.gym_envs.check_spaces, `space_kwargs`)."""
+    from envs.backends import resolve_backend
+    from envs.gym_envs import check_env_id, check_spaces
+
+    spec_checked(check_env_id, env_id)
+    spec_checked(resolve_backend, env_id, backend)
+    spec_checked(check_spaces, env_id, agent, **space_kwargs)
 
 
 def make_py_env(env_id: str, seed: int | None = None, training: bool = False, **load_kwargs: Any):
@@ -58,11 +70,12 @@ def make_tf_env(env_id: str, num_envs: int = 1, seed: int = 0, vector: bool = Tr
     """
     from tf_agents.environments import batched_py_environment, tf_py_environment
 
-    if vector:
-        from agents.vector_env import make_vector_py_env
+    from envs.gym_envs import check_env_id
 
+    if vector:
         if set(load_kwargs) - {"max_episode_steps"}:
             raise TypeError(f"make_tf_env(vector=True) takes no {sorted(set(load_kwargs) - {'max_episode_steps'})}")
+        spec_checked(check_env_id, env_id)
         return tf_py_environment.TFPyEnvironment(
             make_vector_py_env(env_id, num_envs, seed, training=training, backend=backend, **load_kwargs))
     envs = [make_py_env(env_id, seed + i, training, **load_kwargs) for i in range(num_envs)]

@@ -28,13 +28,13 @@ def make_vector_py_env(env_id: str, num_envs: int, seed: int = 0, max_episode_st
     """`num_envs` copies of `env_id` (with the lab's preprocessing) in one batched PyEnvironment.
 
     `max_episode_steps`: a time limit other than the id's own. `training`: the learner's envs (Atari:
-    episodic life, clipped rewards). `backend`: gymnasium | envpool | auto (envs/backends.py).
+    episodic life, clipped rewards). `backend`: gymnasium | envpool | auto (envs/backends.py). An unknown
+    id is envs' EnvError (agents/tf_env.make_tf_env raises it as the lab's SpecError).
     """
-    from agents.tf_env import spec_checked
     from envs.backends import make_vector_env
     from envs.gym_envs import check_env_id
 
-    spec_checked(check_env_id, env_id)
+    check_env_id(env_id)
     return _vector_env_class()(make_vector_env(env_id, num_envs, seed, training, max_episode_steps, backend),
                                num_envs, seed)
 

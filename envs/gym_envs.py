@@ -75,18 +75,15 @@ def check_env_id(env_id: str) -> None:
 
 
 def check_spaces(env_id: str, agent: str, discrete_actions: bool | None, vector_observations: bool = True,
-                 backend: str = "gymnasium", frame_stack: int = 0) -> None:
-    """EnvError, before anything runs, when the env's spaces do not suit the agent or the env backend asked
-    for cannot step it (`envs.backends.resolve_backend`: envpool installed, the id there).
+                 frame_stack: int = 0) -> None:
+    """EnvError, before anything runs, when the env's spaces do not suit the agent (whether the env backend
+    asked for can step it is `envs.backends.resolve_backend`'s check).
 
     `discrete_actions`: True (DQN, C51), False (SAC, TD3, DDPG) or None (either, e.g. PPO).
     `vector_observations`: True: flat vectors (MLP networks); False: images (height, width, channels; conv).
     `frame_stack`: when positive, the observations must be that many stacked frames (height, width, frame_stack).
     """
-    from envs.backends import resolve_backend
-
     check_env_id(env_id)
-    resolve_backend(env_id, backend)
     env = make_gym_env(env_id)  # with the lab's preprocessing (Atari: (84, 84, 4) uint8 frames)
     try:
         action_space, observation_space = env.action_space, env.observation_space
