@@ -109,6 +109,23 @@ def read_checkpoint(checkpoint, checkpoint_dir: str, name: str, agent: str) -> N
     checkpoint.read(path).assert_existing_objects_matched()
 
 
+def distribution_parameters(policy, observations: np.ndarray) -> np.ndarray:
+    """The floating-point tensors of `policy`'s action distribution for `observations` (a TFP distribution
+    is a composite tensor: logits, or loc and scale), one row per observation."""
+    import tensorflow as tf
+    from tf_agents.trajectories import time_step as ts
+
+    observations = tf.convert_to_tensor(observations, dtype=policy.time_step_spec.observation.dtype)
+    distribution = policy.distribution(ts.restart(observations, batch_size=len(observations))).action
+    n, rows = len(observations), []
+    for part in tf.nest.flatten(distribution, expand_composites=True):
+        if part.dtype.is_floating:  # per observation, or shared by all (a scalar, a state-independent scale)
+            value = part.numpy()
+            per_row = value.ndim > 0 and value.shape[0] == n
+            rows.append(value.reshape(n, -1) if per_row else np.broadcast_to(value.reshape(1, -1), (n, value.size)))
+    return np.concatenate(rows, axis=1)
+
+
 def close_envs(*envs) -> None:
     for env in envs:
         if env is not None:
@@ -164,6 +181,11 @@ class AgentWorkload(Workload):
 
         observations = tf.convert_to_tensor(observations, dtype=self.observation_spec().dtype)
         return self.eval_policy.action(ts.restart(observations, batch_size=len(observations))).action.numpy()
+
+    def policy_outputs(self, observations: np.ndarray) -> np.ndarray:
+        """What the policy acts on, for a batch of observations, one row each: here the parameters of the
+        collect policy's action distribution (logits; means and scales). The restore check compares them."""
+        return distribution_parameters(self.agent.collect_policy, observations)
 
     def probe_observations(self, n: int = 16, seed: int = 0) -> np.ndarray:
         """`n` seeded observations drawn within the observation spec's bounds (clipped to +-10)."""

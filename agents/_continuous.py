@@ -82,3 +82,9 @@ class ContinuousWorkload(OffPolicyWorkload):
         import tensorflow as tf
 
         return tf.cast(~experience.is_boundary()[:, 0], tf.float32)
+
+    def policy_outputs(self, observations):
+        """The actor's action distribution (SAC: the squashed Gaussian's parameters; TD3, DDPG: the actions)."""
+        from agents._common import distribution_parameters
+
+        return distribution_parameters(self.agent.policy, observations)

@@ -140,6 +140,13 @@ class ValueBasedWorkload(OffPolicyWorkload):
     def loss_metrics(self, loss_info) -> list:
         return [loss_info.loss]
 
+    def policy_outputs(self, observations):
+        """The Q-network's outputs (DQN: Q-values; C51: the logits of each action's atoms), one row each."""
+        import tensorflow as tf
+
+        outputs, _ = self.q_network(tf.convert_to_tensor(observations, dtype=self.observation_spec().dtype))
+        return outputs.numpy().reshape(len(observations), -1)
+
     def checkpointed(self) -> dict:
         return dict(agent=self.agent, q_network=self.q_network, optimizer=self.optimizer,
                     train_step=self.train_step, env_steps=self.env_steps)

@@ -69,6 +69,15 @@ def test_differing_metrics_and_a_lost_state_fail_their_checks(monkeypatch, tmp_p
         testing.check_restore_equivalence("keras_forecaster", str(tmp_path))
 
 
+@pytest.mark.parametrize("name", ["dqn", "ppo", "reinforce", "sac"])  # Q-values, logits, Gaussian parameters
+def test_an_agent_whose_restore_does_nothing_fails_the_restore_check(name, monkeypatch, tmp_path):
+    """Two instances built with one seed act alike before any training: only the restored Q-values or
+    action distributions, compared where training changed them, tell a restore that did nothing."""
+    monkeypatch.setattr(workloads.get(name), "restore", lambda self, checkpoint_dir: None)
+    with pytest.raises(AssertionError, match=rf"^{name}: the policy's outputs after save and restore are not"):
+        testing.check_restore_equivalence(name, str(tmp_path))
+
+
 def test_a_workload_importing_tensorflow_at_module_level_fails_the_light_import_check(tmp_path, monkeypatch):
     (tmp_path / "heavy_workload.py").write_text(
         "import tensorflow\nfrom lab.workload import Workload\n"

@@ -13,7 +13,7 @@ this process, and raises AssertionError naming the broken promise:
   report, and the run reports `done` within DONE_BUDGET steps;
 - `check_seed_determinism`: two fresh runs report the same first step (timings apart);
 - `check_restore_equivalence`: after save and restore into a fresh instance, the next step's metrics (for
-  agents: the greedy actions) equal the uninterrupted run's;
+  agents: the Q-values or action distributions, where training changed them) equal the uninterrupted run's;
 - `check_export_round_trip`: what `export` writes, `load_exported` reads back in a fresh process.
 
 `tests/test_conformance.py` runs them over every registered workload.
@@ -158,11 +158,14 @@ def check_seed_determinism(name: str, trial_dir: str, first_step: dict[str, Any]
 def check_restore_equivalence(name: str, trial_dir: str) -> None:
     """After save and restore into a fresh instance, the state is the uninterrupted run's.
 
-    Agents (with `greedy_actions`): the restored greedy actions equal the saved ones, on the same
-    observations (their environments are not checkpointed, so the next step's episodes differ).
+    Agents (with `policy_outputs`): on probe observations where the trained network and a fresh one (the
+    same seed, untrained) differ, the restored instance's Q-values or action distributions equal the
+    trained ones (their environments are not checkpointed, so the next step's episodes differ).
     Other workloads: the next step's metrics equal those of the run that went on without stopping.
     """
     import os
+
+    import numpy as np
 
     first = make(name, trial_dir=f"{trial_dir}/first")
     second = None
@@ -173,13 +176,19 @@ def check_restore_equivalence(name: str, trial_dir: str) -> None:
         first.save(checkpoint)
         assert os.listdir(checkpoint), f"{name}.save() wrote nothing"
         second = make(name, trial_dir=f"{trial_dir}/second")
-        second.restore(checkpoint)
-        if hasattr(first, "greedy_actions"):
+        if hasattr(first, "policy_outputs"):
             observations = first.probe_observations()
-            saved, restored = first.greedy_actions(observations), second.greedy_actions(observations)
-            assert (saved == restored).all(), f"{name}: greedy actions changed by save and restore"
+            trained, fresh = first.policy_outputs(observations), second.policy_outputs(observations)
+            assert not np.allclose(trained, fresh, rtol=1e-5, atol=1e-6), \
+                f"{name}: one step of training left the policy's outputs as they were: restore cannot be checked"
+            second.restore(checkpoint)
+            restored = second.policy_outputs(observations)
+            assert np.allclose(restored, trained, rtol=1e-5, atol=1e-6), \
+                f"{name}: the policy's outputs after save and restore are not the trained ones " \
+                f"(largest difference {np.max(np.abs(restored - trained)):.3g})"
             second.step()  # a restored agent goes on training
         else:
+            second.restore(checkpoint)
             assert_same_metrics(name, first.step(), second.step(), "the step after restore")
     finally:
         first.close()
