@@ -1,4 +1,4 @@
-"""What the on-policy agents share (REINFORCE, and PPO through agents/_ppo.py): networks, rounds, checkpoints.
+"""What the on-policy agents share (REINFORCE, PPO and its variants: agents/ppo.py): networks, rounds, checkpoints.
 
 An on-policy workload trains on what its current policy just collected. `OnPolicyWorkload.setup`
 builds the batched environments, an actor (a distribution over actions) and, where the subclass

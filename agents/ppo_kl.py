@@ -2,16 +2,16 @@
 
 TF-Agents' `PPOKLPenaltyAgent` adds beta * KL(old policy || new policy) to the loss and adapts beta
 after each gradient step: x1.5 when the KL exceeds (1 + tolerance) * target, /1.5 below
-(1 - tolerance) * target. Everything else is PPO's (agents/_ppo.py): rounds, GAE, minibatch epochs.
+(1 - tolerance) * target. Everything else is PPO's (agents/ppo.py): rounds, GAE, minibatch epochs.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-from agents._ppo import TEST_PARAMS, PPOConfig, PPOWorkload
+from agents.ppo import PPO, TEST_PARAMS, PPOConfig
 
 
-class PPOKLPenalty(PPOWorkload):
+class PPOKLPenalty(PPO):
     name = "ppo_kl"
     label = "PPO-KL"
     test_params = dict(TEST_PARAMS)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from agents._ppo import TEST_PARAMS
+from agents.ppo import TEST_PARAMS
 
 SHARED = {**TEST_PARAMS, "shared_trunk": True, "actor_fc_layers": [16], "value_fc_layers": [16]}
 
