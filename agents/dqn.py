@@ -35,7 +35,6 @@ class DQN(ValueBasedWorkload):
             self.check_common("DQN", vector_observations=not self.conv_layers)
 
     def make_network(self, observation_spec, action_spec):
-        import tensorflow as tf
         from tf_agents.networks import dueling_q_network, q_network
 
         from agents.pixels import conv_network_args
