@@ -10,7 +10,7 @@ The core (`lab/`) imports no workload package. Each package declares what it add
     [project.entry-points."agent_lab.commands"]    # `lab NAME` -> "module:function(subparsers)"
     eval = "agents.commands:add_eval"
     [project.entry-points."agent_lab.loaders"]     # package -> its loader of exports (`lab.load`)
-    agents = "agents.evaluate:load_policy"
+    agents = "agents.saved_policy:load_policy"
 
 Reading the metadata imports nothing; an entry is loaded (its module imported) only when it is used.
 After editing those tables, reinstall the package (`pip install --no-deps -e .`).
