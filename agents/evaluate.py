@@ -19,8 +19,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from agents.saved_policy import POLICY_META, load_policy, policy_folder  # noqa: F401  (load_policy: named
-#   here by the `agent_lab.loaders` entry point of installs made before it moved to agents/saved_policy.py)
+# load_policy: named here by the `agent_lab.loaders` entry point of installs made before it moved
+from agents.saved_policy import POLICY_META, load_policy, policy_folder  # noqa: F401
 from lab.errors import LabError
 from lab.results.provenance import check_trusted
 
