@@ -30,3 +30,10 @@ def one_line(exc: BaseException) -> str:
     request ids S3 appends; the error's type name when it has no text."""
     lines = [line for line in str(getattr(exc, "orig", None) or exc).strip().splitlines() if line.strip()]
     return lines[0].split(" (Request ID:")[0] if lines else type(exc).__name__
+
+
+def printable(text: object) -> str:
+    """`text` with every control or other non-printable character written as an escape (`\\x1b`, `\\r`,
+    `\\u202e`): the one helper for every value from a file or the registry shown on a terminal, so it
+    cannot drive the terminal nor hide what it is."""
+    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in str(text))

@@ -14,6 +14,7 @@ import pytest
 
 import lab
 from lab.cli import main as cli_main
+from lab.infra import storage
 from lab.registry import Registry
 from tests.conftest import lab as lab_cli
 
@@ -40,7 +41,9 @@ def fake_sweep(home: Path, trials: int = 12, spec: dict | None = None, user: str
     registry = Registry()
     exp_id = registry.create_experiment(spec or SPEC, user=user,
                                         environment={"python": "3.11.9", "packages": {"numpy": "2.3.5"}})
-    folder = home / "experiments" / f"svc-{exp_id}"
+    identity = registry.experiment(exp_id)["uuid"]
+    folder = home / "experiments" / f"svc-{exp_id}-{identity.replace('-', '')[:12]}"
+    storage.claim(storage.Storage(uri=str(folder), path=str(folder)), storage.marker_of(exp_id, identity, "svc"))
     registry.update_experiment(exp_id, storage_path=str(folder))
     rng = random.Random(seed)
     for i in range(trials):

@@ -43,10 +43,12 @@ def test_a_checkpoint_cut_short_or_changed_is_refused_with_one_line(tmp_path, da
     assert "\n" not in str(error.value) and folder in str(error.value)
 
 
-def test_lab_export_refuses_a_recorded_checkpoint_that_was_cut_short(tmp_path):
+def test_lab_export_refuses_a_recorded_checkpoint_that_was_cut_short(tmp_path, monkeypatch):
     """The registry points at a checkpoint whose copy stopped half-way: export says so in one line."""
     from lab.registry import Registry
     from lab.results.artifacts import load_trial_workload
+
+    monkeypatch.setenv("LAB_STORAGE", str(tmp_path))  # registry paths count only under the storage root
 
     folder = written(tmp_path / "ckpt")
     (tmp_path / "ckpt" / "weights" / "data").write_bytes(b"")

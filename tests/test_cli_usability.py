@@ -245,8 +245,8 @@ def test_tensorboard_port_taken(monkeypatch, lab_home, tmp_path):
         chosen = board.choose_port("127.0.0.1", None, say=said.append)
         assert chosen != port and board.port_is_free("127.0.0.1", chosen) and said == [f"port {port} is taken: using {chosen}"]
         registry = Registry()
-        folder = tmp_path / "exp"
-        folder.mkdir()
+        folder = lab_home / "experiments" / "exp"  # registry folders count only under the storage root
+        folder.mkdir(parents=True)
         registry.create_experiment(specs.load("svc-digits")[0].to_dict(), storage_path=str(folder))
         result = lab("tensorboard", "--port", str(port))
         assert result.returncode == 2 and result.stdout == ""  # no URL of a server that is not ours

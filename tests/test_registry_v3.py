@@ -106,9 +106,10 @@ def test_version_2_registry_is_migrated_to_3(url):
     with registry.engine.connect() as conn:
         version = conn.execute(sa.select(meta_table.c.value).where(meta_table.c.key == "schema_version")).scalar()
         indexes = {i["name"] for i in sa.inspect(conn).get_indexes("experiments")}
-    assert int(version) == SCHEMA_VERSION == 3
-    assert {"ix_experiments_workload_dataset", "ix_experiments_status"} <= indexes
-    assert Registry(url).experiments()  # a second open finds version 3 and migrates nothing
+    assert int(version) == SCHEMA_VERSION == 4  # 4: experiments.uuid
+    assert {"ix_experiments_workload_dataset", "ix_experiments_status", "ix_experiments_uuid"} <= indexes
+    assert registry.experiment(1)["uuid"] is None and registry.experiment(new)["uuid"]
+    assert Registry(url).experiments()  # a second open finds version 4 and migrates nothing
 
 
 def test_a_fresh_registry_has_every_table(url):

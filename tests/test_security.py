@@ -350,7 +350,7 @@ def test_resume_refuses_a_folder_others_can_write(tmp_path, lab_home):
     experiment = registry.create_experiment({"name": "svc", "workload": "sklearn_cv", "metric": "cv/accuracy",
                                              "mode": "max"})
     registry.update_experiment(experiment, storage_path=str(folder), status="interrupted")
-    result = lab("resume", str(experiment))
+    result = lab("resume", str(experiment), env={"LAB_STORAGE": str(tmp_path / "shared")})
     assert result.returncode == 2 and result.stderr.count("\n") == 1, result.stderr
     assert "is not owned by you alone" in result.stderr and "mode 0o666" in result.stderr
     assert not marker.exists()

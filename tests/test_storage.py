@@ -191,7 +191,8 @@ def test_sweep_on_s3_storage(tmp_path, s3_env, ray_local):
     outcome = runner.run(spec)
     assert outcome.status == "completed" and outcome.num_trials == 2 and outcome.num_errors == 0
     registry = Registry()
-    folder = f"s3://{BUCKET}/runs/svc-{outcome.experiment_id}"
+    identity = registry.experiment(outcome.experiment_id)["uuid"].replace("-", "")[:12]
+    folder = f"s3://{BUCKET}/runs/svc-{outcome.experiment_id}-{identity}"
     assert registry.experiment(outcome.experiment_id)["storage_path"] == folder == outcome.storage_path
     keys = [o["Key"] for o in client.list_objects_v2(Bucket=BUCKET, Prefix="runs/")["Contents"]]
     for trial in registry.trials(outcome.experiment_id):
@@ -202,7 +203,8 @@ def test_sweep_on_s3_storage(tmp_path, s3_env, ray_local):
         assert f"{trial_key}/result.json" in keys and f"{trial_key}/progress.csv" in keys
         assert any(k.startswith(checkpoint_key + "/") for k in keys), checkpoint_key  # the saved model
         assert any(k.startswith(trial_key + "/events.out.tfevents") for k in keys)  # TensorBoard, synced
-    assert any(k.startswith(f"runs/svc-{outcome.experiment_id}/experiment_state") for k in keys)
+    assert any(k.startswith(f"runs/svc-{outcome.experiment_id}-{identity}/experiment_state") for k in keys)
+    assert f"runs/svc-{outcome.experiment_id}-{identity}/{storage.MARKER}" in keys
 
 
 @pytest.mark.slow

@@ -15,6 +15,7 @@ from lab.cli.output import (
     print_table,
 )
 from lab.errors import LabError
+from lab.spec.safety import printable
 
 
 def cmd_leaderboard(args: argparse.Namespace) -> int:
@@ -39,7 +40,7 @@ def cmd_leaderboard(args: argparse.Namespace) -> int:
             raise LabError(f"no matching experiment is ranked by metric '{args.metric}'")
         print("no trials match")
         return 0
-    print(f"ranked by {metric} ({mode})")
+    print(printable(f"ranked by {metric} ({mode})"))
     table = [[r["rank"], r["experiment_id"], r["name"], r["workload"], r["dataset"] or "-", r["user"] or "-",
               r["trial_id"], fmt(r["value"]), r["config"]] for r in rows]
     print_table(["RANK", "EXP", "NAME", "WORKLOAD", "DATASET", "USER", "TRIAL", metric.upper(), "CONFIG"], table)
@@ -77,7 +78,7 @@ def cmd_tag(args: argparse.Namespace) -> int:
     for key in args.rm:
         registry.remove_tag(args.id, key)
     tags = registry.tags(args.id)
-    print(f"experiment {args.id}: " + (" ".join(f"{k}={v}" for k, v in tags.items()) or "no tags"))
+    print(printable(f"experiment {args.id}: " + (" ".join(f"{k}={v}" for k, v in tags.items()) or "no tags")))
     return 0
 
 
@@ -90,6 +91,8 @@ def cmd_note(args: argparse.Namespace) -> int:
 
 
 def cmd_rm(args: argparse.Namespace) -> int:
+    """Delete an experiment's rows and, only after the checks, its folder: the one its registry row names,
+    under the configured storage root, carrying this experiment's marker (the row is a stranger's text)."""
     from lab.infra import storage
     from lab.registry import Registry, display_status
 
@@ -99,18 +102,34 @@ def cmd_rm(args: argparse.Namespace) -> int:
     if status == "running":
         raise LabError(f"experiment {args.id} is running (heartbeat {exp['heartbeat_at']:%H:%M:%S}): "
                        "stop it first (Ctrl-C in its `lab run`)")
-    folder = exp["storage_path"]
+    where = None
+    if exp["storage_path"] and not args.keep_files:
+        where = storage.recorded(exp["storage_path"], f"experiment {args.id}'s storage folder")
+    if where and not storage.exists(where):
+        where = None  # its folder is gone already: only the rows are left to delete
+    if where:
+        if not exp.get("uuid"):
+            raise LabError(f"experiment {args.id} was recorded by an older lab (no uuid): its folder "
+                           f"{printable(where.uri)} cannot be proven to be its own; delete the folder yourself and "
+                           "pass --keep-files")
+        storage.check_marker(where, exp)
+        storage.check_removable(where)
+    target = printable(where.uri) if where else "no files"
     if not args.yes:
         if not sys.stdin.isatty():
             raise LabError(f"lab rm {args.id} asks for confirmation: run it in a terminal or pass --yes")
-        answer = input(f"delete experiment {args.id} ({exp['name']}, {status}) and {folder or 'no files'}? [y/N] ")
+        answer = input(f"delete experiment {args.id} ({printable(exp['name'])}, {printable(status)}) "
+                       f"and {target}? [y/N] ")
         if answer.strip().lower() not in ("y", "yes"):
             print("nothing deleted")
             return 1
-    if folder:
-        storage.remove(folder)
-    registry.delete_experiment(args.id)
-    print(f"deleted experiment {args.id}" + (f" and {folder}" if folder else ""))
+    registry.delete_experiment(args.id)  # first: a read-only registry role deletes nothing at all
+    if where:
+        try:
+            storage.remove(where)
+        except LabError as exc:
+            raise LabError(f"deleted experiment {args.id}'s rows, but not its folder: {exc}") from None
+    print(f"deleted experiment {args.id}" + (f" and {target}" if where else ""))
     return 0
 
 
@@ -184,19 +203,19 @@ def cmd_show(args: argparse.Namespace) -> int:
     if status == "stale":
         status += f" (no heartbeat since {fmt_time(exp['heartbeat_at'])}: its driver died; `lab resume {exp['id']}`)"
     metric_name, _ = views.natural(exp["metric"], 0.0)
-    print(f"experiment {exp['id']}: {exp['name']} ({exp['workload']}) - {status}")
+    print(printable(f"experiment {exp['id']}: {exp['name']} ({exp['workload']}) - {status}"))
     if metric_name == exp["metric"]:
-        print(f"  metric   {metric_name} ({exp['mode']})")
+        print(printable(f"  metric   {metric_name} ({exp['mode']})"))
     else:  # a neg_* scoring: shown in its natural sign, so the better direction flips too
         natural_mode = "min" if exp["mode"] == "max" else "max"
-        print(f"  metric   {metric_name} ({natural_mode}; recorded as {exp['metric']}, {exp['mode']})")
+        print(printable(f"  metric   {metric_name} ({natural_mode}; recorded as {exp['metric']}, {exp['mode']})"))
     print(f"  started  {fmt_time(exp['started_at'])}   ended {fmt_time(exp['ended_at'])}")
-    print(f"  by       {exp['user']}@{exp['host']}   commit {exp['git_commit'] or '-'}")
-    print(f"  storage  {exp['storage_path']}")
+    print(printable(f"  by       {exp['user']}@{exp['host']}   commit {exp['git_commit'] or '-'}"))
+    print(printable(f"  storage  {exp['storage_path']}"))
     if spec.get("search"):
         print(f"  search   {json.dumps(spec['search'])}")
     if exp["error"]:
-        print(f"  error    {exp['error']}")
+        print(printable(f"  error    {exp['error']}"))
     print_provenance(registry, exp)
     searched = list(spec.get("search", {}))
     rows = []

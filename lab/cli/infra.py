@@ -23,7 +23,7 @@ def cmd_tensorboard(args: argparse.Namespace) -> int:
                        f"reach it from elsewhere through an SSH tunnel: ssh -L {port}:127.0.0.1:{port} HOST)")
     registry = Registry()
     experiments = [registry.experiment(i) for i in args.ids] if args.ids else registry.experiments(limit=10)
-    folders = {f"{e['id']}-{e['name']}": e["storage_path"] for e in experiments if e["storage_path"]}
+    folders = tensorboard_folders(experiments)
     missing = [path for path in folders.values() if "://" not in path and not os.path.isdir(path)]
     if not folders:
         raise LabError("no experiments to show: run one first (`lab run quickstart`)")
@@ -35,6 +35,26 @@ def cmd_tensorboard(args: argparse.Namespace) -> int:
 
     terminate_like_ctrl_c()  # SIGTERM, SIGHUP: TensorBoard is stopped and its port freed, as on Ctrl-C
     return board.serve(logdir_spec, args.host, args.port, list(folders))
+
+
+def tensorboard_folders(experiments: list[dict]) -> dict[str, str]:
+    """{run label: folder} for TensorBoard's --logdir_spec from registry rows (a stranger's text): labels are
+    `ID-NAME` with a plain name (else `ID`), folders lie under the storage root and hold no `,` (which would
+    start another entry); LabError for a folder that does not."""
+    from lab.infra import storage
+    from lab.spec.safety import NAME, printable
+
+    folders = {}
+    for e in experiments:
+        if not e["storage_path"]:
+            continue
+        label = f"{int(e['id'])}-{e['name']}" if isinstance(e["name"], str) and NAME.fullmatch(e["name"]) else str(int(e["id"]))
+        where = storage.recorded(e["storage_path"], f"experiment {e['id']}'s storage folder")
+        if "," in where.uri:
+            raise LabError(f"experiment {e['id']}'s storage folder {printable(where.uri)} has a ',' "
+                           "(TensorBoard would read it as a list): refused")
+        folders[label] = where.uri
+    return folders
 
 
 def is_loopback(host: str) -> bool:

@@ -7,6 +7,8 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from lab.spec.safety import printable
+
 
 def exit_code(outcomes) -> int:
     """0 only when every experiment completed and no trial failed."""
@@ -35,21 +37,21 @@ def print_provenance(registry, exp: dict[str, Any]) -> None:
 
     tags = registry.tags(exp["id"])
     if tags:
-        print(f"  tags     {' '.join(f'{k}={v}' for k, v in tags.items())}")
+        print(printable(f"  tags     {' '.join(f'{k}={v}' for k, v in tags.items())}"))
     for note in registry.notes(exp["id"]):
-        print(f"  note     {fmt_time(note['created_at'])} {note['user'] or ''}: {note['text']}")
+        print(printable(f"  note     {fmt_time(note['created_at'])} {note['user'] or ''}: {note['text']}"))
     params = exp["spec"].get("params") or {}
     if params:
-        print(f"  params   {' '.join(f'{k}={json.dumps(v)}' for k, v in params.items())}")
+        print(printable(f"  params   {' '.join(f'{k}={json.dumps(v)}' for k, v in params.items())}"))
     for i, line in enumerate(format_lines(exp.get("environment") or {})):
-        print(f"  {'env' if i == 0 else '':<8} {line}")
+        print(printable(f"  {'env' if i == 0 else '':<8} {line}"))
 
 
 def print_best(exp: dict[str, Any], best: dict[str, Any], indent: str = "") -> None:
     from lab.registry import views
 
     metric = exp["metric"]
-    print(f"{indent}best trial {best['trial_id']}: {views.fmt_metric(metric, best['best_metric'])}")
+    print(printable(f"{indent}best trial {best['trial_id']}: {views.fmt_metric(metric, best['best_metric'])}"))
     reference = exp["spec"].get("reference") or {}
     if reference.get("metric"):
         # the reference score is checked on the best trial's final value (its best value when it is the metric)
@@ -62,14 +64,14 @@ def print_best(exp: dict[str, Any], best: dict[str, Any], indent: str = "") -> N
     searched = exp["spec"].get("search") or {}
     if searched:
         config = best["config"]
-        print(f"{indent}  config: {' '.join(f'{k}={fmt(config.get(k))}' for k in searched)}")
+        print(printable(f"{indent}  config: {' '.join(f'{k}={fmt(config.get(k))}' for k in searched)}"))
     if best.get("checkpoint_path"):
-        print(f"{indent}  checkpoint: {best['checkpoint_path']}")
+        print(printable(f"{indent}  checkpoint: {best['checkpoint_path']}"))
 
 
 def print_table(header: list[str], rows: list[list[Any]]) -> None:
     """Aligned columns; a column with no value in any row is left out."""
-    cells = [[str(c) for c in row] for row in rows]
+    cells = [[printable(c) for c in row] for row in rows]  # registry values must not drive the terminal
     keep = [i for i in range(len(header)) if not cells or any(row[i] != "" for row in cells)]
     cells = [[header[i] for i in keep], *[[row[i] for i in keep] for row in cells]]
     widths = [max(len(row[i]) for row in cells) for i in range(len(keep))]

@@ -39,6 +39,8 @@ def make_parser() -> argparse.ArgumentParser:
     resume.add_argument("id", type=int)
     resume.add_argument("--address", help="Ray cluster address")
     resume.add_argument("--verbose", action="store_true", help="Tune's progress tables and the libraries' log output")
+    resume.add_argument("--trust", action="store_true",
+                        help="resume from remote storage (Tune unpickles its files: only if you trust all who can write there)")
     resume.set_defaults(handler=running.cmd_resume)
 
     ls = commands.add_parser("ls", help="list experiments in the registry")
@@ -143,6 +145,7 @@ def add_commands(commands) -> None:
     rm = commands.add_parser("rm", help="delete an experiment and its files (never a running one)")
     rm.add_argument("id", type=int)
     rm.add_argument("--yes", action="store_true", help="do not ask for confirmation")
+    rm.add_argument("--keep-files", action="store_true", help="delete only its registry rows, not its folder")
     rm.set_defaults(handler=experiments.cmd_rm)
 
     rerun = commands.add_parser("rerun", help="run an experiment's recorded spec again, as a new experiment")

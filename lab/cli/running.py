@@ -32,7 +32,7 @@ def cmd_run(args: argparse.Namespace) -> int:
 def cmd_resume(args: argparse.Namespace) -> int:
     from lab.run import runner
 
-    outcome = runner.resume(args.id, address=args.address, verbose=args.verbose)
+    outcome = runner.resume(args.id, address=args.address, verbose=args.verbose, trust=args.trust)
     print_outcomes([outcome])
     return exit_code([outcome])
 

@@ -8,6 +8,7 @@ import sqlalchemy as sa
 from lab.registry.schema import (
     EXPERIMENT_INDEXES,
     TRIAL_INDEXES,
+    UUID_INDEX,
     dataset_of,
     experiments,
     notes,
@@ -47,5 +48,23 @@ def _add_tags_notes_environment(conn: sa.Connection) -> None:
         index.create(conn, checkfirst=True)
 
 
+def _add_uuid_fill_datasets(conn: sa.Connection) -> None:
+    """Version 4: experiments.uuid (unique; NULL for older rows, whose folders carry no marker), and the
+    dataset of every row that relied on its workload's default (svc-digits, dqn-cartpole) filled in."""
+    if "uuid" not in {c["name"] for c in sa.inspect(conn).get_columns("experiments")}:
+        guard = "IF NOT EXISTS " if conn.dialect.name == "postgresql" else ""
+        conn.exec_driver_sql(f"ALTER TABLE experiments ADD COLUMN {guard}uuid {sa.String(36).compile(dialect=conn.dialect)}")
+    UUID_INDEX.create(conn, checkfirst=True)
+    empty = sa.or_(experiments.c.dataset.is_(None), experiments.c.dataset == "")
+    for row in conn.execute(sa.select(experiments.c.id, experiments.c.spec).where(empty)).all():
+        try:
+            spec = json.loads(row.spec)
+        except ValueError:
+            continue
+        dataset = dataset_of(spec) if isinstance(spec, dict) else ""
+        if dataset:
+            conn.execute(sa.update(experiments).where(experiments.c.id == row.id).values(dataset=dataset))
+
+
 # version -> function bringing the schema from version-1 to version (ALTER TABLE ... on both databases)
-MIGRATIONS = {1: _add_nothing, 2: _add_heartbeat, 3: _add_tags_notes_environment}
+MIGRATIONS = {1: _add_nothing, 2: _add_heartbeat, 3: _add_tags_notes_environment, 4: _add_uuid_fill_datasets}

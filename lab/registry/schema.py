@@ -5,7 +5,8 @@ from typing import Any
 
 import sqlalchemy as sa
 
-SCHEMA_VERSION = 3  # 2: experiments.heartbeat_at; 3: tags, notes, experiments.dataset and .environment
+SCHEMA_VERSION = 4  # 2: experiments.heartbeat_at; 3: tags, notes, experiments.dataset and .environment;
+#                     4: experiments.uuid (the storage folder's identity), dataset filled from workload defaults
 
 
 metadata = sa.MetaData()
@@ -39,6 +40,7 @@ experiments = sa.Table(
     sa.Column("heartbeat_at", sa.DateTime(timezone=True)),  # touched by the live driver (schema version 2)
     sa.Column("dataset", sa.String(200)),  # params.dataset or params.env_id: what a leaderboard groups by (v3)
     sa.Column("environment", sa.Text),  # JSON: Python and package versions, commit, dirty flag (v3)
+    sa.Column("uuid", sa.String(36)),  # the experiment's identity, also in its folder's marker (v4)
 )
 
 
@@ -47,6 +49,7 @@ EXPERIMENT_INDEXES = (
     sa.Index("ix_experiments_workload_dataset", experiments.c.workload, experiments.c.dataset),
     sa.Index("ix_experiments_status", experiments.c.status),
 )
+UUID_INDEX = sa.Index("ix_experiments_uuid", experiments.c.uuid, unique=True)
 
 
 tags = sa.Table(
@@ -95,6 +98,28 @@ TRIAL_INDEXES = (sa.Index("ix_trials_best_metric", trials.c.best_metric),)
 
 
 def dataset_of(spec: dict[str, Any]) -> str:
-    """What an experiment learns from: its params' data set or env id ('' when it names neither)."""
+    """What an experiment learns from: its params' data set or env id, else its workload's default one
+    ('' when it has neither)."""
     params = spec.get("params") or {}
-    return str(params.get("dataset") or params.get("env_id") or "")
+    if not isinstance(params, dict):
+        params = {}
+    named = params.get("dataset") or params.get("env_id")
+    return str(named) if named else workload_default_dataset(spec.get("workload"))
+
+
+def workload_default_dataset(name: object) -> str:
+    """The default `dataset` or `env_id` of workload `name`'s Config ('' for none, or an unknown workload)."""
+    import dataclasses
+
+    from lab import workload as workloads
+
+    try:
+        config = workloads.get(str(name)).Config
+        fields = {f.name: f for f in dataclasses.fields(config)}
+    except Exception:  # noqa: BLE001 - an uninstalled plugin, a Config that is no dataclass
+        return ""
+    for key in ("dataset", "env_id"):
+        field = fields.get(key)
+        if field is not None and isinstance(field.default, str):
+            return field.default
+    return ""

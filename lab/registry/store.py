@@ -10,6 +10,7 @@ import datetime as dt
 import json
 import math
 import os
+import uuid
 from pathlib import Path
 from typing import Any
 
@@ -139,6 +140,7 @@ class Registry:
             "mode": spec["mode"],
             "spec": _dumps(spec),
             "dataset": dataset_of(spec),
+            "uuid": str(uuid.uuid4()),
             "status": "running",
             "started_at": now(),
             "heartbeat_at": now(),

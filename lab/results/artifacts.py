@@ -51,10 +51,15 @@ def load_trial_workload(experiment_id: int, trial_id: str | None = None, workdir
     if not checkpoint:
         raise LabError(f"trial {trial['trial_id']} of experiment {experiment_id} has no checkpoint "
                        f"(status {trial['status']})")
-    if "://" in checkpoint:
-        raise LabError(f"checkpoint {checkpoint} is on remote storage: copy it locally first")
+    from lab.infra import storage
+    from lab.spec.safety import printable
+
+    where = storage.recorded(checkpoint, f"checkpoint of trial {printable(trial['trial_id'])[:100]}")
+    if not where.is_local:
+        raise LabError(f"checkpoint {where.uri} is on remote storage: copy it locally first")
+    checkpoint = where.path
     if not os.path.isdir(checkpoint):
-        raise LabError(f"checkpoint folder {checkpoint} of trial {trial['trial_id']} is gone")
+        raise LabError(f"checkpoint folder {printable(checkpoint)} of trial {printable(trial['trial_id'])} is gone")
     checkpoints.verify(checkpoint)
     settings.apply_worker_env()
     cls = workloads.get(experiment["workload"])

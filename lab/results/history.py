@@ -54,12 +54,17 @@ def read_progress(logdir: str | None):
 
 
 def _read_text(folder: str, name: str) -> str | None:
-    if "://" not in folder:
-        path = os.path.join(folder, name)
-        return open(path).read() if os.path.isfile(path) else None
+    """A file of a trial folder the registry names: only under the configured storage root, opened with the
+    root's filesystem (a query string in the row never reaches pyarrow, so no credential goes elsewhere)."""
     from lab.infra import storage
 
-    where = storage.resolve(folder)
+    where = storage.recorded(folder, "trial folder")
+    if where.is_local:
+        path = os.path.join(where.path, name)
+        if not os.path.isfile(path):
+            return None
+        with open(path) as handle:
+            return handle.read()
     try:
         with where.filesystem.open_input_stream(f"{where.path.rstrip('/')}/{name}") as stream:
             return stream.read().decode()

@@ -9,10 +9,11 @@ from __future__ import annotations
 
 import hashlib
 import os
+import stat
 from pathlib import Path
 
 from lab import settings
-from lab.errors import LabError
+from lab.errors import LabError, printable
 
 CHUNK = 1 << 20
 
@@ -63,14 +64,32 @@ def check_trusted(path: str, what: str, trust: bool = False) -> None:
 
 
 def check_owned(path: str) -> None:
-    """LabError unless `path` (a local folder) and its files belong to this user and only this user may
-    write them: Tune unpickles what is there (`lab resume`)."""
+    """LabError unless everything under `path` (a local folder: Tune unpickles tuner.pkl and decodes
+    experiment_state-*.json with cloudpickle on `lab resume`) belongs to this user, is writable by nobody
+    else, and no symbolic link points out of it; the folder must exist."""
     uid = os.getuid()
-    if not os.path.isdir(path):
-        return  # nothing to unpickle: the caller says so
-    for current in [Path(path), *Path(path).glob("*.pkl")]:
-        info = current.lstat()
-        if current.is_symlink() or info.st_uid != uid or info.st_mode & 0o022:
-            raise LabError(f"{current} is not owned by you alone (owner uid {info.st_uid}, mode "
+    top = os.path.realpath(path)
+    if not os.path.isdir(top) or os.path.islink(path):
+        raise LabError(f"{printable(path)} is not a folder: nothing to resume")
+
+    def check(current: str) -> None:
+        info = os.lstat(current)
+        if stat.S_ISLNK(info.st_mode):
+            target = os.path.realpath(current)
+            if os.path.commonpath([target, top]) != top:
+                raise LabError(f"{printable(current)} is a symbolic link out of the experiment folder: Tune would read "
+                               "what it points to; refused")
+            return
+        if info.st_uid != uid or info.st_mode & 0o022:
+            raise LabError(f"{printable(current)} is not owned by you alone (owner uid {info.st_uid}, mode "
                            f"{oct(info.st_mode & 0o777)}): Tune would unpickle it; copy the experiment "
                            "folder yourself if you trust it")
+
+    check(top)
+    for root, dirs, files in os.walk(top, onerror=_raise):
+        for name in [*dirs, *files]:
+            check(os.path.join(root, name))
+
+
+def _raise(error: OSError) -> None:
+    raise LabError(f"cannot check {printable(str(error.filename))}: {error.strerror}")

@@ -14,7 +14,7 @@ from typing import Any
 from lab import settings
 from lab.errors import ClusterError, LabError
 from lab.infra.connect import connect
-from lab.registry import Registry
+from lab.registry import Registry, now
 from lab.run.logs import one_line_error, tune_logs_to_file, write_experiment_log
 from lab.run.tracking import check_mlflow, mlflow_callbacks
 from lab.spec.model import ExperimentSpec
@@ -138,6 +138,7 @@ def run(spec: ExperimentSpec, address: str | None = None, registry: Registry | N
     registry.check()
     storage = storages.resolve(spec.storage or settings.storage_path(), "the spec" if spec.storage else "LAB_STORAGE")
     storage.check_writable()
+    storages.remember_root(storage)  # the user chose it: its experiments may be resumed and removed later
     check_mlflow(spec)
     connect(address, verbose=verbose)
     profile.mark("connected")
@@ -147,8 +148,15 @@ def run(spec: ExperimentSpec, address: str | None = None, registry: Registry | N
         spec.to_dict(), user=_user(), host=socket.gethostname(), git_commit=env_record["git_commit"],
         environment=env_record,
     )
-    where = storage.join(f"{spec.name}-{experiment_id}")
+    identity = registry.experiment(experiment_id)["uuid"]
+    where = storage.join(f"{spec.name}-{experiment_id}-{identity.replace('-', '')[:12]}")  # unique across registries and time
     folder = where.uri
+    try:
+        storages.claim(where, storages.marker_of(experiment_id, identity, spec.name))
+    except (LabError, OSError) as exc:
+        message = str(exc) if isinstance(exc, LabError) else f"cannot create {folder}: {exc.strerror or exc}"
+        registry.update_experiment(experiment_id, status="failed", ended_at=now(), error=message)
+        raise LabError(message) from None
     registry.update_experiment(experiment_id, storage_path=folder)
     environment.save_diff(where, diff)
     tuner = make_tuner(spec, experiment_id, registry, folder, verbose=verbose)
@@ -156,22 +164,32 @@ def run(spec: ExperimentSpec, address: str | None = None, registry: Registry | N
 
 
 def resume(experiment_id: int, address: str | None = None, registry: Registry | None = None,
-           verbose: bool = False) -> Outcome:
-    """Continue an interrupted experiment from its Tune state; finished trials are not rerun."""
+           verbose: bool = False, trust: bool = False) -> Outcome:
+    """Continue an interrupted experiment from its Tune state; finished trials are not rerun.
+
+    Tune unpickles what the folder holds (tuner.pkl, experiment_state-*.json), so before Ray is even
+    started the registry's storage_path must lie under the configured storage root, carry this
+    experiment's marker and, on local storage, be a tree only this user can write; remote storage (which
+    the lab cannot check) needs `trust`."""
+    from lab.infra import storage
+    from lab.results.provenance import check_owned
+
     registry = registry or Registry()
     record = registry.experiment(experiment_id)
-    folder = record["storage_path"]
-    if folder and "://" not in folder:  # Tune unpickles tuner.pkl: only from a folder nobody else could write
-        from lab.results.provenance import check_owned
-
-        check_owned(folder)
+    if not record["storage_path"]:
+        raise LabError(f"experiment {experiment_id} has no resumable Tune state (no storage folder recorded)")
+    where = storage.recorded(record["storage_path"], f"experiment {experiment_id}'s storage folder")
+    if where.is_local:
+        check_owned(where.path)
+    elif not trust:
+        raise LabError(f"experiment {experiment_id} is on remote storage ({where.uri}), where the lab cannot see who "
+                       "wrote its files and Tune unpickles them: pass --trust if you trust everyone who can write there")
+    storage.check_marker(where, record)
+    folder = where.uri
     connect(address, verbose=verbose)  # before importing Ray: it sets RAY_AUTH_MODE for token clusters, read at import
     from ray import tune
 
-    from lab.infra import storage
-
-    where = storage.resolve(folder) if folder else None
-    if not where or not tune.Tuner.can_restore(where.path, storage_filesystem=where.filesystem):
+    if not tune.Tuner.can_restore(where.path, storage_filesystem=where.filesystem):
         raise LabError(f"experiment {experiment_id} has no resumable Tune state at {folder}")
     from lab.spec import build_spec
 

@@ -71,6 +71,21 @@ class WorkloadTrainable(tune.Trainable):
         self.workload.save(checkpoint_dir)
         checkpoints.seal(checkpoint_dir)  # last: a checkpoint cut short has no manifest
 
+    def restore(self, checkpoint_path) -> None:
+        """Verify the checkpoint against its manifest before Ray reads anything of it (Ray's own `restore`
+        would unpickle a planted `_dict_checkpoint.pkl` before `load_checkpoint` is called), then restore from
+        that same verified local copy."""
+        from ray.train._internal.checkpoint_manager import _TrainingResult
+
+        if isinstance(checkpoint_path, str):
+            checkpoint_path = tune.Checkpoint.from_directory(checkpoint_path)
+        if isinstance(checkpoint_path, tune.Checkpoint):
+            checkpoint_path = _TrainingResult(checkpoint=checkpoint_path, metrics={})
+        with checkpoint_path.checkpoint.as_directory() as local:
+            checkpoints.verify(local)
+            verified = _TrainingResult(checkpoint=tune.Checkpoint.from_directory(local), metrics=checkpoint_path.metrics)
+            super().restore(verified)
+
     def load_checkpoint(self, checkpoint_dir: str) -> None:
         checkpoints.verify(checkpoint_dir)
         self.workload.restore(checkpoint_dir)

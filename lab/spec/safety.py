@@ -12,7 +12,7 @@ import re
 import sys
 from urllib.parse import parse_qsl, urlsplit
 
-from lab.errors import SpecError
+from lab.errors import SpecError, printable  # noqa: F401 - printable: part of this module's API
 
 NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,99}")
 SECRET_WORDS = ("secret", "password", "passwd", "token", "key", "credential", "signature", "sig")
@@ -50,11 +50,6 @@ def check_location(uri: str, what: str, source: str) -> None:
     if problem:
         raise SpecError(f"the {what} location from {source} carries a credential ({problem}): "
                         "give it without, and the credentials in the environment (never in a URI)")
-
-
-def printable(text: str) -> str:
-    """`text` without control characters (a name from a file must not drive the terminal)."""
-    return "".join(c if c.isprintable() else "?" for c in text)
 
 
 def untrusted_services(raw: dict, label: str, overridden: set[str]) -> list[str]:

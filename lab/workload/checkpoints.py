@@ -11,22 +11,29 @@ import hashlib
 import json
 import os
 
-from lab.errors import LabError
+from lab.errors import LabError, printable
 
 MANIFEST = "lab_checkpoint.json"
+ALLOWED_UNLISTED = frozenset({".metadata.json"})  # what Tune adds after the trainable saved: JSON, read as JSON
 
 
 class CheckpointError(LabError):
     """A checkpoint folder is incomplete or was changed after it was written."""
 
 
-def _files(folder: str) -> dict[str, dict[str, int | str]]:
+def _files(folder: str, links: list[str] | None = None) -> dict[str, dict[str, int | str]]:
+    """Every regular file under `folder` (the manifest aside) with its size and SHA-256; symbolic links and
+    other non-regular entries are left out (and named in `links` when given)."""
     found = {}
-    for root, _dirs, names in os.walk(folder):
-        for name in names:
+    for root, dirs, names in os.walk(folder):
+        for name in [*names, *(d for d in dirs if os.path.islink(os.path.join(root, d)))]:
             path = os.path.join(root, name)
             relative = os.path.relpath(path, folder)
-            if relative == MANIFEST or os.path.islink(path):
+            if relative == MANIFEST:
+                continue
+            if os.path.islink(path) or not os.path.isfile(path):
+                if links is not None:
+                    links.append(relative)
                 continue
             digest = hashlib.sha256()
             with open(path, "rb") as handle:
@@ -48,7 +55,8 @@ def seal(folder: str) -> None:
 
 
 def verify(folder: str) -> None:
-    """CheckpointError unless `folder` holds exactly the files its manifest lists, byte for byte."""
+    """CheckpointError unless `folder` holds exactly the files its manifest lists, byte for byte: a file the
+    manifest does not list (Ray would unpickle a `_dict_checkpoint.pkl`), a symbolic link, is refused."""
     path = os.path.join(folder, MANIFEST)
     try:
         with open(path) as handle:
@@ -58,9 +66,19 @@ def verify(folder: str) -> None:
                               "(it was cut short, or written by another program)") from None
     except (ValueError, KeyError, TypeError) as exc:
         raise CheckpointError(f"checkpoint {folder} has an unreadable {MANIFEST}: {exc}") from None
-    actual = _files(folder)
+    if not isinstance(expected, dict):
+        raise CheckpointError(f"checkpoint {printable(folder)} has an unreadable {MANIFEST}")
+    links: list[str] = []
+    actual = _files(folder, links)
     missing = sorted(set(expected) - set(actual))
     changed = sorted(name for name in expected if name in actual and actual[name] != expected[name])
+    unlisted = sorted(set(actual) - set(expected) - ALLOWED_UNLISTED)
+    if links:
+        raise CheckpointError(f"checkpoint {printable(folder)} holds {printable(links[0])}, which is not a "
+                              "regular file: refused")
+    if unlisted:
+        raise CheckpointError(f"checkpoint {printable(folder)} holds {printable(unlisted[0])}, which its "
+                              f"{MANIFEST} does not list: refused (nothing of it is read)")
     if missing or changed:
         what = f"missing {missing[0]}" if missing else f"{changed[0]} differs from what was written"
-        raise CheckpointError(f"checkpoint {folder} is incomplete or changed: {what}")
+        raise CheckpointError(f"checkpoint {printable(folder)} is incomplete or changed: {printable(what)}")
