@@ -22,7 +22,7 @@ import numpy as np
 # load_policy: named here by the `agent_lab.loaders` entry point of installs made before it moved
 from agents.saved_policy import POLICY_META, load_policy, policy_folder  # noqa: F401
 from lab.errors import LabError
-from lab.results.provenance import check_trusted
+from lab.results.provenance import private_copy
 
 MAX_VIDEO_FRAMES = 2_000  # a longer first episode is cut in the video (not in the returns)
 VIDEO_SUFFIXES = (".gif", ".mp4")
@@ -64,8 +64,10 @@ def evaluate(source: str, episodes: int = 10, video: str | None = None, trial_id
     if trial_id is not None:
         raise LabError("--trial only applies to an experiment id, not to a policy folder")
     folder = policy_folder(source)
-    check_trusted(folder, "policy", trust)
-    return evaluate_policy(folder, episodes, video, seed)
+    with private_copy(folder, "policy", trust) as copy:  # what was checked is what is loaded
+        result = evaluate_policy(copy, episodes, video, seed)
+    result.policy_path = folder
+    return result
 
 
 def export_experiment(experiment_id: int, out: str, trial_id: str | None = None) -> tuple[str, str]:

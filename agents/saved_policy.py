@@ -12,7 +12,7 @@ import json
 import os
 
 from lab.errors import LabError
-from lab.results.provenance import check_trusted
+from lab.results.provenance import private_copy
 
 POLICY_META = "lab_policy.json"  # written beside a PolicySaver export: which env and agent it belongs to
 
@@ -53,11 +53,11 @@ def load_policy(path: str, trust: bool = False):
     """The TF-Agents policy `lab export` wrote (its folder, or the folder above it), loaded with
     `tf.saved_model.load`; one this lab did not export is refused unless `trust` (it is code)."""
     folder = policy_folder(path)
-    check_trusted(folder, "policy", trust)
-    from lab import settings
+    with private_copy(folder, "policy", trust) as copy:  # what was checked is what is loaded
+        from lab import settings
 
-    settings.apply_worker_env()
-    import tensorflow as tf
-    import tensorflow_probability  # noqa: F401  (registers the TFP specs the saved policy refers to)
+        settings.apply_worker_env()
+        import tensorflow as tf
+        import tensorflow_probability  # noqa: F401  (registers the TFP specs the saved policy refers to)
 
-    return tf.saved_model.load(folder)
+        return tf.saved_model.load(copy)

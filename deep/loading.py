@@ -8,7 +8,7 @@ from __future__ import annotations
 import os
 
 from lab.errors import LabError
-from lab.results.provenance import check_trusted
+from lab.results.provenance import private_copy
 
 
 def load_keras_model(path: str, trust: bool = False):
@@ -24,12 +24,12 @@ def load_keras_model(path: str, trust: bool = False):
         path = os.path.join(path, found[0])
     if not os.path.isfile(path) or not path.endswith(".keras"):
         raise LabError(f"no .keras file at {path}")
-    check_trusted(path, "Keras model", trust)
-    from lab import settings
+    with private_copy(path, "Keras model", trust) as copy:  # what was checked is what is loaded
+        from lab import settings
 
-    settings.apply_worker_env()
-    import tf_keras
+        settings.apply_worker_env()
+        import tf_keras
 
-    from deep.layers import custom_objects
+        from deep.layers import custom_objects
 
-    return tf_keras.models.load_model(path, custom_objects=custom_objects(), safe_mode=True)
+        return tf_keras.models.load_model(copy, custom_objects=custom_objects(), safe_mode=True)

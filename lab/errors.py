@@ -1,4 +1,11 @@
 """Errors the CLI turns into a one-line message and a non-zero exit."""
+import reprlib
+
+MAX_QUOTED = 300  # characters of a value an error message quotes (a spec's value may be megabytes)
+_SHORT = reprlib.Repr()  # Python 3.11's takes no arguments
+for _name in ("maxtuple", "maxlist", "maxarray", "maxdict", "maxset", "maxfrozenset", "maxdeque"):
+    setattr(_SHORT, _name, 12)
+_SHORT.maxlevel, _SHORT.maxstring, _SHORT.maxlong, _SHORT.maxother = 4, 200, 60, 200
 
 
 class LabError(Exception):
@@ -37,3 +44,10 @@ def printable(text: object) -> str:
     `\\u202e`): the one helper for every value from a file or the registry shown on a terminal, so it
     cannot drive the terminal nor hide what it is."""
     return "".join(c if c.isprintable() else repr(c)[1:-1] for c in str(text))
+
+
+def quoted(value: object) -> str:
+    """`repr(value)` for an error message, at most MAX_QUOTED characters (a big value is elided, never
+    rendered whole)."""
+    text = _SHORT.repr(value)
+    return text if len(text) <= MAX_QUOTED else text[:MAX_QUOTED - 3] + "..."

@@ -1,12 +1,16 @@
 """The lab's settings, all from the environment, with documented defaults.
 
-- LAB_HOME: the lab's folder (default ~/.agent-lab): registry.db, experiments/, keras/.
+- LAB_HOME: the lab's folder (default ~/.agent-lab): registry.db, experiments/, keras/. Private: the lab
+  makes it (and the folders it makes inside) mode 0700, and its own files there (registry, logs, records,
+  tokens) 0600 (`private_dir`, `private_file`).
 - LAB_REGISTRY_URL: an SQLAlchemy URL for the registry (default sqlite:///$LAB_HOME/registry.db);
   point it at PostgreSQL to share one registry in a team.
 - LAB_STORAGE: where Tune writes experiments (default $LAB_HOME/experiments): a path (local, NFS) or a URI
   (s3://bucket/prefix, gs://..., file://...); see lab/infra/storage.py. A spec's `storage` (or `--storage`) wins.
 - LAB_MLFLOW_URI: also log every trial to this MLflow tracking URI (a spec's `mlflow` or `--mlflow` wins).
 - LAB_RAY_ADDRESS: a Ray cluster to use instead of starting Ray locally (same as --address).
+- LAB_RAY_TOKEN_HOSTS: hosts that may receive the user's Ray token (lab/infra/ray_tokens.py).
+- LAB_RECORD_DIFF: "1" records the lab checkout's uncommitted diff as source.diff (lab/results/environment.py).
 """
 from __future__ import annotations
 
@@ -27,6 +31,34 @@ WORKER_ENV = {
 
 def lab_home() -> Path:
     return Path(os.environ.get("LAB_HOME") or Path.home() / ".agent-lab").expanduser()
+
+
+def private_dir(path: Path | str | None = None) -> Path:
+    """`path` (default LAB_HOME) as a folder only this user can enter: made with mode 0700 (LAB_HOME first
+    when `path` is inside it), or, when it is already there and this user's, set to 0700."""
+    home = lab_home()
+    folder = Path(path) if path is not None else home
+    if folder != home and home in folder.parents:
+        private_dir(home)
+    folder.mkdir(mode=0o700, parents=True, exist_ok=True)
+    info = folder.stat()
+    if info.st_uid == os.getuid() and info.st_mode & 0o077:
+        os.chmod(folder, 0o700)
+    return folder
+
+
+def private_file(path: Path | str, text: str | None = None) -> Path:
+    """Create (or open) the file `path` with mode 0600, never through a symbolic link; write `text` when given
+    (replacing what was there). Its folder is made private first."""
+    path = Path(path)
+    private_dir(path.parent)
+    flags = os.O_WRONLY | os.O_CREAT | os.O_NOFOLLOW | getattr(os, "O_CLOEXEC", 0)
+    descriptor = os.open(path, flags | (os.O_TRUNC if text is not None else 0), 0o600)
+    with os.fdopen(descriptor, "w") as handle:
+        os.fchmod(descriptor, 0o600)
+        if text is not None:
+            handle.write(text)
+    return path
 
 
 def registry_url() -> str:

@@ -142,6 +142,10 @@ def test_environment_record_names_versions_and_a_dirty_tree(tmp_path, monkeypatc
     assert info["git_dirty"] is False and diff == "" and len(info["git_commit"]) == 40
     assert info["python"].count(".") == 2 and {"numpy", "scikit-learn", "ray", "tensorflow"} <= set(info["packages"])
     (repo / "f.py").write_text("x = 2\n")
+    monkeypatch.delenv("LAB_RECORD_DIFF", raising=False)
+    info, diff = environment.record()  # the diff itself only when asked for
+    assert info["git_dirty"] is True and diff == "" and "diff_file" not in info
+    monkeypatch.setenv("LAB_RECORD_DIFF", "1")
     info, diff = environment.record()
     assert info["git_dirty"] is True and "+x = 2" in diff and info["diff_file"] == environment.DIFF_FILE
     monkeypatch.setattr(environment, "SOURCE", tmp_path)  # not a checkout

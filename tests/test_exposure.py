@@ -39,7 +39,7 @@ def test_a_local_run_answers_nothing_beyond_loopback_and_keeps_the_token_secret(
     address = proc_utils.own_address()
     if address is None:
         pytest.skip("this machine has no non-loopback address to connect through")
-    home = tmp_path / "home"  # Ray writes its token under ~/.ray: a fresh one for this run
+    home = tmp_path / "home"  # Ray would write its default token under ~/.ray: a fresh HOME for this run
     home.mkdir()
     spec = tmp_path / "exposure.yaml"
     spec.write_text(LONG_SWEEP)
@@ -63,7 +63,8 @@ def test_a_local_run_answers_nothing_beyond_loopback_and_keeps_the_token_secret(
         output, _ = driver.communicate(timeout=120)
     assert len(found) >= 5, found  # GCS, raylet, agents, workers: the probe saw the run
     assert answered == [], f"answered without the token on {address}: {answered}"
-    token = (home / ".ray" / "auth_token").read_text().strip()
+    assert not (home / ".ray" / "auth_token").exists()  # the lab's own token, not Ray's shared default
+    token = (lab_home / "run" / "auth_token").read_text().strip()
     assert len(token) >= 16  # token authentication was on
     logs = "".join(p.read_text(errors="replace") for p in lab_home.rglob("*") if p.is_file() and p.suffix in
                    (".log", ".txt", ".json", ".csv"))

@@ -6,12 +6,14 @@ import json
 import os
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
 
+from lab import settings
 from lab.infra import warm
 from lab.registry import Registry
 from tests.conftest import lab
@@ -31,10 +33,10 @@ resources: {{cpu: 1}}
 def write_record(**changes) -> None:
     """A record as `lab up` writes it, of an instance that is not running."""
     record = dict(address="127.0.0.1:1", pid=2**22 + 7, pid_started=1, uid=os.getuid(), user="me",
-                  temp_dir="/nonexistent", token_path="/nonexistent", num_cpus=1, pool=1)
+                  temp_dir=os.path.join(tempfile.gettempdir(), "lab-ray-nonexistent"),
+                  token_path=str(warm.ray_dir() / "auth_token"), num_cpus=1, pool=1)
     record.update(changes)
-    warm.ray_dir().mkdir(parents=True, exist_ok=True)
-    warm.record_path().write_text(json.dumps(record))
+    settings.private_file(warm.record_path(), json.dumps(record))  # 0600, as `lab up` writes it
 
 
 def one_error_line(result) -> str:
@@ -68,7 +70,7 @@ def test_a_dead_instance_is_reported_and_forgotten(lab_home):
 
 def test_a_dead_keepers_leftovers_are_stopped(lab_home, tmp_path):
     """Its session's processes that name its temp folder go with the record (and nothing else)."""
-    temp_dir = str(tmp_path / "lab-ray-x")
+    temp_dir = tempfile.mkdtemp(prefix="lab-ray-")  # where `lab up` makes its temp folders
     # the leader starts both and exits; Popen returns once a child has exec'd (a forked shell would still
     # carry the leader's command line, temp folder included, for a moment)
     nap = [sys.executable, "-c", "import time; time.sleep(60)"]
@@ -84,7 +86,7 @@ def test_a_dead_keepers_leftovers_are_stopped(lab_home, tmp_path):
     assert warm.usable(note=lambda *a, **k: None) is None
     time.sleep(0.2)
     alive = {pid for pid, _ in warm._session_processes(leader.pid)}
-    assert leftovers[0] not in alive and bystander in alive
+    assert leftovers[0] not in alive and bystander in alive and not os.path.exists(temp_dir)
     os.kill(bystander, 9)
 
 

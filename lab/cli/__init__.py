@@ -17,6 +17,7 @@ from lab.cli.parser import make_parser
 from lab.errors import LabError, SpecError
 
 MAX_ERROR_LINES = 30
+MAX_ERROR_CHARS = 1000  # a line quoting a value from a file stays readable
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -57,7 +58,9 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _say(line: str, code: int) -> int:
-    """Print one line to stderr (if anyone still reads it) and return `code`."""
+    """Print one line (at most MAX_ERROR_CHARS) to stderr (if anyone still reads it) and return `code`."""
+    if len(line) > MAX_ERROR_CHARS:
+        line = line[:MAX_ERROR_CHARS - 3] + "..."
     try:
         print(line, file=sys.stderr, flush=True)
     except OSError:

@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import os
 import sys
-from pathlib import Path
 
 from lab import settings
 from lab.errors import ClusterError
@@ -16,7 +15,7 @@ def connect(address: str | None, num_cpus: int | None = None, verbose: bool = Fa
     ClusterError if it cannot be reached. Worker output reaches the console only when `verbose`.
     A local instance answers only on loopback, with token authentication (lab.infra.local_ray).
     """
-    from lab.infra import local_ray
+    from lab.infra import local_ray, ray_tokens
 
     settings.apply_worker_env()
     imported_before = "ray" in sys.modules  # a notebook, a test: Ray read its auth settings back then
@@ -26,13 +25,19 @@ def connect(address: str | None, num_cpus: int | None = None, verbose: bool = Fa
         from lab.infra import warm
 
         warm_instance = warm.usable()
-    if warm_instance is not None:
-        os.environ.update(warm_instance.client_env())  # its own token; read when Ray is imported
-    elif address and "RAY_AUTH_MODE" not in os.environ and _has_ray_token():
-        os.environ["RAY_AUTH_MODE"] = "token"  # clusters from `ray start` want the token; read at import
     local = not address and warm_instance is None  # this driver starts its own instance
+    if warm_instance is not None:
+        os.environ.pop("RAY_AUTH_TOKEN", None)  # it would win over the instance's token file
+        os.environ.update(warm_instance.client_env())  # its own token; read when Ray is imported
+    elif local and not _ray_initialized():
+        ray_tokens.use_local_token()  # the lab's own 0600 token, not Ray's ~/.ray/auth_token
     if not address:
         local_ray.prepare_environment()  # before `import ray`: loopback listeners, token auth
+    elif not _ray_initialized():
+        if address == "auto":  # the cluster `auto` finds here: checked, then joined, as any other address
+            address = ray_tokens.resolve_auto() or address
+            imported_before = True  # resolving it imported Ray
+        ray_tokens.apply_cluster_auth(address)  # the user's token only to a cluster it is for
     import ray
 
     if ray.is_initialized():
@@ -59,7 +64,8 @@ def connect(address: str | None, num_cpus: int | None = None, verbose: bool = Fa
                      **local_ray.ray_init_kwargs(num_cpus=num_cpus))
     except (ConnectionError, RuntimeError, ValueError) as exc:
         where = f"the Ray cluster at {address}" if address else "a local Ray instance"
-        raise ClusterError(f"cannot start or reach {where}: {str(exc).strip().splitlines()[0]}") from None
+        hint = f" ({ray_tokens.HINT})" if address and os.environ.get("RAY_AUTH_MODE") == "disabled" else ""
+        raise ClusterError(f"cannot start or reach {where}: {str(exc).strip().splitlines()[0]}{hint}") from None
     from lab.infra import signals
 
     if local:
@@ -86,7 +92,3 @@ def _check_reachable(address: str, timeout: float = 5.0) -> None:
     except OSError as exc:
         raise ClusterError(f"cannot reach the Ray cluster at {address}: {exc.strerror or exc}") from None
 
-
-def _has_ray_token() -> bool:
-    return bool(os.environ.get("RAY_AUTH_TOKEN") or os.environ.get("RAY_AUTH_TOKEN_PATH")
-                or (Path.home() / ".ray" / "auth_token").exists())

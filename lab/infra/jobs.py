@@ -16,6 +16,7 @@ from __future__ import annotations
 import os
 import shlex
 import socket
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -107,8 +108,13 @@ def _client(address: str):
         socket.create_connection((url.hostname, port), timeout=5).close()
     except OSError as exc:
         raise ClusterError(f"cannot reach the Ray dashboard at {address}: {exc.strerror or exc}") from None
-    if "RAY_AUTH_MODE" not in os.environ and (Path.home() / ".ray" / "auth_token").exists():
-        os.environ["RAY_AUTH_MODE"] = "token"  # clusters from `ray start` want their token on API calls too
+    from lab.infra import ray_tokens
+
+    ray_tokens.apply_cluster_auth(address)  # the user's token only to a cluster it is for
+    if "ray" in sys.modules:  # a notebook, a test: Ray read its auth settings before
+        from lab.infra.local_ray import reload_auth_settings
+
+        reload_auth_settings()
     import logging
 
     from ray.job_submission import JobSubmissionClient

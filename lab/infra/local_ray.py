@@ -9,7 +9,8 @@ loopback node address back into the machine's own.
 
 Every command that starts Ray locally (`lab run`, `lab resume`, `lab up`) must go through
 `prepare_environment()` before `import ray` and pass `ray_init_kwargs()` to `ray.init`.
-The token itself (Ray writes it to ~/.ray/auth_token when missing) is never read, printed or logged here.
+The token is the lab's own (lab/ray_tokens.py: $LAB_HOME/run/auth_token, 0600), never Ray's ~/.ray/auth_token;
+it is never printed or logged.
 """
 from __future__ import annotations
 
@@ -97,11 +98,10 @@ def mark_instance() -> str:
 
     _instance = instance = uuid.uuid4().hex[:16]
     os.environ[INSTANCE_VAR] = instance  # a fresh id even when a parent lab process set one
-    folder = instances_dir()
-    folder.mkdir(parents=True, exist_ok=True)
+    folder = settings.private_dir(instances_dir())
     me = psutil.Process()
     _instance_file = folder / f"ray-{instance}.json"
-    _instance_file.write_text(json.dumps({"pid": me.pid, "create_time": me.create_time(), "processes": []}))
+    settings.private_file(_instance_file, json.dumps({"pid": me.pid, "create_time": me.create_time(), "processes": []}))
     atexit.register(_shutdown, instance, _instance_file)
     return instance
 
@@ -120,8 +120,7 @@ def record_processes() -> None:
         record = {"pid": me.pid, "create_time": me.create_time()}
     record["processes"] = [[p.pid, p.create_time()] for p in psutil.Process().children(recursive=True)]
     try:
-        _instance_file.parent.mkdir(parents=True, exist_ok=True)
-        _instance_file.write_text(json.dumps(record))
+        settings.private_file(_instance_file, json.dumps(record))
     except OSError:  # a courtesy for the next command: the run goes on without it
         pass
 

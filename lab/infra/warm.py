@@ -9,7 +9,9 @@ trial runs: a `lab run` that connects gets a worker whose imports are done.
 
 The instance is recorded in $LAB_HOME/ray/instance.json (address, keeper pid and its start time, user,
 temp folder); `lab down` stops exactly the processes of the keeper's session. A record whose keeper is
-gone, or that another user wrote, is never used: runs then start Ray themselves.
+gone, or that another user wrote, is never used: runs then start Ray themselves. The record is trusted only
+as a regular file of this user's with mode 0600, naming this LAB_HOME's token, a loopback address and a
+`lab-ray-*` folder right inside the temp folder (each path resolved before it is used or deleted).
 """
 from __future__ import annotations
 
@@ -18,6 +20,7 @@ import os
 import secrets
 import signal
 import socket
+import stat
 import subprocess
 import sys
 import tempfile
@@ -66,6 +69,10 @@ class Instance:
 
 
 # ------------------------------------------------------------------ the record
+class UntrustedRecord(LabError):
+    """The instance record is not one this user's lab wrote: nothing it names is used or deleted."""
+
+
 def ray_dir() -> Path:
     return settings.lab_home() / "ray"
 
@@ -75,27 +82,69 @@ def record_path() -> Path:
 
 
 def recorded() -> Instance | None:
-    """The recorded instance (alive or not), None if there is no readable record."""
+    """The recorded instance (alive or not), None if there is no readable record; UntrustedRecord when the
+    file is not this user's alone (owner, mode 0600) or names a token, address or folder the lab never would."""
+    path = record_path()
     try:
-        data = json.loads(record_path().read_text())
-        return Instance(**data)
+        info = path.lstat()
+        if not stat.S_ISREG(info.st_mode) or info.st_uid != os.getuid() or info.st_mode & 0o077:
+            raise UntrustedRecord(f"{path} is not a file of yours with mode 0600 (owner uid {info.st_uid}, mode "
+                                  f"{oct(info.st_mode & 0o777)}): not used; remove it if you did not write it")
+        instance = Instance(**json.loads(path.read_text()))
     except (OSError, ValueError, TypeError):
         return None
+    problem = _record_problem(instance)
+    if problem:
+        raise UntrustedRecord(f"{path} {problem}: not used; remove it if you did not write it")
+    return instance
+
+
+def _record_problem(instance: Instance) -> str:
+    """What in a record the lab would not have written ('' when nothing)."""
+    if not isinstance(instance.token_path, str) or \
+            os.path.realpath(instance.token_path) != os.path.realpath(ray_dir() / "auth_token"):
+        return "names a token file other than this LAB_HOME's"
+    if not isinstance(instance.address, str) or not instance.address.startswith("127.0.0.1:"):
+        return "names an address that is not 127.0.0.1"
+    if not isinstance(instance.temp_dir, str) or own_temp_dir(instance.temp_dir) is None:
+        return "names a temp folder that is not a lab-ray-* folder of yours in the temp folder"
+    return ""
+
+
+def own_temp_dir(temp_dir: str) -> Path | None:
+    """`temp_dir` resolved, when it is a folder `lab up` makes: `lab-ray-*` right inside the temp folder,
+    owned by this user, not a symbolic link; else None."""
+    if not temp_dir:
+        return None
+    resolved = Path(os.path.realpath(temp_dir))
+    if resolved.parent != Path(os.path.realpath(tempfile.gettempdir())) or not resolved.name.startswith("lab-ray-"):
+        return None
+    try:
+        info = resolved.lstat()
+    except FileNotFoundError:
+        return resolved  # already gone: nothing to delete
+    if not stat.S_ISDIR(info.st_mode) or info.st_uid != os.getuid():
+        return None
+    return resolved
 
 
 def _write_record(instance: Instance) -> None:
     path = record_path()
-    tmp = path.with_suffix(".tmp")
-    tmp.write_text(json.dumps(asdict(instance), indent=2))
+    tmp = settings.private_file(path.with_suffix(".tmp"), json.dumps(asdict(instance), indent=2))
     os.replace(tmp, path)
 
 
 def usable(note=print) -> Instance | None:
     """The warm instance a run should join: recorded, alive, started by this user; else None.
 
-    A record of a dead instance is removed; one of another user is left alone. Either way `note` gets one line.
+    A record of a dead instance is removed; one of another user, or untrusted, is left alone. Either way
+    `note` gets one line.
     """
-    instance = recorded()
+    try:
+        instance = recorded()
+    except UntrustedRecord as exc:
+        note(f"lab: note: {exc}; starting Ray locally", file=sys.stderr)
+        return None
     if instance is None:
         return None
     if not instance.ours():
@@ -121,10 +170,11 @@ def _forget(instance: Instance | None) -> None:
             (ray_dir() / name).unlink()
         except FileNotFoundError:
             pass
-    if instance is not None and instance.temp_dir.startswith(tempfile.gettempdir()):
+    temp_dir = own_temp_dir(instance.temp_dir) if instance is not None else None
+    if temp_dir is not None:
         import shutil
 
-        shutil.rmtree(instance.temp_dir, ignore_errors=True)
+        shutil.rmtree(temp_dir, ignore_errors=True)
 
 
 # ------------------------------------------------------------------ up / down / status
@@ -147,12 +197,8 @@ def up(num_cpus: int | None = None, pool: int | None = None, dashboard: bool = F
     check_none_up()
     num_cpus = num_cpus or os.cpu_count() or 1
     pool = num_cpus if pool is None else pool
-    folder = ray_dir()
-    folder.mkdir(parents=True, exist_ok=True)
-    token_path = folder / "auth_token"
-    token_path.touch(mode=0o600)
-    os.chmod(token_path, 0o600)
-    token_path.write_text(secrets.token_hex(32))
+    folder = settings.private_dir(ray_dir())
+    token_path = settings.private_file(folder / "auth_token", secrets.token_hex(32))
     # sockets live in the temp folder: its path must stay short (a Unix socket path has ~107 bytes)
     temp_dir = tempfile.mkdtemp(prefix="lab-ray-")
     port = _free_port()
@@ -163,11 +209,12 @@ def up(num_cpus: int | None = None, pool: int | None = None, dashboard: bool = F
         dashboard=f"http://127.0.0.1:{dashboard_port}" if dashboard else "", started_at=time.time(),
         worker_env=settings.worker_env(),
     )
-    log = open(folder / "keeper.log", "wb")
+    log = open(settings.private_file(folder / "keeper.log", ""), "wb")
+    environment = {name: value for name, value in os.environ.items() if name != "RAY_AUTH_TOKEN"}  # would win
     keeper = subprocess.Popen(
         [sys.executable, "-m", "lab.infra.warm", json.dumps(asdict(instance))],
         stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
-        env={**os.environ, **instance.worker_env, **instance.client_env(), "RAY_USAGE_STATS_ENABLED": "0",
+        env={**environment, **instance.worker_env, **instance.client_env(), "RAY_USAGE_STATS_ENABLED": "0",
              MARKS_ENV: str(Path(temp_dir) / "warm"),
              **LOCAL_ENV},  # Ray turns --node-ip-address=127.0.0.1 back into the machine's address without it
     )
@@ -202,7 +249,10 @@ def down(timeout: float = 30.0) -> Instance:
 
 def describe() -> str:
     """One line (two when up): the state of this LAB_HOME's warm instance."""
-    instance = recorded()
+    try:
+        instance = recorded()
+    except UntrustedRecord as exc:
+        return str(exc)
     if instance is None:
         return "no warm Ray instance (`lab up` starts one)"
     if not instance.ours():
@@ -278,7 +328,7 @@ def _keep(instance: Instance) -> int:
             _prestart(stub, instance.pool - len(pool), runtime_env)
             time.sleep(2.0)
         if not ready.exists() and sum(warm for _, warm in pool) >= instance.pool:
-            ready.touch()
+            settings.private_file(ready)
         time.sleep(POOL_CHECK_S)
     if head.poll() is None:
         head.terminate()  # `ray start --block` stops the processes it started

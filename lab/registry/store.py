@@ -83,11 +83,11 @@ class Registry:
 
     def _sqlite_engine(self, url: sa.URL) -> sa.Engine:
         if url.database and url.database != ":memory:":
-            folder = Path(url.database).expanduser().parent
+            database = Path(url.database).expanduser()
             try:
-                folder.mkdir(parents=True, exist_ok=True)
+                _private_database(database)
             except OSError as exc:
-                raise RegistryError(f"cannot create the registry folder {folder}: {exc.strerror}") from None
+                raise RegistryError(f"cannot create the registry {database}: {exc.strerror}") from None
         engine = sa.create_engine(url, connect_args={"timeout": self._timeout_s, "isolation_level": None})
 
         @sa.event.listens_for(engine, "connect")
@@ -366,3 +366,26 @@ def clean_metrics(result: dict[str, Any]) -> dict[str, Any]:
     return clean
 
 
+def _private_database(database: Path) -> None:
+    """An SQLite registry only its user can read: in LAB_HOME (0700) mode 0600, WAL files included (SQLite
+    gives new ones the database's mode; older ones are set to 0600); elsewhere a new one is made 0600 and an
+    existing one left as it is. Nothing but the database itself is ever created here."""
+    home = settings.lab_home()
+    inside = database.parent == home or home in database.parents
+    if inside:
+        settings.private_dir(database.parent)
+    else:
+        database.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        os.close(os.open(database, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600))
+    except FileExistsError:
+        pass
+    if not inside:
+        return
+    for path in (database, *(database.with_name(database.name + end) for end in ("-wal", "-shm"))):
+        try:
+            info = path.lstat()
+            if info.st_uid == os.getuid() and not path.is_symlink() and info.st_mode & 0o077:
+                os.chmod(path, 0o600)
+        except FileNotFoundError:
+            continue

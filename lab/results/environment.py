@@ -1,11 +1,16 @@
 """What a result came from: Python and package versions, the lab's version and commit, a dirty tree's diff.
 
 Recorded with every experiment (`lab show` prints it). Versions come from `importlib.metadata`, so nothing
-heavy is imported; the git calls run in the lab's own source tree and are skipped where there is none.
+heavy is imported. The git calls run in the lab's own checkout only: where the folder above the `lab`
+package is not the top level of a git repository (an installed lab, even one inside a user's project),
+nothing of git is recorded. The uncommitted diff itself (it may hold anything, secrets included) is
+written as `source.diff` beside the experiment only when the user opts in with LAB_RECORD_DIFF=1 (mode
+0600 on local storage); otherwise only whether the tree was dirty is recorded.
 """
 from __future__ import annotations
 
 import importlib.metadata
+import os
 import platform
 import subprocess
 import sys
@@ -18,7 +23,12 @@ PACKAGES = ("tensorflow", "tf-keras", "tf-agents-nightly", "tf-agents", "tensorf
 DIFF_FILE = "source.diff"  # beside the experiment's files when the lab's tree had uncommitted changes
 MAX_DIFF_BYTES = 5_000_000
 
-SOURCE = Path(__file__).resolve().parent.parent  # the checkout the lab runs from (if it is one)
+SOURCE = Path(__file__).resolve().parents[2]  # the folder above the `lab` package (a checkout, if it is one)
+DIFF_SETTING = "LAB_RECORD_DIFF"  # "1": record the diff of the lab's own uncommitted changes
+
+
+def diff_opted_in() -> bool:
+    return os.environ.get(DIFF_SETTING, "").strip().lower() in ("1", "true", "yes")
 
 
 def record() -> tuple[dict[str, Any], str]:
@@ -29,8 +39,9 @@ def record() -> tuple[dict[str, Any], str]:
             packages[name] = importlib.metadata.version(name)
         except importlib.metadata.PackageNotFoundError:
             continue
-    commit = _git("rev-parse", "HEAD")
-    diff = _git("diff", "HEAD") if commit else None
+    commit = _git("rev-parse", "HEAD") if _own_checkout() else None
+    dirty = _dirty() if commit else None
+    diff = _git("diff", "HEAD") if dirty and diff_opted_in() else None
     try:
         lab_version = importlib.metadata.version("agent-lab")
     except importlib.metadata.PackageNotFoundError:
@@ -41,7 +52,7 @@ def record() -> tuple[dict[str, Any], str]:
         "platform": platform.platform(),
         "lab_version": lab_version,
         "git_commit": commit,
-        "git_dirty": bool(diff) if commit else None,
+        "git_dirty": dirty,
         "packages": packages,
     }
     if diff and len(diff.encode()) > MAX_DIFF_BYTES:
@@ -58,10 +69,29 @@ def save_diff(storage, diff: str) -> None:
     target = storage.join(DIFF_FILE)
     if storage.is_local:
         Path(storage.path).mkdir(parents=True, exist_ok=True)
-        Path(target.path).write_text(diff)
+        flags = os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW
+        with os.fdopen(os.open(target.path, flags, 0o600), "w") as handle:  # only its owner reads it
+            os.fchmod(handle.fileno(), 0o600)
+            handle.write(diff)
         return
     with storage.filesystem.open_output_stream(target.path) as stream:
         stream.write(diff.encode())
+
+
+def _own_checkout() -> bool:
+    """Whether the folder above the `lab` package is the top level of a git checkout (the lab's own), not a
+    folder inside some other repository (a user's project that holds an installed lab)."""
+    top = _git("rev-parse", "--show-toplevel")
+    return bool(top) and os.path.realpath(top) == os.path.realpath(SOURCE)
+
+
+def _dirty() -> bool | None:
+    try:
+        out = subprocess.run(["git", "diff", "--quiet", "HEAD"], capture_output=True, timeout=10, cwd=SOURCE,
+                             check=False)
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return {0: False, 1: True}.get(out.returncode)
 
 
 def _git(*args: str) -> str | None:
@@ -76,7 +106,8 @@ def format_lines(info: dict[str, Any]) -> list[str]:
     """The record as `lab show` prints it."""
     if not info:
         return ["(not recorded: the experiment predates schema version 3)"]
-    dirty = {True: " (dirty: uncommitted changes, see " + info.get("diff_file", DIFF_FILE) + ")",
+    dirty = {True: (" (dirty: uncommitted changes, see " + info["diff_file"] + ")") if info.get("diff_file")
+             else f" (dirty: uncommitted changes, not recorded: {DIFF_SETTING}=1 records them)",
              False: "", None: ""}[info.get("git_dirty")]
     lines = [f"python {info.get('python')} on {info.get('platform')}",
              f"lab {info.get('lab_version') or '-'}, commit {info.get('git_commit') or '-'}{dirty}"]

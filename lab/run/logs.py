@@ -25,7 +25,7 @@ def tune_logs_to_file(experiment_id: int, enabled: bool = True):
     loggers = [logging.getLogger(name) for name in ("ray.tune", "ray.train")]
     path = experiment_log(experiment_id)
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
+        settings.private_file(path)  # 0600 in a 0700 LAB_HOME
         handler: logging.Handler = logging.FileHandler(path)
     except OSError:  # no room for the log either: the records are dropped, the run goes on
         handler = logging.NullHandler()
@@ -50,7 +50,7 @@ def write_experiment_log(experiment_id: int, exc: BaseException) -> Path:
 
     path = experiment_log(experiment_id)
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
+        settings.private_file(path)
         with path.open("a") as handle:
             handle.write(f"--- {dt.datetime.now(dt.timezone.utc).isoformat()} experiment {experiment_id}\n")
             handle.write("".join(traceback.format_exception(exc)))

@@ -9,6 +9,7 @@ import getpass
 import os
 import socket
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from lab import settings
@@ -137,6 +138,8 @@ def run(spec: ExperimentSpec, address: str | None = None, registry: Registry | N
     registry = registry or Registry()
     registry.check()
     storage = storages.resolve(spec.storage or settings.storage_path(), "the spec" if spec.storage else "LAB_STORAGE")
+    if storage.is_local and settings.lab_home().absolute() in Path(storage.path).absolute().parents:
+        settings.private_dir()  # the default storage: inside a 0700 LAB_HOME
     storage.check_writable()
     storages.remember_root(storage)  # the user chose it: its experiments may be resumed and removed later
     check_mlflow(spec)

@@ -17,7 +17,7 @@ from typing import Any
 import yaml
 
 from lab import plugins
-from lab.errors import SpecError
+from lab.errors import SpecError, quoted
 from lab.spec.model import (
     ExperimentSpec,
     Reference,
@@ -32,7 +32,15 @@ from lab.workload.config import build_dataclass, suggest
 
 class SpecLoader(yaml.SafeLoader):
     """`yaml.safe_load`'s loader (plain data only) with YAML 1.2's floats: `1e-2`, `1E2` and `3e-4` are
-    numbers, as they are in `--set` (YAML 1.1, PyYAML's default, reads a float without a dot as a string)."""
+    numbers, as they are in `--set` (YAML 1.1, PyYAML's default, reads a float without a dot as a string).
+    Aliases (`*name`) are refused: a few hundred bytes of them expand into gigabytes."""
+
+    def compose_node(self, parent, index):
+        if self.check_event(yaml.AliasEvent):
+            raise yaml.composer.ComposerError(
+                None, None, "YAML aliases (*name) are not accepted in a spec: write the value out",
+                self.peek_event().start_mark)
+        return super().compose_node(parent, index)
 
 
 SpecLoader.yaml_implicit_resolvers = {
@@ -95,10 +103,10 @@ def read_source(source: str) -> tuple[dict[str, Any], str]:
 def parse_override(text: str) -> tuple[list[str], Any]:
     """'params.learning_rate=1e-3' -> (['params', 'learning_rate'], 0.001)."""
     if "=" not in text:
-        raise SpecError(f"--set expects key=value, got {text!r}")
+        raise SpecError(f"--set expects key=value, got {quoted(text)}")
     key, value = text.split("=", 1)
     if not key:
-        raise SpecError(f"--set expects key=value, got {text!r}")
+        raise SpecError(f"--set expects key=value, got {quoted(text)}")
     parsed = parse_yaml(value, f"--set {key}") if value else ""  # the spec's own number syntax
     return key.split("."), parsed
 
@@ -155,13 +163,13 @@ def per_trial_seeds(raw: dict[str, Any], label: str) -> dict[str, Any]:
         return raw
     samples = raw.get("num_samples", 1)
     if isinstance(samples, bool) or not isinstance(samples, int) or samples < 1:
-        raise SpecError(f"seed: per_trial in {label} needs num_samples >= 1 (the number of seeds), got {samples!r}")
+        raise SpecError(f"seed: per_trial in {label} needs num_samples >= 1 (the number of seeds), got {quoted(samples)}")
     search = dict(raw.get("search") or {})
     if "seed" in search or "seed" in (raw.get("params") or {}):
         raise SpecError(f"seed: per_trial in {label} cannot go with a 'seed' in params or search")
     searcher = (raw.get("searcher") or {}).get("type", "random") if isinstance(raw.get("searcher"), dict) else "random"
     if searcher != "random":
-        raise SpecError(f"seed: per_trial in {label} needs searcher random (a grid of seeds), not {searcher!r}")
+        raise SpecError(f"seed: per_trial in {label} needs searcher random (a grid of seeds), not {quoted(searcher)}")
     search["seed"] = {"grid": list(range(samples))}
     return {**raw, "seed": 0, "num_samples": 1, "search": search}
 
@@ -204,7 +212,7 @@ def build_spec(raw: dict[str, Any], label: str) -> ExperimentSpec:
             if built is not None:
                 raw[key] = built
         elif value is not None:
-            problems.add(f"'{key}' in {label} must be a mapping, got {value!r}")
+            problems.add(f"'{key}' in {label} must be a mapping, got {quoted(value)}")
     for key in ("params", "search", "stop"):
         if raw.get(key) is None:
             raw.pop(key, None)

@@ -8,6 +8,7 @@ import sys
 from dataclasses import dataclass, field
 from typing import Any
 
+from lab.errors import quoted
 from lab.spec.safety import check_name, credential_problem
 from lab.workload.config import suggest
 
@@ -44,7 +45,7 @@ class Scheduler:
 
     def check(self) -> None:
         if self.type not in SCHEDULERS:
-            raise ValueError(f"scheduler type must be one of {', '.join(SCHEDULERS)}, got {self.type!r}"
+            raise ValueError(f"scheduler type must be one of {', '.join(SCHEDULERS)}, got {quoted(self.type)}"
                              f"{_did_you_mean(self.type, SCHEDULERS)}")
         if self.max_t < 1 or self.grace_period < 1 or self.reduction_factor <= 1:
             raise ValueError("scheduler needs max_t >= 1, grace_period >= 1 and reduction_factor > 1")
@@ -70,7 +71,7 @@ class Searcher:
 
     def check(self) -> None:
         if self.type not in SEARCHERS:
-            raise ValueError(f"searcher type must be one of {', '.join(SEARCHERS)}, got {self.type!r}"
+            raise ValueError(f"searcher type must be one of {', '.join(SEARCHERS)}, got {quoted(self.type)}"
                              f"{_did_you_mean(self.type, SEARCHERS)}")
         if self.max_concurrent < 0:
             raise ValueError(f"max_concurrent cannot be negative, got {self.max_concurrent}")
@@ -130,7 +131,7 @@ class ExperimentSpec:
     def check(self) -> None:
         check_name(self.name)
         if self.mode not in ("max", "min"):
-            raise ValueError(f"mode must be 'max' or 'min', got {self.mode!r}")
+            raise ValueError(f"mode must be 'max' or 'min', got {quoted(self.mode)}")
         if self.num_samples < 1:
             raise ValueError("num_samples must be at least 1")
         if self.max_failures < 0 or self.checkpoint_every < 0 or self.time_budget_s < 0:
@@ -139,7 +140,7 @@ class ExperimentSpec:
             raise ValueError("metric is required (the metric that ranks trials)")
         for key, value in self.stop.items():
             if isinstance(value, bool) or not isinstance(value, (int, float)):
-                raise ValueError(f"stop criterion '{key}' must be a number, got {value!r}")
+                raise ValueError(f"stop criterion '{key}' must be a number, got {quoted(value)}")
         for key, dist in self.search.items():
             check_distribution(key, dist)
         overlap = set(self.search) & set(self.params)
@@ -185,7 +186,7 @@ class ExperimentSpec:
 
 def check_distribution(key: str, dist: Any) -> None:
     if not isinstance(dist, dict) or len(dist) != 1:
-        raise ValueError(f"search '{key}' must be one of {{{'|'.join(DISTRIBUTIONS)}: ...}}, got {dist!r}")
+        raise ValueError(f"search '{key}' must be one of {{{'|'.join(DISTRIBUTIONS)}: ...}}, got {quoted(dist)}")
     (kind, args), = dist.items()
     if kind not in DISTRIBUTIONS:
         raise ValueError(f"search '{key}' has unknown distribution '{kind}'{suggest(kind, DISTRIBUTIONS)}")
@@ -194,7 +195,7 @@ def check_distribution(key: str, dist: Any) -> None:
             raise ValueError(f"search '{key}': {kind} needs a non-empty list of values")
     else:
         if not (isinstance(args, list) and len(args) == 2 and all(_is_number(a) for a in args)):
-            raise ValueError(f"search '{key}': {kind} needs [low, high], got {args!r}")
+            raise ValueError(f"search '{key}': {kind} needs [low, high], got {quoted(args)}")
         low, high = args
         if not low < high or (kind == "loguniform" and low <= 0):
             raise ValueError(f"search '{key}': {kind} needs 0 < low < high for loguniform, low < high otherwise")

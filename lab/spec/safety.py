@@ -12,7 +12,7 @@ import re
 import sys
 from urllib.parse import parse_qsl, urlsplit
 
-from lab.errors import SpecError, printable  # noqa: F401 - printable: part of this module's API
+from lab.errors import SpecError, printable, quoted  # noqa: F401 - printable: part of this module's API
 
 NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,99}")
 SECRET_WORDS = ("secret", "password", "passwd", "token", "key", "credential", "signature", "sig")
@@ -23,9 +23,8 @@ def check_name(name: object) -> None:
     """ValueError unless `name` is 1-100 of [A-Za-z0-9_.-], not starting with '.' or '-' (it becomes a folder
     name and a TensorBoard run label)."""
     if not isinstance(name, str) or not NAME.fullmatch(name):
-        shown = printable(str(name))
         raise ValueError(f"name must be 1-100 letters, digits, '_', '.' or '-' (not starting with '.' or '-'), "
-                         f"got {shown!r}")
+                         f"got {printable(quoted(name))}")
 
 
 def credential_problem(uri: str) -> str | None:

@@ -9,7 +9,7 @@ import types
 import typing
 from typing import Any, Literal
 
-from lab.errors import SpecError
+from lab.errors import SpecError, quoted
 
 
 def suggest(word: str, choices, limit: int = 30) -> str:
@@ -68,7 +68,7 @@ def build_dataclass(cls: type, params: dict[str, Any], owner: str) -> Any:
     values, problems = {}, []
     for key, value in params.items():
         if not isinstance(key, str):  # YAML keys may be numbers, lists, null
-            problems.append(f"parameter names of {owner} must be words, got {key!r}")
+            problems.append(f"parameter names of {owner} must be words, got {quoted(key)}")
             continue
         if key not in fields:
             hint = suggest(key, fields, limit=12) or " (`lab params WORKLOAD` lists them)"
@@ -110,21 +110,21 @@ def coerce(value: Any, hint: Any, what: str) -> Any:
                 return coerce(value, option, what)
             except SpecError:
                 pass
-        raise SpecError(f"{what} must be {_hint_name(hint)}, got {value!r}")
+        raise SpecError(f"{what} must be {_hint_name(hint)}, got {quoted(value)}")
     if origin is Literal:
         allowed = typing.get_args(hint)
         if value not in allowed:
-            raise SpecError(f"{what} must be one of {', '.join(map(repr, allowed))}, got {value!r}")
+            raise SpecError(f"{what} must be one of {', '.join(map(repr, allowed))}, got {quoted(value)}")
         return value
     if origin in (tuple, list):
         if not isinstance(value, (list, tuple)):
-            raise SpecError(f"{what} must be a list, got {value!r}")
+            raise SpecError(f"{what} must be a list, got {quoted(value)}")
         args = typing.get_args(hint)
         item = args[0] if args else Any
         return tuple(coerce(v, item, what) for v in value)
     if origin is dict:
         if not isinstance(value, dict):
-            raise SpecError(f"{what} must be a mapping, got {value!r}")
+            raise SpecError(f"{what} must be a mapping, got {quoted(value)}")
         return dict(value)
     if hint is bool:
         if isinstance(value, bool):
@@ -137,7 +137,7 @@ def coerce(value: Any, hint: Any, what: str) -> Any:
     elif hint is float:
         if isinstance(value, (int, float)) and not isinstance(value, bool):
             if not math.isfinite(float(value)):
-                raise SpecError(f"{what} must be a finite number, got {value!r}")
+                raise SpecError(f"{what} must be a finite number, got {quoted(value)}")
             return float(value)
         if isinstance(value, str):
             try:
@@ -149,7 +149,7 @@ def coerce(value: Any, hint: Any, what: str) -> Any:
             return value
     else:
         return value
-    raise SpecError(f"{what} must be {_hint_name(hint)}, got {value!r}")
+    raise SpecError(f"{what} must be {_hint_name(hint)}, got {quoted(value)}")
 
 
 def _hint_name(hint: Any) -> str:
