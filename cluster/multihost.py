@@ -60,8 +60,8 @@ def namespaces_permitted() -> str | None:
         if shutil.which(tool) is None:
             return f"{tool} is not installed"
     probe = f"{PREFIX}{os.getpid()}-check"
-    made = subprocess.run(["ip", "netns", "add", probe], capture_output=True, text=True)
-    subprocess.run(["ip", "netns", "del", probe], capture_output=True)
+    made = subprocess.run(["ip", "netns", "add", probe], capture_output=True, text=True, check=False)
+    subprocess.run(["ip", "netns", "del", probe], capture_output=True, check=False)
     if made.returncode != 0:
         return f"cannot create a network namespace: {made.stderr.strip()}"
     return None
@@ -149,8 +149,9 @@ class MultiHost:
                    f"{VENV}/bin/python", "-c", REAPER]
         if host.cpu is not None:
             command = ["taskset", "-c", host.cpu, *command]
-        unshare = subprocess.Popen(command, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-                                   stderr=open(Path(self.folder) / f"{name}.boot.log", "ab"), start_new_session=True)
+        with open(Path(self.folder) / f"{name}.boot.log", "ab") as log:
+            unshare = subprocess.Popen(command, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=log,
+                                       start_new_session=True)
         deadline = time.time() + 20
         while time.time() < deadline and not host.init_pid:
             host.init_pid = _init_pid(unshare.pid)
@@ -206,7 +207,8 @@ class MultiHost:
 
     def run(self, name: str, argv: list[str], env: dict | None = None, timeout: float = 300,
             check: bool = True) -> subprocess.CompletedProcess:
-        result = subprocess.run(self.command(name, argv, env), capture_output=True, text=True, timeout=timeout)
+        result = subprocess.run(self.command(name, argv, env), capture_output=True, text=True, timeout=timeout,
+                                check=False)
         if check and result.returncode != 0:
             raise RuntimeError(f"on {name}: {' '.join(argv)} exited {result.returncode}: "
                                f"{(result.stdout + result.stderr)[-3000:]}")
@@ -229,6 +231,17 @@ class MultiHost:
             if path == prefix or path.startswith(prefix + "/"):
                 return Path(self.hosts[name].folder, sub, path[len(prefix):].lstrip("/"))
         raise ValueError(f"{path} is not a private folder of a host")
+
+    def listeners(self, name: str) -> list[tuple[str, int]]:
+        """(address, port) of every listening TCP socket in the host's network namespace."""
+        listed = subprocess.run(["ip", "netns", "exec", self.hosts[name].namespace, "ss", "-ltnH"],
+                                capture_output=True, text=True, check=True, timeout=30).stdout
+        found = set()
+        for line in listed.splitlines():
+            local = line.split()[3]
+            address, _, port = local.rpartition(":")
+            found.add((address.strip("[]"), int(port)))
+        return sorted(found)
 
     # ------------------------------------------------------------------ faults
     def pids(self, name: str) -> list[int]:
@@ -271,7 +284,7 @@ class MultiHost:
 
     def unblock(self, name: str) -> None:
         subprocess.run(["ip", "netns", "exec", self.hosts[name].namespace, "tc", "qdisc", "del", "dev", "eth0",
-                        "clsact"], capture_output=True)
+                        "clsact"], capture_output=True, check=False)
 
     # ------------------------------------------------------------------ services
     def start_services(self) -> None:
@@ -298,8 +311,8 @@ class MultiHost:
             with open(self.file("head", "/var/lab/pg/data/pg_hba.conf"), "a") as hba:
                 hba.write(f"host all all {SUBNET}.0/24 scram-sha-256\n")
         self.run("head", [*run_as, f"{pg}/pg_ctl", "-D", "/var/lab/pg/data", "-l", "/var/lab/pg/log", "-w", "start",
-                          "-o", f"-p {PG_PORT} -k /var/lab/pg -c listen_addresses={self.address('head')} "
-                                "-c max_connections=100 -c fsync=off"])
+                          "-o", (f"-p {PG_PORT} -k /var/lab/pg -c listen_addresses={self.address('head')} "
+                                 "-c max_connections=100 -c fsync=off")])
         if fresh:
             self.run("head", ["psql", "-h", "/var/lab/pg", "-p", str(PG_PORT), "-U", "lab", "postgres",
                               "-c", "CREATE DATABASE lab"])
@@ -465,7 +478,7 @@ def main(argv: list[str]) -> int:
         harness.unblock(args.host)
     elif args.action == "exec":
         argv = args.argv[1:] if args.argv[:1] == ["--"] else args.argv
-        return subprocess.run(harness.command(args.host, argv)).returncode
+        return subprocess.run(harness.command(args.host, argv), check=False).returncode
     return 0
 
 
