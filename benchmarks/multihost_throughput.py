@@ -21,8 +21,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from cluster import multihost  # noqa: E402
-from cluster.multihost import MultiHost  # noqa: E402
+from cluster import multihost
+from cluster.multihost import MultiHost
 
 SWEEP = """
 name: NAME

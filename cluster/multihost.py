@@ -43,8 +43,11 @@ SUBNET = "10.213.0"
 PREFIX = "labmh"
 RAY_PORT, PG_PORT, S3_PORT = 6379, 5432, 5000
 BUCKET = "lab"
-S3_KEYS = {"AWS_ACCESS_KEY_ID": "lab-harness-key", "AWS_SECRET_ACCESS_KEY": "lab-harness-secret",
-           "AWS_DEFAULT_REGION": "us-east-1"}
+# Ray's Prometheus endpoints answer anyone (no token): the nodes' agents export none (metrics collection
+# off), the head has no dashboard (its 44227), and the autoscaler's (44217 on every interface of the head,
+# with no setting for its address in Ray 2.60) is dropped at the head's link
+NODE_ENV = {"RAY_enable_metrics_collection": "0"}
+AUTOSCALER_METRICS_PORT = 44217
 # name: (last byte of the address, holds the cluster token)
 LAYOUT = {"head": (2, True), "w1": (3, True), "w2": (4, True), "client": (5, True), "s3": (6, False),
           "probe": (9, False)}
@@ -96,6 +99,7 @@ class MultiHost:
     folder: str
     bridge: str
     pg_password: str = field(default_factory=lambda: secrets.token_hex(16))
+    s3_keys: dict[str, str] = field(default_factory=dict)  # AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY of moto's user
     hosts: dict[str, Host] = field(default_factory=dict)
 
     # ------------------------------------------------------------------ life cycle
@@ -188,8 +192,9 @@ class MultiHost:
         paths = {str(ROOT), str(VENV), os.path.realpath(sys.base_prefix)}
         return ":".join(sorted(paths))
 
-    def command(self, name: str, argv: list[str], env: dict[str, str] | None = None) -> list[str]:
-        """argv run on host `name`: in all its namespaces and its root, with its environment (+ env)."""
+    def command(self, name: str, argv: list[str], env: dict[str, str] | None = None) -> tuple[list[str], dict]:
+        """argv run on host `name` (in all its namespaces and its root), and its whole environment (+ env):
+        given to the process, not on its command line, where everyone on the machine would read the secrets."""
         host = self.hosts[name]
         base = {"PATH": f"{VENV}/bin:/usr/local/bin:/usr/bin:/bin:/usr/sbin:/sbin", "HOME": "/home/lab",
                 "LAB_HOME": "/var/lab", "TMPDIR": "/tmp", "PYTHONPATH": str(ROOT), "TF_USE_LEGACY_KERAS": "1",
@@ -197,17 +202,17 @@ class MultiHost:
         if host.token:
             base["RAY_AUTH_MODE"] = "token"
         if name != "probe":
-            base.update(S3_KEYS, AWS_ENDPOINT_URL=f"http://{self.address('s3')}:{S3_PORT}",
+            base.update(self.s3_keys, AWS_DEFAULT_REGION="us-east-1", AWS_ENDPOINT_URL=f"http://{self.address('s3')}:{S3_PORT}",
                         LAB_STORAGE=f"s3://{BUCKET}/experiments",
                         LAB_REGISTRY_URL=self.registry_url)
         base.update(env or {})
-        command = ["nsenter", "-t", str(host.init_pid), "-n", "-m", "-u", "-p", "-r", "-w", "--",
-                   "/usr/bin/env", "-i", *(f"{k}={v}" for k, v in base.items()), *argv]
-        return ["taskset", "-c", host.cpu, *command] if host.cpu is not None else command
+        command = ["nsenter", "-t", str(host.init_pid), "-n", "-m", "-u", "-p", "-r", "-w", "--", *argv]
+        return (["taskset", "-c", host.cpu, *command] if host.cpu is not None else command), base
 
     def run(self, name: str, argv: list[str], env: dict | None = None, timeout: float = 300,
             check: bool = True) -> subprocess.CompletedProcess:
-        result = subprocess.run(self.command(name, argv, env), capture_output=True, text=True, timeout=timeout,
+        command, environment = self.command(name, argv, env)
+        result = subprocess.run(command, env=environment, capture_output=True, text=True, timeout=timeout,
                                 check=False)
         if check and result.returncode != 0:
             raise RuntimeError(f"on {name}: {' '.join(argv)} exited {result.returncode}: "
@@ -215,7 +220,8 @@ class MultiHost:
         return result
 
     def popen(self, name: str, argv: list[str], env: dict | None = None, **kwargs) -> subprocess.Popen:
-        return subprocess.Popen(self.command(name, argv, env), **kwargs)
+        command, environment = self.command(name, argv, env)
+        return subprocess.Popen(command, env=environment, **kwargs)
 
     @property
     def registry_url(self) -> str:
@@ -275,16 +281,27 @@ class MultiHost:
         _ip("-n", self.bridge, "link", "set", f"v-{name}", "up" if up else "down")
 
     def block(self, name: str, target: str, port: int) -> None:
-        """Drop the host's packets to target:port (tc on its eth0): one service unreachable, the rest not."""
-        ns = ["ip", "netns", "exec", self.hosts[name].namespace, "tc"]
-        subprocess.run([*ns, "qdisc", "replace", "dev", "eth0", "clsact"], check=True, capture_output=True)
-        subprocess.run([*ns, "filter", "add", "dev", "eth0", "egress", "protocol", "ip", "u32",
-                        "match", "ip", "dst", f"{self.address(target)}/32", "match", "ip", "dport", str(port), "0xffff",
-                        "action", "drop"], check=True, capture_output=True)
+        """Make target:port unreachable from the host (a policy-routing rule: `prohibit`), the rest not."""
+        _ip("-n", self.hosts[name].namespace, "rule", "add", *self._rule(target, port))
 
-    def unblock(self, name: str) -> None:
-        subprocess.run(["ip", "netns", "exec", self.hosts[name].namespace, "tc", "qdisc", "del", "dev", "eth0",
-                        "clsact"], capture_output=True, check=False)
+    def unblock(self, name: str, target: str, port: int) -> None:
+        _ip("-n", self.hosts[name].namespace, "rule", "del", *self._rule(target, port))
+
+    def _rule(self, target: str, port: int) -> list[str]:
+        return ["to", self.address(target), "ipproto", "tcp", "dport", str(port), "prohibit"]
+
+    def close_ports(self, name: str, ports: list[int]) -> None:
+        """Refuse every connection the host gets on its bridge link to `ports` (a firewall, a security group):
+        policy-routing rules looked up before the local table (moved behind them)."""
+        ns = self.hosts[name].namespace
+        rules = _ip("-n", ns, "rule", "show").stdout
+        for port in ports:
+            if f"dport {port} prohibit" not in rules:
+                _ip("-n", ns, "rule", "add", "pref", "10", "iif", "eth0", "ipproto", "tcp", "dport", str(port),
+                    "prohibit")
+        if "100:\tfrom all lookup local" not in rules:
+            _ip("-n", ns, "rule", "add", "pref", "100", "lookup", "local")
+            _ip("-n", ns, "rule", "del", "pref", "0", "lookup", "local")
 
     # ------------------------------------------------------------------ services
     def start_services(self) -> None:
@@ -293,6 +310,7 @@ class MultiHost:
         self.start_s3()
 
     def start_postgres(self) -> None:
+        """PostgreSQL on the head (after a fresh boot of the head: a server running there is not detected)."""
         pg = _pg_bin()
         data = self.file("head", "/var/lab/pg")
         fresh = not data.exists()
@@ -301,6 +319,8 @@ class MultiHost:
         shutil.chown(data, "postgres")
         data.chmod(0o700)
         run_as = ["runuser", "-u", "postgres", "--"]
+        for stale in ("data/postmaster.pid", f".s.PGSQL.{PG_PORT}.lock"):  # left by a lost head: PIDs were its own
+            (data / stale).unlink(missing_ok=True)
         if fresh:  # a password for connections over the network; trust only on the head's own socket
             password = self.file("head", "/var/lab/pg/password")
             password.write_text(self.pg_password)
@@ -318,23 +338,23 @@ class MultiHost:
                               "-c", "CREATE DATABASE lab"])
 
     def start_s3(self) -> None:
+        """moto's S3 server with authentication on: its first actions (unauthenticated) make an IAM user with
+        an S3 policy and a key, which every host then uses; anything else without that key is refused."""
         self.popen("s3", ["moto_server", "-H", self.address("s3"), "-p", str(S3_PORT)],
-                   stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                   start_new_session=True)
-        create = ("import boto3, os, time\n"
-                  "for _ in range(100):\n"
-                  "    try:\n"
-                  f"        boto3.client('s3').create_bucket(Bucket='{BUCKET}'); break\n"
-                  "    except Exception: time.sleep(0.2)\n"
-                  "else: raise SystemExit('moto did not answer')\n")
-        self.run("head", ["python", "-c", create], timeout=60)
+                   env={"INITIAL_NO_AUTH_ACTION_COUNT": "3"}, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                   stderr=subprocess.DEVNULL, start_new_session=True)
+        made = self.run("head", ["python", "-c", MAKE_S3_USER, BUCKET], timeout=120,
+                        env={"AWS_ACCESS_KEY_ID": "bootstrap", "AWS_SECRET_ACCESS_KEY": "bootstrap"})
+        self.s3_keys = json.loads(made.stdout)
+        self.save()
 
     def start_ray(self, workers: tuple[str, ...] = ("w1", "w2"), client: bool = True) -> str:
         """`ray start` on the head (0 CPUs), the workers (1 CPU each) and the client (0 CPUs); the head's address."""
         head = f"{self.address('head')}:{RAY_PORT}"
+        self.close_ports("head", [AUTOSCALER_METRICS_PORT])
         self.run("head", ["ray", "start", "--head", f"--node-ip-address={self.address('head')}",
-                          f"--port={RAY_PORT}", "--num-cpus=0", "--include-dashboard=true",
-                          "--dashboard-host=127.0.0.1", "--disable-usage-stats"], timeout=120)
+                          f"--port={RAY_PORT}", "--num-cpus=0", "--include-dashboard=false",
+                          "--disable-usage-stats"], env=NODE_ENV, timeout=120)
         for name in (*workers, *(("client",) if client else ())):
             self.start_node(name)
         self.wait_nodes(1 + len(workers) + int(client))
@@ -343,7 +363,7 @@ class MultiHost:
     def start_node(self, name: str) -> None:
         cpus = "0" if name == "client" else "1"
         self.run(name, ["ray", "start", f"--address={self.address('head')}:{RAY_PORT}",
-                        f"--node-ip-address={self.address(name)}", f"--num-cpus={cpus}"], timeout=120)
+                        f"--node-ip-address={self.address(name)}", f"--num-cpus={cpus}"], env=NODE_ENV, timeout=120)
 
     def wait_nodes(self, count: int, timeout: float = 90) -> None:
         deadline = time.time() + timeout
@@ -368,6 +388,28 @@ class MultiHost:
                   "Key=sys.argv[1])['Body'].read().decode())")
         return self.run("client", ["python", "-c", script, key], timeout=60).stdout
 
+
+MAKE_S3_USER = """
+import json, sys, time
+import boto3
+
+policy = {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "s3:*", "Resource": "*"}]}
+iam = boto3.client("iam")
+for _ in range(100):  # until the server answers (a refused connection is no action)
+    try:
+        iam.create_user(UserName="lab")
+        break
+    except Exception:
+        time.sleep(0.2)
+else:
+    raise SystemExit("moto did not answer")
+iam.put_user_policy(UserName="lab", PolicyName="s3", PolicyDocument=json.dumps(policy))
+key = iam.create_access_key(UserName="lab")["AccessKey"]
+keys = {"AWS_ACCESS_KEY_ID": key["AccessKeyId"], "AWS_SECRET_ACCESS_KEY": key["SecretAccessKey"]}
+boto3.client("s3", aws_access_key_id=keys["AWS_ACCESS_KEY_ID"],
+             aws_secret_access_key=keys["AWS_SECRET_ACCESS_KEY"]).create_bucket(Bucket=sys.argv[1])
+print(json.dumps(keys))
+"""
 
 REAPER = """
 import os, signal, time
@@ -442,7 +484,7 @@ def main(argv: list[str]) -> int:
             action.add_argument("host", choices=list(LAYOUT))
         if name == "link":
             action.add_argument("state", choices=["up", "down"])
-        if name == "block":
+        if name in ("block", "unblock"):
             action.add_argument("target", choices=list(LAYOUT))
             action.add_argument("port", type=int)
         if name == "exec":
@@ -475,10 +517,11 @@ def main(argv: list[str]) -> int:
     elif args.action == "block":
         harness.block(args.host, args.target, args.port)
     elif args.action == "unblock":
-        harness.unblock(args.host)
+        harness.unblock(args.host, args.target, args.port)
     elif args.action == "exec":
         argv = args.argv[1:] if args.argv[:1] == ["--"] else args.argv
-        return subprocess.run(harness.command(args.host, argv), check=False).returncode
+        command, environment = harness.command(args.host, argv)
+        return subprocess.run(command, env=environment, check=False).returncode
     return 0
 
 

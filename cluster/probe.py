@@ -3,7 +3,8 @@
 Run on the harness's `probe` host (cluster/multihost.py). Prints one JSON object, "HOST:PORT" -> verdict:
 
     closed        no TCP connection (nothing listens on that address, or a filter drops it)
-    denied        HTTP 401/403, or gRPC UNAUTHENTICATED: the token is asked for
+    denied        HTTP 401/403, gRPC UNAUTHENTICATED, an S3 request with a made-up key refused, or a
+                  PostgreSQL login that wants a password
     answered ...  an HTTP answer other than 401/403, or a gRPC call that ran: open to anyone who reaches it
     unknown ...   a connection is accepted, but the port speaks neither HTTP nor a Ray gRPC service probed here
 
@@ -38,8 +39,9 @@ def verdict(host: str, port: int) -> str:
         return "closed"
     http = _http(host, port)
     if http is not None:
-        return http
-    return _grpc(host, port)
+        return _s3(host, port) or http if http.startswith("answered HTTP") else http
+    grpc = _grpc(host, port)
+    return _postgres(host, port) or grpc if grpc.startswith("unknown") else grpc
 
 
 def _http(host: str, port: int) -> str | None:
@@ -70,6 +72,37 @@ def _grpc(host: str, port: int) -> str:
                 continue  # not this service here (or not gRPC at all)
             return f"answered gRPC {method}: {code.name}"
     return "unknown (accepts connections; no HTTP, no probed gRPC service)"
+
+
+def _s3(host: str, port: int) -> str | None:
+    """The verdict of an S3 ListBuckets with a made-up key, or None when the port does not speak S3."""
+    import boto3
+    import botocore.config
+    import botocore.exceptions
+
+    client = boto3.client("s3", endpoint_url=f"http://{host}:{port}", region_name="us-east-1",
+                          aws_access_key_id="probe", aws_secret_access_key="probe",
+                          config=botocore.config.Config(connect_timeout=TIMEOUT_S, read_timeout=TIMEOUT_S,
+                                                        retries={"max_attempts": 1}))
+    try:
+        client.list_buckets()
+        return "answered S3 ListBuckets"
+    except botocore.exceptions.ClientError as exc:
+        error = exc.response.get("Error", {}).get("Code", "")
+        return "denied" if error in ("InvalidAccessKeyId", "AccessDenied", "SignatureDoesNotMatch") else None
+    except botocore.exceptions.BotoCoreError:
+        return None
+
+
+def _postgres(host: str, port: int) -> str | None:
+    """The verdict of a PostgreSQL login as `lab` without a password, or None when it is not PostgreSQL."""
+    import psycopg
+
+    try:
+        psycopg.connect(host=host, port=port, user="lab", dbname="lab", connect_timeout=int(TIMEOUT_S)).close()
+        return "answered PostgreSQL (no password asked)"
+    except psycopg.OperationalError as exc:
+        return "denied" if "password" in str(exc) else None
 
 
 def main(targets: list[str]) -> int:
