@@ -119,6 +119,21 @@ def test_sweeps_from_the_client_checkpoint_to_s3_and_export_there(harness):
     assert any(harness.file("client", "/tmp/best").iterdir())
 
 
+# ------------------------------------------------------------------ exposure
+def test_a_host_without_the_token_gets_no_answer_from_any_listener(harness):
+    """Every listening socket of every host, probed from the probe host at the host's bridge address."""
+    targets = []
+    for name in ("head", "w1", "w2", "client", "s3"):
+        ports = {port for _address, port in harness.listeners(name)}
+        targets += [f"{harness.address(name)}:{port}" for port in sorted(ports)]
+    assert len(targets) >= 20, targets  # GCS, raylets, object managers, agents, workers: the cluster is up
+    found = json.loads(harness.run("probe", ["python", "-m", "cluster.probe", *targets], timeout=600).stdout)
+    open_ones = {target: verdict for target, verdict in found.items() if verdict not in ("closed", "denied")}
+    assert open_ones == {}, open_ones
+    assert found[f"{harness.address('head')}:{multihost.PG_PORT}"] == "denied"  # the registry wants its password
+    assert sum(verdict == "denied" for verdict in found.values()) >= 10, found  # the token is asked for
+
+
 # ------------------------------------------------------------------ faults
 KERAS = """
 name: NAME
@@ -257,17 +272,3 @@ def test_the_head_killed_and_restarted_then_lab_resume_finishes(harness):
     assert resumed.returncode == 0, (resumed.stdout + resumed.stderr)[-3000:]
     check_nothing_lost_or_duplicated(harness, "mh-head-lost")
 
-
-# ------------------------------------------------------------------ exposure
-def test_a_host_without_the_token_gets_no_answer_from_any_listener(harness):
-    """Every listening socket of every host, probed from the probe host at the host's bridge address."""
-    targets = []
-    for name in ("head", "w1", "w2", "client", "s3"):
-        ports = {port for _address, port in harness.listeners(name)}
-        targets += [f"{harness.address(name)}:{port}" for port in sorted(ports)]
-    assert len(targets) >= 20, targets  # GCS, raylets, object managers, agents, workers: the cluster is up
-    found = json.loads(harness.run("probe", ["python", "-m", "cluster.probe", *targets], timeout=600).stdout)
-    open_ones = {target: verdict for target, verdict in found.items() if verdict not in ("closed", "denied")}
-    assert open_ones == {}, open_ones
-    assert found[f"{harness.address('head')}:{multihost.PG_PORT}"] == "denied"  # the registry wants its password
-    assert sum(verdict == "denied" for verdict in found.values()) >= 10, found  # the token is asked for

@@ -205,6 +205,9 @@ def test_sweep_on_s3_storage(tmp_path, s3_env, ray_local):
         assert any(k.startswith(trial_key + "/events.out.tfevents") for k in keys)  # TensorBoard, synced
     assert any(k.startswith(f"runs/svc-{outcome.experiment_id}-{identity}/experiment_state") for k in keys)
     assert f"runs/svc-{outcome.experiment_id}-{identity}/{storage.MARKER}" in keys
+    exported = lab("export", str(outcome.experiment_id), "--out", str(tmp_path / "best"))  # its checkpoint from S3
+    assert exported.returncode == 0, exported.stderr[-2000:]
+    assert any((tmp_path / "best").iterdir())
 
 
 @pytest.mark.slow

@@ -55,17 +55,16 @@ def load_trial_workload(experiment_id: int, trial_id: str | None = None, workdir
     from lab.spec.safety import printable
 
     where = storage.recorded(checkpoint, f"checkpoint of trial {printable(trial['trial_id'])[:100]}")
-    if not where.is_local:
-        raise LabError(f"checkpoint {where.uri} is on remote storage: copy it locally first")
-    checkpoint = where.path
+    workdir = workdir or tempfile.mkdtemp(prefix="lab-trial-")
+    # S3, GCS: the machine that reads it is rarely the one that wrote it
+    checkpoint = where.path if where.is_local else _download(where.uri, os.path.join(workdir, "checkpoint"))
     if not os.path.isdir(checkpoint):
         raise LabError(f"checkpoint folder {printable(checkpoint)} of trial {printable(trial['trial_id'])} is gone")
     checkpoints.verify(checkpoint)
     settings.apply_worker_env()
     cls = workloads.get(experiment["workload"])
     config = cls.make_config(trial["config"])
-    context = workloads.TrialContext(trial_dir=workdir or tempfile.mkdtemp(prefix="lab-trial-"),
-                                     trial_id=trial["trial_id"], policy_only=policy_only)
+    context = workloads.TrialContext(trial_dir=workdir, trial_id=trial["trial_id"], policy_only=policy_only)
     workload = cls(config, context)
     workload.setup()
     try:
@@ -74,6 +73,21 @@ def load_trial_workload(experiment_id: int, trial_id: str | None = None, workdir
         workload.close()
         raise
     return workload
+
+
+def _download(uri: str, local: str) -> str:
+    """A checkpoint folder on remote storage copied to `local` (verified against its manifest afterwards)."""
+    import pyarrow.fs
+
+    from lab import storage
+    from lab.errors import one_line
+
+    where = storage.resolve(uri, "the trial's recorded checkpoint")
+    try:
+        pyarrow.fs.copy_files(where.path, local, source_filesystem=where.filesystem)
+    except Exception as exc:  # noqa: BLE001 - pyarrow's OSError, a missing object
+        raise LabError(f"checkpoint {where.uri} cannot be read: {one_line(exc)}") from None
+    return local
 
 
 def export_trial(experiment_id: int, out: str, trial_id: str | None = None,
