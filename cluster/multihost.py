@@ -47,7 +47,7 @@ BUCKET = "lab"
 # off), the head has no dashboard (its 44227), and the autoscaler's (44217 on every interface of the head,
 # with no setting for its address in Ray 2.60) is dropped at the head's link
 NODE_ENV = {"RAY_enable_metrics_collection": "0"}
-AUTOSCALER_METRICS_PORT = 44217
+HEAD_METRICS_PORTS = [44217, 44227]  # the autoscaler's, the dashboard's
 # name: (last byte of the address, holds the cluster token)
 LAYOUT = {"head": (2, True), "w1": (3, True), "w2": (4, True), "client": (5, True), "s3": (6, False),
           "probe": (9, False)}
@@ -238,15 +238,16 @@ class MultiHost:
                 return Path(self.hosts[name].folder, sub, path[len(prefix):].lstrip("/"))
         raise ValueError(f"{path} is not a private folder of a host")
 
-    def listeners(self, name: str) -> list[tuple[str, int]]:
-        """(address, port) of every listening TCP socket in the host's network namespace."""
-        listed = subprocess.run(["ip", "netns", "exec", self.hosts[name].namespace, "ss", "-ltnH"],
+    def listeners(self, name: str) -> list[tuple[str, int, str]]:
+        """(address, port, process name) of every listening TCP socket in the host's network namespace."""
+        listed = subprocess.run(["ip", "netns", "exec", self.hosts[name].namespace, "ss", "-ltnpH"],
                                 capture_output=True, text=True, check=True, timeout=30).stdout
         found = set()
         for line in listed.splitlines():
-            local = line.split()[3]
-            address, _, port = local.rpartition(":")
-            found.add((address.strip("[]"), int(port)))
+            fields = line.split()
+            address, _, port = fields[3].rpartition(":")
+            process = fields[5].split('"')[1] if len(fields) > 5 and '"' in fields[5] else "?"
+            found.add((address.strip("[]"), int(port), process))
         return sorted(found)
 
     # ------------------------------------------------------------------ faults
@@ -351,7 +352,7 @@ class MultiHost:
     def start_ray(self, workers: tuple[str, ...] = ("w1", "w2"), client: bool = True) -> str:
         """`ray start` on the head (0 CPUs), the workers (1 CPU each) and the client (0 CPUs); the head's address."""
         head = f"{self.address('head')}:{RAY_PORT}"
-        self.close_ports("head", [AUTOSCALER_METRICS_PORT])
+        self.close_ports("head", HEAD_METRICS_PORTS)
         self.run("head", ["ray", "start", "--head", f"--node-ip-address={self.address('head')}",
                           f"--port={RAY_PORT}", "--num-cpus=0", "--include-dashboard=false",
                           "--disable-usage-stats"], env=NODE_ENV, timeout=120)

@@ -8,8 +8,8 @@ Run on the harness's `probe` host (cluster/multihost.py). Prints one JSON object
     answered ...  an HTTP answer other than 401/403, or a gRPC call that ran: open to anyone who reaches it
     unknown ...   a connection is accepted, but the port speaks neither HTTP nor a Ray gRPC service probed here
 
-Every request is bounded (a few seconds each, one pass); only read-only Ray methods are called, with an
-empty request.
+Every request is bounded (a few seconds each, one pass); only harmless Ray methods are called (reads, and a
+Pull naming no object), each with an empty request.
 """
 from __future__ import annotations
 
@@ -20,11 +20,11 @@ import urllib.error
 import urllib.request
 
 TIMEOUT_S = 3.0
-# read-only methods of the services a Ray node serves: GCS, raylet, object manager, workers, agents, client server
+# harmless methods of the services a Ray node serves: GCS, raylet, object manager, workers, agents, client server
 GRPC_METHODS = [
     "/ray.rpc.NodeInfoGcsService/GetAllNodeInfo",
     "/ray.rpc.NodeManagerService/GetSystemConfig",
-    "/ray.rpc.ObjectManagerService/FreeObjects",
+    "/ray.rpc.ObjectManagerService/Pull",  # with no object named: nothing to send
     "/ray.rpc.CoreWorkerService/NumPendingTasks",
     "/ray.rpc.ReporterService/HealthCheck",
     "/ray.rpc.LogService/ListLogs",

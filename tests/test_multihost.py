@@ -122,13 +122,17 @@ def test_sweeps_from_the_client_checkpoint_to_s3_and_export_there(harness):
 # ------------------------------------------------------------------ exposure
 def test_a_host_without_the_token_gets_no_answer_from_any_listener(harness):
     """Every listening socket of every host, probed from the probe host at the host's bridge address."""
-    targets = []
+    targets, listening = [], {}
     for name in ("head", "w1", "w2", "client", "s3"):
-        ports = {port for _address, port in harness.listeners(name)}
-        targets += [f"{harness.address(name)}:{port}" for port in sorted(ports)]
+        for address, port, process in harness.listeners(name):
+            listening.setdefault(f"{harness.address(name)}:{port}", []).append(f"{process} on {address}")
+    targets = sorted(listening)
     assert len(targets) >= 20, targets  # GCS, raylets, object managers, agents, workers: the cluster is up
     found = json.loads(harness.run("probe", ["python", "-m", "cluster.probe", *targets], timeout=600).stdout)
-    open_ones = {target: verdict for target, verdict in found.items() if verdict not in ("closed", "denied")}
+    open_ones = {target: (verdict, listening[target]) for target, verdict in found.items()
+                 if verdict not in ("closed", "denied")}
+    print(f"\nexposure: {len(found)} listeners on {len({t.rsplit(':', 1)[0] for t in found})} hosts: "
+          + ", ".join(f"{sum(v == kind for v in found.values())} {kind}" for kind in ("closed", "denied")))
     assert open_ones == {}, open_ones
     assert found[f"{harness.address('head')}:{multihost.PG_PORT}"] == "denied"  # the registry wants its password
     assert sum(verdict == "denied" for verdict in found.values()) >= 10, found  # the token is asked for

@@ -84,6 +84,7 @@ def _download(uri: str, local: str) -> str:
 
     where = storage.resolve(uri, "the trial's recorded checkpoint")
     try:
+        os.makedirs(local, exist_ok=True)
         pyarrow.fs.copy_files(where.path, local, source_filesystem=where.filesystem)
     except Exception as exc:  # noqa: BLE001 - pyarrow's OSError, a missing object
         raise LabError(f"checkpoint {where.uri} cannot be read: {one_line(exc)}") from None
