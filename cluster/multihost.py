@@ -361,6 +361,16 @@ class MultiHost:
         self.wait_nodes(1 + len(workers) + int(client))
         return head
 
+    def restart_head(self) -> str:
+        """After the head was lost: boot it, PostgreSQL on its data (its disk survived), and a fresh Ray
+        cluster: the head, then every node again (their raylets gave up on the old head). The head's address."""
+        self.boot("head")
+        self.start_postgres()
+        for name in ("w1", "w2", "client"):
+            self.kill_host(name)
+            self.boot(name)
+        return self.start_ray()
+
     def start_node(self, name: str) -> None:
         cpus = "0" if name == "client" else "1"
         self.run(name, ["ray", "start", f"--address={self.address('head')}:{RAY_PORT}",
@@ -478,10 +488,10 @@ def main(argv: list[str]) -> int:
     sub = parser.add_subparsers(dest="action", required=True)
     up = sub.add_parser("up", help="build the hosts, start PostgreSQL, S3 and Ray; print the folder")
     up.add_argument("--folder")
-    for name in ("down", "kill", "boot", "link", "block", "unblock", "exec", "node"):
+    for name in ("down", "kill", "boot", "link", "block", "unblock", "exec", "node", "restart-head"):
         action = sub.add_parser(name)
         action.add_argument("folder")
-        if name not in ("down",):
+        if name not in ("down", "restart-head"):
             action.add_argument("host", choices=list(LAYOUT))
         if name == "link":
             action.add_argument("state", choices=["up", "down"])
@@ -511,6 +521,8 @@ def main(argv: list[str]) -> int:
         print(harness.kill_host(args.host))
     elif args.action == "boot":
         harness.boot(args.host)
+    elif args.action == "restart-head":
+        print(harness.restart_head())
     elif args.action == "node":
         harness.start_node(args.host)
     elif args.action == "link":
