@@ -201,6 +201,19 @@ def check_nothing_lost_or_duplicated(harness: MultiHost, name: str) -> tuple[dic
     return exp, runs
 
 
+def report(harness: MultiHost, fault: str, exp: dict, runs: dict) -> None:
+    """One line on what the fault did: trials restored (from which iteration, on which host) and the
+    checkpoint folders in S3 without their manifest (cut short: left behind)."""
+    names = {harness.address(n): n for n in ("w1", "w2")}
+    moves = [f"{tid[-5:]} from iteration {restarted(rows)[0]['training_iteration'] - 1} on "
+             f"{'+'.join(sorted({names.get(r['node_ip'], r['node_ip']) for r in restarted(rows)}))}"
+             for tid, rows in runs.items() if restarted(rows)]
+    keys = harness.s3_objects(exp["storage_path"].removeprefix(f"s3://{multihost.BUCKET}/"))
+    folders = {k.rsplit("/", 1)[0] for k in keys if "/checkpoint_" in k}
+    unsealed = sorted(f for f in folders if f"{f}/lab_checkpoint.json" not in keys)
+    print(f"\n{fault}: restored: {moves or 'none'}; {len(folders)} checkpoints in S3, unsealed: {unsealed or 'none'}")
+
+
 def restarted(rows: list[dict]) -> list[dict]:
     """The rows a trial reported after a restore (from a checkpoint: iterations_since_restore restarts)."""
     return [r for r in rows if r["iterations_since_restore"] < r["training_iteration"]]
@@ -220,7 +233,8 @@ def test_a_worker_host_killed_mid_trial_resumes_on_the_other_from_s3(harness):
     assert killed >= 4, killed  # its init, raylet, agents, the trial's worker
     output, _ = driver.communicate(timeout=400)
     assert driver.returncode == 0, output[-3000:]
-    _exp, runs = check_nothing_lost_or_duplicated(harness, "mh-lost-host")
+    exp, runs = check_nothing_lost_or_duplicated(harness, "mh-lost-host")
+    report(harness, f"worker host w2 killed ({killed} processes)", exp, runs)
     moved = {tid: rows for tid, rows in runs.items() if restarted(rows)}
     assert len(moved) == 1, {tid: [(r["training_iteration"], r["node_ip"]) for r in rows] for tid, rows in runs.items()}
     (rows,) = moved.values()
@@ -240,7 +254,11 @@ def test_a_worker_cut_off_for_30s_and_its_trial_ends_once(harness):
         harness.set_link("w1", up=True)
     output, _ = driver.communicate(timeout=400)
     assert driver.returncode == 0, output[-3000:]
-    check_nothing_lost_or_duplicated(harness, "mh-link-down")
+    exp, runs = check_nothing_lost_or_duplicated(harness, "mh-link-down")
+    report(harness, "w1 cut off for 30 s", exp, runs)
+    nodes = harness.run("head", ["ray", "status", f"--address={harness.address('head')}:6379"], timeout=60).stdout
+    active = nodes.split("Pending:")[0].count(" node_")
+    print(f"after the cut: {len(harness.pids('w1'))} processes left on w1, {active} of 4 Ray nodes active")
     reset_host(harness, "w1")
 
 
@@ -255,7 +273,8 @@ def test_the_registry_unreachable_for_30s_from_workers_and_client(harness):
             harness.unblock(name, "head", multihost.PG_PORT)
     output, _ = driver.communicate(timeout=400)
     assert driver.returncode == 0, output[-3000:]
-    _exp, runs = check_nothing_lost_or_duplicated(harness, "mh-pg-down")
+    exp, runs = check_nothing_lost_or_duplicated(harness, "mh-pg-down")
+    report(harness, "registry unreachable for 30 s", exp, runs)
     assert not any(restarted(rows) for rows in runs.values())  # Ray never noticed
 
 
@@ -269,5 +288,6 @@ def test_the_head_killed_and_restarted_then_lab_resume_finishes(harness):
     assert exp["status"] == "running"
     resumed = harness.run("client", ["lab", "resume", str(exp["id"]), "--address", head], timeout=400, check=False)
     assert resumed.returncode == 0, (resumed.stdout + resumed.stderr)[-3000:]
-    check_nothing_lost_or_duplicated(harness, "mh-head-lost")
+    exp, runs = check_nothing_lost_or_duplicated(harness, "mh-head-lost")
+    report(harness, "head killed, restarted, lab resume", exp, runs)
 
