@@ -287,7 +287,9 @@ def test_the_head_killed_and_restarted_then_lab_resume_finishes(harness):
     exp = experiment(harness, "mh-head-lost")
     assert exp["status"] == "running"
     resumed = harness.run("client", ["lab", "resume", str(exp["id"]), "--address", head], timeout=400, check=False)
-    assert resumed.returncode == 0, (resumed.stdout + resumed.stderr)[-3000:]
+    if resumed.returncode != 0:
+        shown = harness.run("client", ["lab", "show", str(exp["id"])], timeout=120, check=False)
+        raise AssertionError((resumed.stdout + resumed.stderr)[-2000:] + shown.stdout[-4000:])
     exp, runs = check_nothing_lost_or_duplicated(harness, "mh-head-lost")
     report(harness, "head killed, restarted, lab resume", exp, runs)
 
