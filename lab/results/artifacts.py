@@ -79,8 +79,8 @@ def _download(uri: str, local: str) -> str:
     """A checkpoint folder on remote storage copied to `local` (verified against its manifest afterwards)."""
     import pyarrow.fs
 
-    from lab import storage
     from lab.errors import one_line
+    from lab.infra import storage
 
     where = storage.resolve(uri, "the trial's recorded checkpoint")
     try:
