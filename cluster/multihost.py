@@ -59,7 +59,7 @@ def namespaces_permitted() -> str | None:
         return "network namespaces need Linux"
     if os.geteuid() != 0:
         return "network namespaces need root"
-    for tool in ("ip", "unshare", "nsenter", "chroot", "tc"):
+    for tool in ("ip", "unshare", "nsenter", "chroot", "ss", "taskset"):
         if shutil.which(tool) is None:
             return f"{tool} is not installed"
     probe = f"{PREFIX}{os.getpid()}-check"
