@@ -199,8 +199,8 @@ class MultiHost:
         base = {"PATH": f"{VENV}/bin:/usr/local/bin:/usr/bin:/bin:/usr/sbin:/sbin", "HOME": "/home/lab",
                 "LAB_HOME": "/var/lab", "TMPDIR": "/tmp", "PYTHONPATH": str(ROOT), "TF_USE_LEGACY_KERAS": "1",
                 "TF_CPP_MIN_LOG_LEVEL": "2", "RAY_USAGE_STATS_ENABLED": "0", "LANG": "C.UTF-8"}
-        if host.token:
-            base["RAY_AUTH_MODE"] = "token"
+        if host.token:  # the token goes to the head the hosts were given, and nowhere else (lab/infra/ray_tokens.py)
+            base.update(RAY_AUTH_MODE="token", LAB_RAY_TOKEN_HOSTS=self.address("head"))
         if name != "probe":
             base.update(self.s3_keys, AWS_DEFAULT_REGION="us-east-1", AWS_ENDPOINT_URL=f"http://{self.address('s3')}:{S3_PORT}",
                         LAB_STORAGE=f"s3://{BUCKET}/experiments",
