@@ -27,7 +27,7 @@ SPEC = {"name": "svc", "workload": "sklearn_cv", "metric": "cv/accuracy", "mode"
 def backend(request, monkeypatch):
     """The registry the API and the `lab` subprocesses use: LAB_HOME's SQLite, or an emptied PostgreSQL."""
     if request.param == "postgres":
-        from tests.test_registry_v3 import clean_postgres
+        from tests.conftest import clean_postgres
 
         monkeypatch.setenv("LAB_REGISTRY_URL", clean_postgres(request.getfixturevalue("postgres_url")))
     return request.param
