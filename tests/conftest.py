@@ -258,7 +258,7 @@ class _SharedCluster:
         self.stack: contextlib.ExitStack | None = None
         self.address = self.dashboard = ""
 
-    def get(self) -> "_SharedCluster":
+    def get(self) -> _SharedCluster:
         if self.stack is None:
             stack = contextlib.ExitStack()
             self.address, self.dashboard, _env = stack.enter_context(local_cluster_of(1, 1))

@@ -10,7 +10,8 @@ from lab import spec as specs
 from lab.errors import LabError
 from lab.infra import storage
 from lab.registry import Registry
-from tests.conftest import BUCKET, _free_port as free_port, lab
+from tests.conftest import BUCKET, lab
+from tests.conftest import _free_port as free_port
 
 SWEEP = """
 name: svc
