@@ -13,7 +13,7 @@ import pytest
 
 from lab.errors import LabError
 from lab.registry import Registry
-from tests.conftest import BUCKET, Listener, Planted, lab
+from tests.conftest import BUCKET, Listener, Planted, lab, lab_in_process
 
 SPEC = {"name": "svc", "workload": "sklearn_cv", "metric": "cv/accuracy", "mode": "max",
         "params": {"dataset": "iris"}}
@@ -47,7 +47,7 @@ def one_line_error(result, text: str) -> None:
 
 
 # ------------------------------------------------------------------ storage identity (deliver 1)
-def test_two_registries_over_one_storage_root_never_share_a_folder(tmp_path, monkeypatch):
+def test_two_registries_over_one_storage_root_never_share_a_folder(tmp_path, monkeypatch, ray_shared):
     """Finding: two registries named folders `<name>-<id>` from their own counters; the second's experiment 1
     wrote into the first's, `lab rm 1` in the second deleted it, and `lab export 1` in the first failed."""
     shared = tmp_path / "shared-runs"
@@ -57,7 +57,7 @@ def test_two_registries_over_one_storage_root_never_share_a_folder(tmp_path, mon
     homes = [tmp_path / "alice", tmp_path / "bob"]
     envs = [{"LAB_HOME": str(home), "LAB_STORAGE": str(shared)} for home in homes]
     for env in envs:
-        result = lab("run", str(spec), env=env)
+        result = lab_in_process("run", str(spec), env=env)  # on the session's Ray
         assert result.returncode == 0, result.stderr
     folders = []
     for home in homes:
