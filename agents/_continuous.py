@@ -16,7 +16,7 @@ from typing import Literal
 
 from agents.off_policy import OffPolicyWorkload, ReplayChecks
 
-TEST_PARAMS = {  # a few seconds: the conformance test and tests/test_continuous_agents.py
+TEST_PARAMS = {  # a few seconds: the conformance test and tests/agents/test_continuous_agents.py
     "env_id": "Pendulum-v1", "num_envs": 2, "actor_fc_layers": [16], "critic_fc_layers": [16],
     "replay_capacity": 1_000, "batch_size": 16, "initial_collect_steps": 40, "collect_steps_per_iteration": 8,
     "train_steps_per_iteration": 4, "env_steps_per_step": 100, "eval_episodes": 2, "max_env_steps": 1_000,

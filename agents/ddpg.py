@@ -20,7 +20,7 @@ from agents._continuous import TEST_PARAMS, ContinuousConfig, ContinuousWorkload
 class DDPG(ContinuousWorkload):
     name = "ddpg"
     label = "DDPG"
-    test_params = dict(TEST_PARAMS)  # a few seconds: the conformance test (tests/test_conformance.py)
+    test_params = dict(TEST_PARAMS)  # a few seconds: the conformance test (tests/workload/test_conformance.py)
 
     @dataclass
     class Config(ContinuousConfig):

@@ -6,7 +6,7 @@ frame k times. This one keeps one frame per transition (7 KB instead of 28 KB at
 own `TFUniformReplayBuffer` and rebuilds the stacks when it samples: it reads k-1 more consecutive
 steps and stacks frames t-k+1..t for each step t. Frames from before an episode's first step are
 replaced by that first frame, as the env's frame stack does at a reset (Gymnasium's
-`FrameStackObservation`, padding "reset"). The rebuilt observations equal the env's (tests/test_atari.py).
+`FrameStackObservation`, padding "reset"). The rebuilt observations equal the env's (tests/agents/test_atari.py).
 
     replay = NewestFrameReplay(agent.collect_data_spec, batch_size=num_envs, max_length=n, frames=4)
     driver observers: [replay.add_batch, ...]

@@ -20,7 +20,7 @@ from agents._continuous import TEST_PARAMS, ContinuousConfig, ContinuousWorkload
 class SAC(ContinuousWorkload):
     name = "sac"
     label = "SAC"
-    test_params = dict(TEST_PARAMS)  # a few seconds: the conformance test (tests/test_conformance.py)
+    test_params = dict(TEST_PARAMS)  # a few seconds: the conformance test (tests/workload/test_conformance.py)
     loss_names = ("train/actor_loss", "train/critic_loss", "train/alpha_loss", "train/alpha")
 
     @dataclass

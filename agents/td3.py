@@ -23,7 +23,7 @@ from agents._continuous import TEST_PARAMS, ContinuousConfig, ContinuousWorkload
 class TD3(ContinuousWorkload):
     name = "td3"
     label = "TD3"
-    test_params = dict(TEST_PARAMS)  # a few seconds: the conformance test (tests/test_conformance.py)
+    test_params = dict(TEST_PARAMS)  # a few seconds: the conformance test (tests/workload/test_conformance.py)
 
     @dataclass
     class Config(ContinuousConfig):

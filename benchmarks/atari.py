@@ -8,7 +8,7 @@ return >= 10x the random policy's) and the learning curve as a PNG beside the pr
 
 Run: python benchmarks/atari.py [--presets dqn-breakout ppo-breakout] [--minutes 90] [--png-dir benchmarks/out]
      tiny check: python benchmarks/atari.py --minutes 0.5 --random-episodes 1 --eval-every 256 \
-                 --set eval_episodes=1 --set max_episode_steps=200 ... (see tests/test_atari.py)
+                 --set eval_episodes=1 --set max_episode_steps=200 ... (see tests/agents/test_atari.py)
 """
 from __future__ import annotations
 

@@ -5,7 +5,7 @@ A `.skops` file names the types it rebuilds; skops refuses any that it does not 
 whole prefix (`numpy.`, `sklearn.`) trusts callables like `numpy.testing.runstring`, which runs
 Python: so `load_pipeline` trusts exactly the names below and refuses every other one.
 
-The list is what the lab's own pipelines need: `tests/test_security.py` fits every catalogue model,
+The list is what the lab's own pipelines need: `tests/registry/test_security.py` fits every catalogue model,
 reducer, the chapter-2 preprocessing and the clustering and anomaly pipelines on a few rows, collects
 what `skops.io.get_untrusted_types` reports and checks that it is exactly this list. A new model in the catalogue that needs another type makes that test fail: add the name here.
 """

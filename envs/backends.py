@@ -4,7 +4,7 @@
 
 `backend`: `gymnasium` (the default of every agent), `envpool`, or `auto` (EnvPool when it is installed
 and has the id, else Gymnasium). Both give the same observation layout and dtypes, rewards and
-termination semantics (tests/test_envpool.py); their random streams differ. No TensorFlow here.
+termination semantics (tests/agents/test_envpool.py); their random streams differ. No TensorFlow here.
 """
 from __future__ import annotations
 

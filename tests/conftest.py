@@ -1,13 +1,18 @@
-"""Shared fixtures: an isolated LAB_HOME, a real PostgreSQL server, the TF-Agents multiprocessing set-up."""
+"""Shared fixtures: an isolated LAB_HOME, a real PostgreSQL server, moto's S3 server, one in-process Ray and one
+local multi-node cluster for the session, the `lab` command (a subprocess, or in-process for bad input), the
+TF-Agents multiprocessing set-up."""
 from __future__ import annotations
 
+import contextlib
 import glob
+import io
 import os
 import shutil
 import socket
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
 
@@ -44,6 +49,68 @@ def lab(*args: str, env: dict | None = None, timeout: float = 600, **kwargs) -> 
     command = [str(Path(sys.executable).parent / "lab"), *args]
     return subprocess.run(command, capture_output=True, text=True, timeout=timeout,
                           env={**os.environ, **(env or {})}, **kwargs)
+
+
+def lab_in_process(*args: str, env: dict | None = None) -> subprocess.CompletedProcess:
+    """`lab.cli.main(args)` in this process, for commands that end before any Ray or TensorFlow work (bad
+    input, listings): its exit code and output as `lab()` returns them, the environment and the SIGHUP
+    handler it may set restored afterwards."""
+    import signal
+
+    from lab.cli import main
+
+    saved_env, saved_hup = dict(os.environ), signal.getsignal(signal.SIGHUP)
+    os.environ.update(env or {})
+    out, err = io.StringIO(), io.StringIO()
+    try:
+        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+            try:
+                code = main(list(args))
+            except SystemExit as exc:  # argparse's usage errors and --help
+                code = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
+    finally:
+        os.environ.clear()
+        os.environ.update(saved_env)
+        signal.signal(signal.SIGHUP, saved_hup)
+    return subprocess.CompletedProcess(["lab", *args], code, out.getvalue(), err.getvalue())
+
+
+# ------------------------------------------------------------------ one in-process Ray for the session
+def _ray_up() -> bool:
+    return "ray" in sys.modules and sys.modules["ray"].is_initialized()
+
+
+def stop_ray() -> None:
+    """Shut down this process's Ray (the shared one included): for tests that need a Ray of their own."""
+    if _ray_up():
+        sys.modules["ray"].shutdown()
+
+
+@pytest.fixture(scope="session")
+def _shared_ray_home(tmp_path_factory):
+    home = tmp_path_factory.mktemp("ray-home")
+    yield home
+    stop_ray()
+
+
+@pytest.fixture
+def ray_shared(_shared_ray_home):
+    """A local Ray in this process, started by the first test that asks and kept for the session (as Ray's own
+    `ray_start_regular_shared`); its workers have a LAB_HOME of their own. A test that shut it down (to start
+    a Ray of its own) leaves it to be started again by the next one that asks."""
+    if not _ray_up():
+        from lab.infra.connect import connect
+
+        saved = os.environ.get("LAB_HOME")
+        os.environ["LAB_HOME"] = str(_shared_ray_home)
+        try:
+            connect(None, num_cpus=2)
+        finally:
+            if saved is None:
+                os.environ.pop("LAB_HOME")
+            else:
+                os.environ["LAB_HOME"] = saved
+    yield
 
 
 # ------------------------------------------------------------------ PostgreSQL
@@ -116,3 +183,160 @@ def trained_workload(name: str, params: dict, steps: int = 2):
         workload.close()
 
     return trained
+
+
+def clean_postgres(url: str) -> str:
+    """The PostgreSQL database emptied: every table dropped, so each test starts from nothing."""
+    import sqlalchemy as sa
+
+    from lab.registry import normalize_url
+
+    with sa.create_engine(normalize_url(url)).begin() as conn:
+        conn.exec_driver_sql("DROP SCHEMA public CASCADE")
+        conn.exec_driver_sql("CREATE SCHEMA public")
+    return url
+
+
+# ------------------------------------------------------------------ S3 (moto's server)
+BUCKET = "lab-bucket"
+
+
+@pytest.fixture(scope="session")
+def s3_server():
+    """moto's S3 server on 127.0.0.1 with one bucket; yields the environment that points at it, and a client."""
+    from moto.server import ThreadedMotoServer
+
+    port = _free_port()
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
+    server.start()
+    env = {"AWS_ENDPOINT_URL": f"http://127.0.0.1:{port}", "AWS_ACCESS_KEY_ID": "lab-test-key",
+           "AWS_SECRET_ACCESS_KEY": "lab-test-secret", "AWS_DEFAULT_REGION": "us-east-1"}
+    import boto3
+
+    client = boto3.client("s3", endpoint_url=env["AWS_ENDPOINT_URL"], region_name="us-east-1",
+                          aws_access_key_id=env["AWS_ACCESS_KEY_ID"], aws_secret_access_key=env["AWS_SECRET_ACCESS_KEY"])
+    client.create_bucket(Bucket=BUCKET)
+    try:
+        yield env, client
+    finally:
+        server.stop()
+
+
+@pytest.fixture
+def s3_env(s3_server, monkeypatch):
+    env, client = s3_server
+    for key, value in env.items():
+        monkeypatch.setenv(key, value)
+    return env, client
+
+
+# ------------------------------------------------------------------ local multi-node clusters
+CLUSTER_SCRIPT = ROOT / "cluster" / "local_cluster.sh"
+
+
+@contextlib.contextmanager
+def local_cluster_of(workers: int, cpus: int):
+    """cluster/local_cluster.sh on free ports: yields (ray address, dashboard URL, env for the script)."""
+    env = {**os.environ, "RAY": str(Path(sys.executable).parent / "ray"), "RAY_PORT": str(_free_port()),
+           "DASHBOARD_PORT": str(_free_port())}
+    env["CLUSTER_DIR"] = f"/tmp/lab-test-cluster-{env['RAY_PORT']}"
+    started = subprocess.run([str(CLUSTER_SCRIPT), "start", str(workers), str(cpus)], capture_output=True,
+                             text=True, env=env, timeout=240)
+    try:
+        assert started.returncode == 0, started.stderr[-2000:]
+        yield started.stdout.strip().splitlines()[-1], f"http://127.0.0.1:{env['DASHBOARD_PORT']}", env
+    finally:
+        subprocess.run([str(CLUSTER_SCRIPT), "stop"], capture_output=True, env=env, timeout=120)
+        leftover = subprocess.run([str(CLUSTER_SCRIPT), "pids"], capture_output=True, text=True, env=env).stdout.split()
+        assert not leftover, f"local_cluster.sh stop left processes behind: {leftover}"
+
+
+class _SharedCluster:
+    """A head and one worker node of one CPU, started on first use, stopped after the last test that used it
+    (pytest_runtest_teardown below), so that it does not idle beside the tests that follow."""
+
+    def __init__(self):
+        self.stack: contextlib.ExitStack | None = None
+        self.address = self.dashboard = ""
+
+    def get(self) -> _SharedCluster:
+        if self.stack is None:
+            stack = contextlib.ExitStack()
+            self.address, self.dashboard, _env = stack.enter_context(local_cluster_of(1, 1))
+            self.stack = stack
+        return self
+
+    def close(self) -> None:
+        stack, self.stack = self.stack, None
+        if stack is not None:
+            stack.close()
+
+
+_shared_cluster = _SharedCluster()
+
+
+@pytest.fixture
+def shared_cluster():
+    """The session's local two-node cluster (for the tests that only run on it; a test that kills a node
+    starts a cluster of its own)."""
+    return _shared_cluster.get()
+
+
+def pytest_runtest_teardown(item, nextitem):
+    if _shared_cluster.stack is not None and (nextitem is None or "shared_cluster" not in nextitem.fixturenames):
+        _shared_cluster.close()
+
+
+def pytest_collection_modifyitems(items):
+    """The tests of the shared cluster run one after the other (where the first of them is), so that it is
+    started once."""
+    users = [item for item in items if "shared_cluster" in item.fixturenames]
+    if users:
+        first = items.index(users[0])
+        rest = [item for item in items if "shared_cluster" not in item.fixturenames]
+        items[:] = rest[:first] + users + rest[first:]
+
+
+# ------------------------------------------------------------------ hostile parts (registry and storage tests)
+class Planted:
+    """A pickle that runs `touch MARKER` when loaded."""
+
+    def __init__(self, marker):
+        self.marker = str(marker)
+
+    def __reduce__(self):
+        return (os.system, (f"touch {self.marker}",))
+
+
+class Listener:
+    """A TCP listener on 127.0.0.1 that records whatever arrives (an S3 endpoint a row might name)."""
+
+    def __init__(self):
+        self.sock = socket.socket()
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen(8)
+        self.sock.settimeout(0.5)
+        self.port = self.sock.getsockname()[1]
+        self.received = b""
+        self.running = True
+        self.thread = threading.Thread(target=self._serve, daemon=True)
+        self.thread.start()
+
+    def _serve(self):
+        while self.running:
+            try:
+                conn, _ = self.sock.accept()
+            except OSError:
+                continue
+            with conn:
+                conn.settimeout(2)
+                try:
+                    self.received += conn.recv(65536)
+                    conn.sendall(b"HTTP/1.1 500 no\r\nContent-Length: 0\r\nConnection: close\r\n\r\n")
+                except OSError:
+                    pass
+
+    def close(self):
+        self.running = False
+        self.thread.join(timeout=5)
+        self.sock.close()

@@ -16,7 +16,7 @@ this process, and raises AssertionError naming the broken promise:
   agents: the Q-values or action distributions, where training changed them) equal the uninterrupted run's;
 - `check_export_round_trip`: what `export` writes, `load_exported` reads back in a fresh process.
 
-`tests/test_conformance.py` runs them over every registered workload.
+`tests/workload/test_conformance.py` runs them over every registered workload.
 """
 from __future__ import annotations
 

@@ -12,7 +12,7 @@ import pytest
 from tests.conftest import lab
 
 pytest.importorskip("mujoco")
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 TINY = {"num_envs": 2, "actor_fc_layers": "[16]", "critic_fc_layers": "[16]", "replay_capacity": 1000,
         "batch_size": 16, "initial_collect_steps": 64, "collect_steps_per_iteration": 16,
         "train_steps_per_iteration": 4, "env_steps_per_step": 128, "max_env_steps": 256, "eval_episodes": 1}

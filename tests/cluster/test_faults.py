@@ -86,7 +86,7 @@ max_failures: 2
 @pytest.fixture(scope="module")
 def cluster():
     """A head and two worker nodes of one CPU each: three trials at once, one per node."""
-    from tests.test_cluster import local_cluster_of
+    from tests.conftest import local_cluster_of
 
     with local_cluster_of(2, 1) as (address, _dashboard, env):
         yield address, env
@@ -177,7 +177,7 @@ def test_a_lost_worker_node_restarts_its_trial_from_the_checkpoint(cluster, pg_r
     import time
     from pathlib import Path
 
-    from tests.test_cluster import SCRIPT
+    from tests.conftest import CLUSTER_SCRIPT as SCRIPT
 
     address, cluster_env = cluster
     env = {"LAB_REGISTRY_URL": pg_registry}

@@ -4,28 +4,26 @@ from __future__ import annotations
 import pytest
 
 from lab.registry import Registry
-from tests.conftest import lab
-from tests.test_cluster import local_cluster_of
+from tests.conftest import lab, lab_in_process
 
 
 def test_unreachable_dashboard_is_one_line_and_exit_2(lab_home):
-    result = lab("submit", "svc-digits", "--address", "http://127.0.0.1:9")
+    result = lab_in_process("submit", "svc-digits", "--address", "http://127.0.0.1:9")
     assert result.returncode == 2 and result.stdout == ""
     assert result.stderr.startswith("lab: error: cannot reach the Ray dashboard at http://127.0.0.1:9")
     assert result.stderr.count("\n") == 1
-    bad = lab("submit", "svc-digits", "--address", "ftp://somewhere")
+    bad = lab_in_process("submit", "svc-digits", "--address", "ftp://somewhere")
     assert bad.returncode == 2 and "must look like http://HOST:8265" in bad.stderr
 
 
 def test_a_bad_spec_fails_before_anything_is_sent(lab_home):
-    result = lab("submit", "svc-digits", "--set", "num_samples=0", "--address", "http://127.0.0.1:9")
+    result = lab_in_process("submit", "svc-digits", "--set", "num_samples=0", "--address", "http://127.0.0.1:9")
     assert result.returncode == 2 and "num_samples" in result.stderr and "dashboard" not in result.stderr
 
 
-@pytest.fixture(scope="module")
-def dashboard():
-    with local_cluster_of(1, 1) as (_address, url, _env):
-        yield url
+@pytest.fixture
+def dashboard(shared_cluster):
+    return shared_cluster.dashboard
 
 
 @pytest.mark.slow

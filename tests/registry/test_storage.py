@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import os
-import socket
 import sys
 
 import pytest
@@ -11,9 +10,9 @@ from lab import spec as specs
 from lab.errors import LabError
 from lab.infra import storage
 from lab.registry import Registry
-from tests.conftest import lab
+from tests.conftest import BUCKET, lab
+from tests.conftest import _free_port as free_port
 
-BUCKET = "lab-bucket"
 SWEEP = """
 name: svc
 workload: sklearn_cv
@@ -24,41 +23,6 @@ metric: cv/accuracy
 stop: {training_iteration: 1}
 resources: {cpu: 1}
 """
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-@pytest.fixture(scope="module")
-def s3_server():
-    """moto's S3 server on 127.0.0.1 with one bucket; yields the environment that points at it."""
-    from moto.server import ThreadedMotoServer
-
-    port = free_port()
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
-    server.start()
-    env = {"AWS_ENDPOINT_URL": f"http://127.0.0.1:{port}", "AWS_ACCESS_KEY_ID": "lab-test-key",
-           "AWS_SECRET_ACCESS_KEY": "lab-test-secret", "AWS_DEFAULT_REGION": "us-east-1"}
-    import boto3
-
-    client = boto3.client("s3", endpoint_url=env["AWS_ENDPOINT_URL"], region_name="us-east-1",
-                          aws_access_key_id=env["AWS_ACCESS_KEY_ID"], aws_secret_access_key=env["AWS_SECRET_ACCESS_KEY"])
-    client.create_bucket(Bucket=BUCKET)
-    try:
-        yield env, client
-    finally:
-        server.stop()
-
-
-@pytest.fixture
-def s3_env(s3_server, monkeypatch):
-    env, client = s3_server
-    for key, value in env.items():
-        monkeypatch.setenv(key, value)
-    return env, client
 
 
 def write(tmp_path, text: str) -> str:
@@ -167,23 +131,8 @@ def test_mlflow_missing_names_the_extra(tmp_path, monkeypatch, lab_home):
 
 
 # ------------------------------------------------------------------ real runs
-@pytest.fixture(scope="module")
-def ray_local(tmp_path_factory):
-    """Ray started once for the runs below, its workers with a LAB_HOME of their own."""
-    old = os.environ.get("LAB_HOME")
-    os.environ["LAB_HOME"] = str(tmp_path_factory.mktemp("ray-home"))
-    from lab.infra.connect import connect
-
-    connect(None, num_cpus=2)
-    os.environ.pop("LAB_HOME") if old is None else os.environ.__setitem__("LAB_HOME", old)
-    yield
-    import ray
-
-    ray.shutdown()
-
-
 @pytest.mark.slow
-def test_sweep_on_s3_storage(tmp_path, s3_env, ray_local):
+def test_sweep_on_s3_storage(tmp_path, s3_env, ray_shared):
     from lab.run import runner
 
     client = s3_env[1]
@@ -211,7 +160,7 @@ def test_sweep_on_s3_storage(tmp_path, s3_env, ray_local):
 
 
 @pytest.mark.slow
-def test_mlflow_logs_every_trial(tmp_path, ray_local):
+def test_mlflow_logs_every_trial(tmp_path, ray_shared):
     """`--mlflow URI`: one MLflow run per trial (params, metrics), in an MLflow experiment named after the spec."""
     from mlflow.tracking import MlflowClient
 

@@ -8,28 +8,15 @@ from __future__ import annotations
 import json
 import os
 import pickle
-import socket
-import threading
 
 import pytest
 
 from lab.errors import LabError
 from lab.registry import Registry
-from tests.conftest import lab
-from tests.test_storage import BUCKET, s3_server  # noqa: F401 - the moto S3 server fixture
+from tests.conftest import BUCKET, Listener, Planted, lab, lab_in_process
 
 SPEC = {"name": "svc", "workload": "sklearn_cv", "metric": "cv/accuracy", "mode": "max",
         "params": {"dataset": "iris"}}
-
-
-class Planted:
-    """A pickle that runs `touch MARKER` when loaded."""
-
-    def __init__(self, marker):
-        self.marker = str(marker)
-
-    def __reduce__(self):
-        return (os.system, (f"touch {self.marker}",))
 
 
 def row(storage_path: str | None = None, **fields) -> int:
@@ -60,7 +47,7 @@ def one_line_error(result, text: str) -> None:
 
 
 # ------------------------------------------------------------------ storage identity (deliver 1)
-def test_two_registries_over_one_storage_root_never_share_a_folder(tmp_path, monkeypatch):
+def test_two_registries_over_one_storage_root_never_share_a_folder(tmp_path, monkeypatch, ray_shared):
     """Finding: two registries named folders `<name>-<id>` from their own counters; the second's experiment 1
     wrote into the first's, `lab rm 1` in the second deleted it, and `lab export 1` in the first failed."""
     shared = tmp_path / "shared-runs"
@@ -70,7 +57,7 @@ def test_two_registries_over_one_storage_root_never_share_a_folder(tmp_path, mon
     homes = [tmp_path / "alice", tmp_path / "bob"]
     envs = [{"LAB_HOME": str(home), "LAB_STORAGE": str(shared)} for home in homes]
     for env in envs:
-        result = lab("run", str(spec), env=env)
+        result = lab_in_process("run", str(spec), env=env)  # on the session's Ray
         assert result.returncode == 0, result.stderr
     folders = []
     for home in homes:
@@ -243,8 +230,8 @@ def test_resume_from_remote_storage_needs_trust(tmp_path, lab_home, s3_server):
 def test_a_checkpoint_is_verified_before_ray_unpickles_it(tmp_path):
     """Finding: Ray's Trainable.restore unpickled `_dict_checkpoint.pkl` before the lab's manifest check, which
     ignored files its manifest did not list."""
-    from lab.workload import checkpoints
     from lab.run.trainable import WorkloadTrainable
+    from lab.workload import checkpoints
 
     marker = tmp_path / "pwned"
     checkpoint = tmp_path / "checkpoint_000000"
@@ -282,40 +269,6 @@ def test_a_checkpoint_with_an_unlisted_file_or_a_link_is_refused(tmp_path):
 
 
 # ------------------------------------------------------------------ no credential goes where a row says (deliver 2)
-class Listener:
-    """A TCP listener on 127.0.0.1 that records whatever arrives (an S3 endpoint a row might name)."""
-
-    def __init__(self):
-        self.sock = socket.socket()
-        self.sock.bind(("127.0.0.1", 0))
-        self.sock.listen(8)
-        self.sock.settimeout(0.5)
-        self.port = self.sock.getsockname()[1]
-        self.received = b""
-        self.running = True
-        self.thread = threading.Thread(target=self._serve, daemon=True)
-        self.thread.start()
-
-    def _serve(self):
-        while self.running:
-            try:
-                conn, _ = self.sock.accept()
-            except OSError:
-                continue
-            with conn:
-                conn.settimeout(2)
-                try:
-                    self.received += conn.recv(65536)
-                    conn.sendall(b"HTTP/1.1 500 no\r\nContent-Length: 0\r\nConnection: close\r\n\r\n")
-                except OSError:
-                    pass
-
-    def close(self):
-        self.running = False
-        self.thread.join(timeout=5)
-        self.sock.close()
-
-
 @pytest.mark.parametrize("root", ["local", "s3"])
 def test_history_never_opens_a_query_string_from_the_registry(lab_home, monkeypatch, root):
     """Finding: `trials.logdir` with `?endpoint_override=` made pyarrow send the user's S3 credentials there."""
@@ -368,7 +321,7 @@ def test_tensorboard_refuses_a_folder_outside_the_root(tmp_path, lab_home):
     import subprocess
     import sys
 
-    from tests.test_storage import free_port
+    from tests.conftest import _free_port as free_port
 
     experiment = row(str(tmp_path))
     command = [os.path.join(os.path.dirname(sys.executable), "lab"), "tensorboard", str(experiment),

@@ -142,26 +142,7 @@ def test_searchers_built_from_the_spec(tmp_path):
     assert type(limited.searcher) is HyperOptSearch
 
 
-# ------------------------------------------------------------------ real sweeps (one Ray for the module)
-@pytest.fixture(scope="module")
-def ray_local(tmp_path_factory):
-    """Ray started once for the sweeps below, its workers with a LAB_HOME of their own."""
-    home = tmp_path_factory.mktemp("ray-home")
-    old = os.environ.get("LAB_HOME")
-    os.environ["LAB_HOME"] = str(home)
-    from lab.infra.connect import connect
-
-    connect(None, num_cpus=2)
-    if old is None:
-        os.environ.pop("LAB_HOME")
-    else:
-        os.environ["LAB_HOME"] = old
-    yield
-    import ray
-
-    ray.shutdown()
-
-
+# ------------------------------------------------------------------ real sweeps (the session's Ray)
 def run(tmp_path, text: str, overrides: list[str]):
     from lab.run import runner
 
@@ -178,7 +159,7 @@ def progress(trial: dict) -> list[dict]:
 
 
 @pytest.mark.slow
-def test_hyperband_stops_weak_trials_early(tmp_path, ray_local):
+def test_hyperband_stops_weak_trials_early(tmp_path, ray_shared):
     """max_t 2, reduction factor 2: Tune's HyperBand fills a bracket of 2 trials that run to max_t, then
     one of 2 trials halved after 1 iteration; the grid puts a hopeless learning rate into the second."""
     outcome, exp, trials = run(tmp_path, MLP, [
@@ -191,7 +172,7 @@ def test_hyperband_stops_weak_trials_early(tmp_path, ray_local):
 
 
 @pytest.mark.slow
-def test_pbt_exploit_restores_the_donors_checkpoint(tmp_path, ray_local):
+def test_pbt_exploit_restores_the_donors_checkpoint(tmp_path, ray_shared):
     """Two trials, one with a hopeless learning rate: at iteration 2 it takes the good trial's weights.
     Synchronous PBT: both trials wait at iteration 2, so the exploit does not depend on their pace."""
     outcome, exp, trials = run(tmp_path, MLP, [
@@ -218,7 +199,7 @@ def test_pbt_exploit_restores_the_donors_checkpoint(tmp_path, ray_local):
 
 @pytest.mark.slow
 @pytest.mark.parametrize("kind", ["optuna", "hyperopt"])
-def test_model_based_searchers_run_a_sweep(tmp_path, ray_local, kind):
+def test_model_based_searchers_run_a_sweep(tmp_path, ray_shared, kind):
     outcome, exp, trials = run(tmp_path, SVC, [f"searcher={{type: {kind}, max_concurrent: 2}}", "seed=3"])
     assert exp["status"] == "completed" and outcome.num_trials == 4 and outcome.num_errors == 0
     values = [t["config"]["svc__C"] for t in trials]

@@ -14,7 +14,7 @@ import pytest
 
 from tests.conftest import lab
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 TINY_DQN = dict(num_envs=2, replay_capacity=200, initial_collect_steps=32, collect_steps_per_iteration=16,
                 train_steps_per_iteration=2, batch_size=8, target_update_period=4, epsilon_decay_steps=64,
                 env_steps_per_step=32, max_env_steps=64, eval_episodes=1, max_episode_steps=40)

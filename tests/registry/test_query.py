@@ -15,7 +15,7 @@ DQN = {"name": "dqn one", "workload": "dqn", "metric": "eval/average_return", "m
 def registry(request, tmp_path):
     if request.param == "sqlite":
         return Registry(f"sqlite:///{tmp_path / 'registry.db'}")
-    from tests.test_registry_v3 import clean_postgres
+    from tests.conftest import clean_postgres
 
     return Registry(clean_postgres(request.getfixturevalue("postgres_url")))
 

@@ -57,35 +57,28 @@ resources: {cpu: 1}
 
 
 @pytest.mark.slow
-def test_a_plain_tuner_after_a_lab_run_runs_unpatched(tmp_path):
+def test_a_plain_tuner_after_a_lab_run_runs_unpatched(tmp_path, ray_shared):
     """A notebook: `lab.run` once, then the user's own Tuner, in the same process."""
     from ray import tune
 
     from lab import spec as specs
-    from lab.infra.connect import connect
     from lab.run import runner
 
     path = tmp_path / "spec.yaml"
     path.write_text(SPEC)
     before = targets()
-    connect(None, num_cpus=2)
-    try:
-        assert runner.run(specs.load(str(path))[0]).status == "completed"
-        assert targets() == before
+    assert runner.run(specs.load(str(path))[0]).status == "completed"
+    assert targets() == before
 
-        seen = []
+    seen = []
 
-        class Look(tune.Callback):
-            def setup(self, **info):  # in the driver, when the user's Tuner.fit() starts its controller
-                seen.append(targets())
+    class Look(tune.Callback):
+        def setup(self, **info):  # in the driver, when the user's Tuner.fit() starts its controller
+            seen.append(targets())
 
-        def trainable(config):
-            tune.report({"score": 1.0})
+    def trainable(config):
+        tune.report({"score": 1.0})
 
-        tune.Tuner(trainable, run_config=tune.RunConfig(storage_path=str(tmp_path / "own"), callbacks=[Look()],
-                                                       verbose=0)).fit()
-        assert seen == [before]
-    finally:
-        import ray
-
-        ray.shutdown()
+    tune.Tuner(trainable, run_config=tune.RunConfig(storage_path=str(tmp_path / "own"), callbacks=[Look()],
+                                                   verbose=0)).fit()
+    assert seen == [before]

@@ -12,7 +12,7 @@ import pytest
 from lab import spec as specs
 from lab.errors import LabError, SpecError
 from lab.registry import Registry
-from tests.conftest import lab
+from tests.conftest import lab, lab_in_process
 
 NO_SEARCH = """
 name: same
@@ -36,7 +36,7 @@ def test_set_on_a_searched_key_replaces_the_search_and_says_so_in_one_line():
     (spec,) = specs.load("svc-digits", ["svc__C=5"], say=said.append)
     assert "svc__C" not in spec.search and spec.params["svc__C"] == 5
     assert len(said) == 1 and "replaces the search over 'svc__C'" in said[0] and "every trial gets 5" in said[0]
-    result = lab("run", "svc-digits", "--set", "svc__C=5", "--dry-run")
+    result = lab_in_process("run", "svc-digits", "--set", "svc__C=5", "--dry-run")
     assert result.returncode == 0, result.stderr
     notes = [line for line in result.stderr.splitlines() if line.startswith("lab: ")]
     assert len(notes) == 1 and "replaces the search" in notes[0]
@@ -105,7 +105,7 @@ def test_exponent_numbers_are_numbers_in_yaml_and_in_set(tmp_path):
 
 # ------------------------------------------------------------------ 3. parameters you can find
 def test_params_lists_type_default_meaning_and_step_names():
-    result = lab("params", "sklearn_cv", "--set", "model=random_forest", "--json")
+    result = lab_in_process("params", "sklearn_cv", "--set", "model=random_forest", "--json")
     assert result.returncode == 0, result.stderr
     view = json.loads(result.stdout)
     params = {p["name"]: p for p in view["parameters"]}
@@ -114,21 +114,21 @@ def test_params_lists_type_default_meaning_and_step_names():
     assert params["model"]["default"] == "random_forest"
     assert all(p["help"] for p in view["parameters"]), [p["name"] for p in view["parameters"] if not p["help"]]
     assert view["searchable"]["randomforestclassifier"]["randomforestclassifier__max_depth"] is None
-    text = lab("params", "dqn")
+    text = lab_in_process("params", "dqn")
     assert text.returncode == 0 and "learning_rate" in text.stdout and "discount factor" in text.stdout
-    preset = json.loads(lab("params", "svc-digits", "--json").stdout)
+    preset = json.loads(lab_in_process("params", "svc-digits", "--json").stdout)
     assert preset["preset"] == "svc-digits" and "svc__C" in preset["search"] and "svc" in preset["searchable"]
-    wrong = lab("params", "sklearn_cvv")
+    wrong = lab_in_process("params", "sklearn_cvv")
     assert wrong.returncode == 2 and "did you mean 'sklearn_cv'" in wrong.stderr
 
 
 def test_presets_name_shows_the_resolved_spec():
-    result = lab("presets", "svc-digits")
+    result = lab_in_process("presets", "svc-digits")
     assert result.returncode == 0, result.stderr
     assert "name: svc-digits" in result.stdout and "scheduler:" in result.stdout  # defaults filled in
-    (resolved,) = json.loads(lab("presets", "svc-digits", "--json").stdout)
+    (resolved,) = json.loads(lab_in_process("presets", "svc-digits", "--json").stdout)
     assert resolved["workload"] == "sklearn_cv" and resolved["num_samples"] >= 1
-    listing = json.loads(lab("presets", "--json").stdout)
+    listing = json.loads(lab_in_process("presets", "--json").stdout)
     assert {"name": "svc-digits", "workload": "sklearn_cv"}.items() <= next(
         p for p in listing if p["name"] == "svc-digits").items()
 
@@ -149,7 +149,7 @@ def test_unknown_names_get_suggestions_in_any_spelling(source, overrides, sugges
 def test_every_problem_of_a_spec_is_reported_at_once(tmp_path, lab_home):
     bad = NO_SEARCH.replace("cv_folds: 3}", "cv_folds: 3, lr: 0.1, refit: maybe}").replace(
         "num_samples: 3", "num_samples: many\nscheduler: {type: ash}")
-    result = lab("run", write(tmp_path, bad))
+    result = lab_in_process("run", write(tmp_path, bad))
     assert result.returncode == 2
     lines = result.stderr.strip().splitlines()
     assert all(line.startswith("lab: error: ") for line in lines), result.stderr
@@ -177,26 +177,26 @@ def record_regression_experiment() -> int:
 
 def test_json_output_has_a_stable_shape(lab_home):
     experiment_id = record_regression_experiment()
-    (row,) = json.loads(lab("ls", "--json").stdout)
+    (row,) = json.loads(lab_in_process("ls", "--json").stdout)
     assert row["id"] == experiment_id and row["status"] == "completed" and row["num_trials"] == 2
-    shown = json.loads(lab("show", str(experiment_id), "--json").stdout)
+    shown = json.loads(lab_in_process("show", str(experiment_id), "--json").stdout)
     assert shown["id"] == experiment_id and shown["spec"]["name"] == "houses" and len(shown["trials"]) == 2
-    best = json.loads(lab("best", str(experiment_id), "--json").stdout)
+    best = json.loads(lab_in_process("best", str(experiment_id), "--json").stdout)
     assert "id" not in best and best["experiment_id"] == experiment_id and best["trial_id"] == "a1"
     assert best["metrics"]["test/r2"] == 0.8123 and best["best_metric"] == -29320.5
     assert set(best) == {"experiment_id", "metric", "mode", "trial_id", "status", "iterations", "best_metric",
                          "config", "metrics", "best_result", "checkpoint_path", "logdir", "error", "started_at",
                          "updated_at"}
-    assert json.loads(lab("ls", "--json").stdout) == [row]
+    assert json.loads(lab_in_process("ls", "--json").stdout) == [row]
 
 
 def test_tables_show_every_final_metric_in_its_natural_sign(lab_home):
     experiment_id = record_regression_experiment()
-    best = lab("best", str(experiment_id))
+    best = lab_in_process("best", str(experiment_id))
     assert best.returncode == 0, best.stderr
     assert "cv/root_mean_squared_error = 29320" in best.stdout and "e+04" not in best.stdout
     assert "test/r2" in best.stdout and "0.8123" in best.stdout and "29420" in best.stdout  # test RMSE, positive
-    shown = lab("show", str(experiment_id)).stdout
+    shown = lab_in_process("show", str(experiment_id)).stdout
     assert "-29320" not in shown and "29320" in shown and "31000" in shown and "test/r2" in shown
     header = next(line for line in shown.splitlines() if line.startswith("TRIAL"))
     assert "ERROR" not in header  # no trial failed: no empty column
@@ -255,7 +255,7 @@ def test_tensorboard_port_taken(monkeypatch, lab_home, tmp_path):
 
 def test_leaderboard_json(lab_home):
     experiment_id = record_regression_experiment()
-    board = json.loads(lab("leaderboard", "--workload", "sklearn_cv", "--json").stdout)
+    board = json.loads(lab_in_process("leaderboard", "--workload", "sklearn_cv", "--json").stdout)
     assert board["metric"] == "cv/neg_root_mean_squared_error" and board["mode"] == "max"
     assert [(r["rank"], r["experiment_id"], r["trial_id"]) for r in board["rows"]] == [(1, experiment_id, "a1"),
                                                                                       (2, experiment_id, "a2")]

@@ -115,7 +115,7 @@ def test_save_restore_gives_identical_outputs(case, build, tmp_path):
     second.restore(str(checkpoint))
     assert second.epoch == 1
     np.testing.assert_array_equal(outputs(second, x, codings), outputs(first, x, codings))
-    # that training goes on after a restore is the conformance test's part (tests/test_conformance.py)
+    # that training goes on after a restore is the conformance test's part (tests/workload/test_conformance.py)
 
 
 # ---------------------------------------------------------------- failures and configs

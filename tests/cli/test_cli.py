@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from lab.registry import Registry
-from tests.conftest import lab
+from tests.conftest import lab, lab_in_process
 
 SMALL_SWEEP = """
 name: small
@@ -63,8 +63,8 @@ def assert_clean_failure(result, message: str, lab_home: Path) -> None:
 
 
 def test_help_and_empty_ls():
-    assert lab("--help").returncode == 0
-    result = lab("ls")
+    assert lab_in_process("--help").returncode == 0
+    result = lab_in_process("ls")
     assert result.returncode == 0 and "no experiments yet" in result.stdout
 
 
@@ -84,21 +84,21 @@ def test_cli_start_up_imports_neither_tensorflow_nor_ray():
 def test_bad_spec_files(tmp_path, lab_home, text, message):
     path = tmp_path / "bad.yaml"
     path.write_text(text)
-    assert_clean_failure(lab("run", str(path)), message, lab_home)
+    assert_clean_failure(lab_in_process("run", str(path)), message, lab_home)
 
 
 def test_bad_environments(lab_home):
-    assert_clean_failure(lab("run", "dqn-cartpole", "--set", "env_id=CartPol-v1"),
+    assert_clean_failure(lab_in_process("run", "dqn-cartpole", "--set", "env_id=CartPol-v1"),
                          "unknown Gymnasium environment 'CartPol-v1' (did you mean 'CartPole-v1'", lab_home)
-    assert_clean_failure(lab("run", "dqn-cartpole", "--set", "env_id=Pendulum-v1"),
+    assert_clean_failure(lab_in_process("run", "dqn-cartpole", "--set", "env_id=Pendulum-v1"),
                          "DQN needs one discrete action", lab_home)
 
 
 def test_bad_cli_input(lab_home):
-    assert_clean_failure(lab("run", "svc-digitz"), "unknown preset 'svc-digitz'", lab_home)
-    assert_clean_failure(lab("run", "missing.yaml"), "spec file not found", lab_home)
-    assert_clean_failure(lab("run", "svc-digits", "--set", "params.svc__C=abc"), "'C' parameter of SVC", lab_home)
-    assert_clean_failure(lab("show", "42"), "no experiment with id 42", lab_home)
+    assert_clean_failure(lab_in_process("run", "svc-digitz"), "unknown preset 'svc-digitz'", lab_home)
+    assert_clean_failure(lab_in_process("run", "missing.yaml"), "spec file not found", lab_home)
+    assert_clean_failure(lab_in_process("run", "svc-digits", "--set", "params.svc__C=abc"), "'C' parameter of SVC", lab_home)
+    assert_clean_failure(lab_in_process("show", "42"), "no experiment with id 42", lab_home)
 
 
 def test_unreachable_registry_and_cluster(lab_home):

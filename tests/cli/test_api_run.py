@@ -17,14 +17,6 @@ SPEC = {
 }
 
 
-@pytest.fixture
-def ray_session():
-    yield
-    import ray
-
-    ray.shutdown()
-
-
 def test_bad_input_raises_the_labs_errors_before_anything_runs(lab_home):
     with pytest.raises(lab.SpecError, match="unknown workload 'nope'"):
         lab.run({**SPEC, "workload": "nope"})
@@ -38,7 +30,7 @@ def test_bad_input_raises_the_labs_errors_before_anything_runs(lab_home):
 
 
 @pytest.mark.slow
-def test_run_trials_history_load_and_rerun(lab_home, ray_session, capsys):
+def test_run_trials_history_load_and_rerun(lab_home, ray_shared, capsys):
     result = lab.run(SPEC, seed=3)
     assert result.status == "completed" and result.num_trials == 2 and result.num_errors == 0
     out = capsys.readouterr().out

@@ -18,8 +18,8 @@ import pytest
 import sqlalchemy as sa
 
 from lab.registry import Registry
-from tests.test_shared_storage import Listener, Planted
-from tests.test_storage import BUCKET, free_port, s3_server  # noqa: F401 - the moto S3 server fixture
+from tests.conftest import BUCKET, Listener, Planted
+from tests.conftest import _free_port as free_port
 
 ROOT = Path(__file__).resolve().parents[1]
 LAB = str(Path(sys.executable).parent / "lab")

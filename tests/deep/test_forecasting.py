@@ -16,7 +16,7 @@ from lab.workload.testing import make
 
 settings.apply_worker_env()  # TF_USE_LEGACY_KERAS=1 before any test imports TensorFlow
 
-PRESETS = sorted((Path(__file__).parents[1] / "deep" / "presets").glob("forecast-*.yaml"))
+PRESETS = sorted((Path(__file__).parents[2] / "deep" / "presets").glob("forecast-*.yaml"))
 TINY = {"series": "sunspots", "window": 12, "units": 4, "layers": 1, "max_epochs": 1, "batch_size": 64}
 METRICS = ("train/loss", "val/mae", "test/mae", "test/mse", "naive/test_mae", "test/mae_ratio_to_naive", "charts/epoch")
 

@@ -17,6 +17,7 @@ from lab.cli import main as cli_main
 from lab.infra import storage
 from lab.registry import Registry
 from tests.conftest import lab as lab_cli
+from tests.conftest import lab_in_process
 
 SPEC = {"name": "svc", "workload": "sklearn_cv", "metric": "cv/accuracy", "mode": "max",
         "params": {"dataset": "digits", "model": "svc"},
@@ -27,7 +28,7 @@ SPEC = {"name": "svc", "workload": "sklearn_cv", "metric": "cv/accuracy", "mode"
 def backend(request, monkeypatch):
     """The registry the API and the `lab` subprocesses use: LAB_HOME's SQLite, or an emptied PostgreSQL."""
     if request.param == "postgres":
-        from tests.test_registry_v3 import clean_postgres
+        from tests.conftest import clean_postgres
 
         monkeypatch.setenv("LAB_REGISTRY_URL", clean_postgres(request.getfixturevalue("postgres_url")))
     return request.param
@@ -157,20 +158,20 @@ def test_environment_record_names_versions_and_a_dirty_tree(tmp_path, monkeypatc
 def test_cli_ls_where_tag_note_show(lab_home, backend, capsys):
     a = fake_sweep(lab_home)
     b = fake_sweep(lab_home, trials=2, spec={**SPEC, "workload": "dqn", "params": {"env_id": "CartPole-v1"}})
-    out = lab_cli("tag", str(a), "team=vision", "stage=baseline")
+    out = lab_in_process("tag", str(a), "team=vision", "stage=baseline")
     assert out.returncode == 0 and "team=vision" in out.stdout
-    assert lab_cli("note", str(a), "C barely matters").returncode == 0
-    out = lab_cli("ls", "--where", "tag.team = vision and metric.cv/accuracy > 0.5")
+    assert lab_in_process("note", str(a), "C barely matters").returncode == 0
+    out = lab_in_process("ls", "--where", "tag.team = vision and metric.cv/accuracy > 0.5")
     assert out.returncode == 0 and [line.split()[0] for line in out.stdout.splitlines()[1:]] == [str(a)]
-    out = lab_cli("ls", "--tag", "team=vision", "--where", "workload = dqn")
+    out = lab_in_process("ls", "--tag", "team=vision", "--where", "workload = dqn")
     assert "no experiments match" in out.stdout
-    out = lab_cli("show", str(a))
+    out = lab_in_process("show", str(a))
     assert "team=vision" in out.stdout and "C barely matters" in out.stdout
     assert "python 3.11.9" in out.stdout and "numpy==2.3.5" in out.stdout and 'model="svc"' in out.stdout
-    shown = json.loads(lab_cli("show", str(a), "--json").stdout)
+    shown = json.loads(lab_in_process("show", str(a), "--json").stdout)
     assert shown["tags"] == {"stage": "baseline", "team": "vision"} and shown["notes"][0]["text"] == "C barely matters"
     assert shown["environment"]["packages"] == {"numpy": "2.3.5"}
-    out = lab_cli("ls", "--where", "status = completed or name = x")
+    out = lab_in_process("ls", "--where", "status = completed or name = x")
     assert out.returncode == 2 and out.stderr.strip().splitlines() == [
         "lab: error: --where: expected 'and' between conditions, got 'or'"]
     for args, message in ((["tag", "999", "a=b"], "no experiment with id 999"),
@@ -189,14 +190,14 @@ def test_cli_ls_where_tag_note_show(lab_home, backend, capsys):
         err = capsys.readouterr().err
         assert code == 2 and message in err and err.count("\n") == 1 and err.startswith("lab: error: "), args
     assert Registry().tags(a) == {"stage": "baseline", "team": "vision"}  # the failed commands changed nothing
-    assert lab_cli("tag", str(a), "--rm", "stage").returncode == 0 and Registry().tags(a) == {"team": "vision"}
-    out = lab_cli("compare", str(a), str(b))
+    assert lab_in_process("tag", str(a), "--rm", "stage").returncode == 0 and Registry().tags(a) == {"team": "vision"}
+    out = lab_in_process("compare", str(a), str(b))
     assert out.returncode == 0 and "spec.workload" in out.stdout and f"EXP {b}" in out.stdout
-    out = lab_cli("leaderboard", "--workload", "sklearn_cv", "--dataset", "digits", "--limit", "3")
+    out = lab_in_process("leaderboard", "--workload", "sklearn_cv", "--dataset", "digits", "--limit", "3")
     assert out.returncode == 0 and "ranked by cv/accuracy (max)" in out.stdout and len(out.stdout.splitlines()) == 5
-    out = lab_cli("leaderboard", "--workload", "sklearn_cv", "--metric", "nosuch/metric")
+    out = lab_in_process("leaderboard", "--workload", "sklearn_cv", "--metric", "nosuch/metric")
     assert out.returncode == 2 and "ranked by metric 'nosuch/metric'" in out.stderr
-    out = lab_cli("importance", str(a))
+    out = lab_in_process("importance", str(a))
     assert out.returncode == 0 and out.stdout.splitlines()[2].startswith("svc__kernel")
 
 
@@ -206,16 +207,16 @@ def test_cli_rm_refuses_a_running_experiment_and_deletes_otherwise(lab_home, bac
     a = fake_sweep(lab_home, trials=2)
     folder = Path(Registry().experiment(a)["storage_path"])
     Registry().update_experiment(a, status="running", heartbeat_at=now())
-    out = lab_cli("rm", str(a), "--yes")
+    out = lab_in_process("rm", str(a), "--yes")
     assert out.returncode == 2 and "is running" in out.stderr and len(out.stderr.strip().splitlines()) == 1
     assert folder.is_dir() and len(Registry().trials(a)) == 2
     Registry().update_experiment(a, status="completed")
     out = lab_cli("rm", str(a), stdin=subprocess.DEVNULL)  # no terminal to confirm in
     assert out.returncode == 2 and "--yes" in out.stderr and folder.is_dir()
-    out = lab_cli("rm", str(a), "--yes")
+    out = lab_in_process("rm", str(a), "--yes")
     assert out.returncode == 0 and not folder.exists()
-    assert lab_cli("show", str(a)).returncode == 2 and Registry().trials(a) == []
-    assert lab_cli("rm", str(a), "--yes").returncode == 2
+    assert lab_in_process("show", str(a)).returncode == 2 and Registry().trials(a) == []
+    assert lab_in_process("rm", str(a), "--yes").returncode == 2
 
 
 # ------------------------------------------------------------------ the report, in a real browser

@@ -15,7 +15,7 @@ from envs import gym_envs
 from envs.grid_maze import DEFAULT_LAYOUT, GridMaze, shortest_path_length
 from lab.errors import SpecError
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 SOLUTION = [2, 2, 1, 1, 2, 2, 3, 3, 2, 2, 1, 1, 1, 1, 1, 1]  # the default maze's shortest path (down, right, ...)
 
 

@@ -9,16 +9,9 @@ import sqlalchemy as sa
 
 from lab.errors import RegistryError
 from lab.registry import SCHEMA_VERSION, Registry, meta_table, metadata, normalize_url
+from tests.conftest import clean_postgres
 
 SPEC = {"name": "svc", "workload": "sklearn_cv", "metric": "cv/accuracy", "mode": "max", "params": {"dataset": "digits"}}
-
-
-def clean_postgres(url: str) -> str:
-    """The PostgreSQL database emptied: every table dropped, so each test starts from nothing."""
-    with sa.create_engine(normalize_url(url)).begin() as conn:
-        conn.exec_driver_sql("DROP SCHEMA public CASCADE")
-        conn.exec_driver_sql("CREATE SCHEMA public")
-    return url
 
 
 @pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])

@@ -9,7 +9,7 @@ import zipfile
 import pytest
 
 from lab.errors import LabError
-from tests.test_storage import BUCKET, s3_server  # noqa: F401 - the moto S3 server fixture
+from tests.conftest import BUCKET, stop_ray
 
 
 # ------------------------------------------------------------------ crafted .skops files (finding 1)
@@ -148,17 +148,17 @@ def one_line_error(result, *fragments: str) -> str:
 
 
 def test_a_spec_file_does_not_choose_where_credentials_go(tmp_path, lab_home):
-    from tests.conftest import lab
+    from tests.conftest import lab, lab_in_process
 
     path = write_spec(tmp_path, SPEC + "mlflow: http://127.0.0.1:9/\nstorage: s3://their-bucket/runs\n")
     error = one_line_error(lab("run", path, "--dry-run", stdin=subprocess.DEVNULL),
                            "chooses where your runs and credentials go", "--trust-spec")
     assert "MLflow tracking server http://127.0.0.1:9/" in error and "storage s3://their-bucket/runs" in error
-    assert lab("run", path, "--dry-run", "--trust-spec").returncode == 0
+    assert lab_in_process("run", path, "--dry-run", "--trust-spec").returncode == 0
     # the command line's own choice replaces the spec's: nothing left to confirm
-    ok = lab("run", path, "--dry-run", "--storage", str(tmp_path / "runs"), "--set", "mlflow=")
+    ok = lab_in_process("run", path, "--dry-run", "--storage", str(tmp_path / "runs"), "--set", "mlflow=")
     assert ok.returncode == 0, ok.stderr
-    assert lab("run", "svc-digits", "--dry-run").returncode == 0  # presets ship with the lab
+    assert lab_in_process("run", "svc-digits", "--dry-run").returncode == 0  # presets ship with the lab
 
 
 @pytest.mark.parametrize("field, value", [
@@ -168,11 +168,11 @@ def test_a_spec_file_does_not_choose_where_credentials_go(tmp_path, lab_home):
     ("mlflow", "https://mlflow.example/?token=mlflow-pw-4711"),
 ])
 def test_uris_with_credentials_are_refused_from_the_spec_set_and_environment(tmp_path, lab_home, field, value):
-    from tests.conftest import lab
+    from tests.conftest import lab, lab_in_process
 
     secret = "4711"
-    results = [lab("run", write_spec(tmp_path, SPEC + f"{field}: '{value}'\n"), "--dry-run", "--trust-spec"),
-               lab("run", "svc-digits", "--dry-run", "--set", f"{field}={value}")]
+    results = [lab_in_process("run", write_spec(tmp_path, SPEC + f"{field}: '{value}'\n"), "--dry-run", "--trust-spec"),
+               lab_in_process("run", "svc-digits", "--dry-run", "--set", f"{field}={value}")]
     env = {"storage": "LAB_STORAGE", "mlflow": "LAB_MLFLOW_URI"}[field]
     results.append(lab("run", write_spec(tmp_path), env={env: value, "LAB_MLFLOW_URI": "" if field == "storage" else value}))
     for result in results:
@@ -180,15 +180,15 @@ def test_uris_with_credentials_are_refused_from_the_spec_set_and_environment(tmp
 
 
 def test_only_step_params_of_the_catalogue_pipelines(tmp_path, lab_home):
-    from tests.conftest import lab
+    from tests.conftest import lab_in_process
 
     cache = tmp_path / "cache"
     for params in ("memory: " + str(cache), "steps: []", "svc__memory: x", "estimator_params: {memory: x}"):
         text = SPEC.replace("log_figures: false}", "log_figures: false, " + params + "}")
-        one_line_error(lab("run", write_spec(tmp_path, text), "--dry-run"), "lab: error:")
-    one_line_error(lab("run", "svc-digits", "--dry-run", "--set", f"memory={cache}"), "step__param")
-    one_line_error(lab("run", "svc-digits", "--dry-run", "--set", "svc__C={a: 1}"), "svc__C")
-    assert lab("run", "svc-digits", "--dry-run", "--set", "svc__C=3.0").returncode == 0
+        one_line_error(lab_in_process("run", write_spec(tmp_path, text), "--dry-run"), "lab: error:")
+    one_line_error(lab_in_process("run", "svc-digits", "--dry-run", "--set", f"memory={cache}"), "step__param")
+    one_line_error(lab_in_process("run", "svc-digits", "--dry-run", "--set", "svc__C={a: 1}"), "svc__C")
+    assert lab_in_process("run", "svc-digits", "--dry-run", "--set", "svc__C=3.0").returncode == 0
     assert not cache.exists()
 
 
@@ -230,6 +230,7 @@ def ray_with_secrets(tmp_path_factory):
     """Ray started with the fake secrets in its environment (its workers inherit them, as on a real node)."""
     import os
 
+    stop_ray()  # the session's shared Ray: its workers would not have the secrets
     saved = {k: os.environ.get(k) for k in [*SECRETS, "LAB_HOME"]}
     os.environ.update(SECRETS)
     os.environ["LAB_HOME"] = str(tmp_path_factory.mktemp("ray-home"))
@@ -237,9 +238,7 @@ def ray_with_secrets(tmp_path_factory):
 
     connect(None, num_cpus=2)
     yield
-    import ray
-
-    ray.shutdown()
+    stop_ray()
     for key, value in saved.items():
         os.environ.pop(key, None) if value is None else os.environ.__setitem__(key, value)
 

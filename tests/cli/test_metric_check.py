@@ -67,10 +67,8 @@ def test_an_undeclared_metric_fails_before_anything_runs(fields, message, lab_ho
 
 
 @pytest.mark.slow
-def test_an_error_inside_tune_is_one_line_with_its_traceback_in_the_log(lab_home, monkeypatch):
+def test_an_error_inside_tune_is_one_line_with_its_traceback_in_the_log(lab_home, monkeypatch, ray_shared):
     """A workload that does not declare its metrics: Tune itself finds the metric missing."""
-    import ray
-
     from lab.run import runner
 
     cls = workloads.get("sklearn_cv")
@@ -78,11 +76,8 @@ def test_an_error_inside_tune_is_one_line_with_its_traceback_in_the_log(lab_home
     spec = build_spec({"name": "tune-error", "workload": "sklearn_cv", "metric": "cv/acuracy",
                        "params": {"dataset": "iris", "model": "logistic", "cv_folds": 3},
                        "stop": {"training_iteration": 1}}, "test spec")
-    try:
-        with pytest.raises(LabError) as caught:
-            runner.run(spec)
-    finally:
-        ray.shutdown()
+    with pytest.raises(LabError) as caught:
+        runner.run(spec)
     message = str(caught.value)
     assert "\n" not in message and len(message) < 600, message
     assert "did not include the specified metric" in message and "Traceback" not in message

@@ -19,7 +19,7 @@ from tests.conftest import lab
 
 settings.apply_worker_env()  # TF_USE_LEGACY_KERAS=1 before any test imports TensorFlow
 
-PRESETS = sorted(p for p in (Path(__file__).parents[1] / "deep" / "presets").glob("*.yaml")
+PRESETS = sorted(p for p in (Path(__file__).parents[2] / "deep" / "presets").glob("*.yaml")
                  if "workload: keras_classifier" in p.read_text())  # the classifier presets
 TINY = {"subset": 600, "max_epochs": 1, "batch_size": 64, "log_images": 4}
 
