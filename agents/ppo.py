@@ -130,7 +130,8 @@ class PPO(OnPolicyWorkload):
             returns = tf.where(item.is_first(), 0.0, running) + item.reward
             ended = tf.cast(item.is_last(), tf.float32)
             finished += tf.stack([tf.reduce_sum(returns * ended), tf.reduce_sum(ended)])
-            steps += tf.reduce_sum(tf.cast(~item.is_boundary(), tf.int64))  # LAST -> FIRST is a reset, not a step
+            steps += n  # every step of the vector env, an auto-reset included (as SB3 counts): a round is exactly
+            # collect_steps_per_iteration, and a budget that is a multiple of it ends on it (+ the first step)
             return returns, finished, steps
 
         def fill_carry():

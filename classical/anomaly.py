@@ -130,7 +130,7 @@ class AnomalyDetection(Workload):
 
     def export(self, out_dir: str) -> str:
         return export_pipeline(self.pipeline, out_dir, {"workload": self.name, "dataset": self.config.dataset,
-                                                         "metrics": self.results})
+                                                         "metrics": self.results}, self.X)
 
 
 def contaminated(data: datasets.Dataset, normal_class: int | str, contamination: float, seed: int):

@@ -135,7 +135,7 @@ class Clustering(Workload):
 
     def export(self, out_dir: str) -> str:
         return export_pipeline(self.pipeline, out_dir, {"workload": self.name, "dataset": self.config.dataset,
-                                                         "metrics": self.results})
+                                                         "metrics": self.results}, self.X)
 
 
 def silhouette(features: np.ndarray, labels: np.ndarray, seed: int) -> float:

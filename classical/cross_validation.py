@@ -302,7 +302,8 @@ class CrossValidatedPipeline(Workload):
     def export(self, out_dir: str) -> str:
         c = self.config
         return export_pipeline(self.pipeline, out_dir, {"workload": self.name, "dataset": c.dataset, "target": c.target,
-                                                         "model": c.model, "task": self.task, "metrics": self.results})
+                                                         "model": c.model, "task": self.task, "metrics": self.results},
+                               self.X_train)
 
 
 def strata(column):
@@ -332,10 +333,12 @@ def _check_frame_options(config, X) -> None:
                         f"{suggest(config.stratify_column, list(map(str, X.columns)))}")
 
 
-def export_pipeline(pipeline, out_dir: str, about: dict[str, Any]) -> str:
-    """The fitted pipeline as `<out_dir>/pipeline.skops` (no pickle), described by `model.json` beside it.
+def export_pipeline(pipeline, out_dir: str, about: dict[str, Any], X=None) -> str:
+    """The fitted pipeline as `<out_dir>/pipeline.skops` (no pickle), described by `model.json` beside it:
+    its input schema (from `X`, the data it was fitted on, else the pipeline's own record) and how to load
+    it with skops alone (README, "Using an exported model without the lab").
 
-    Load it back with `classical.cross_validation.load_pipeline(out_dir)`, which trusts only known types.
+    In the lab, `classical.cross_validation.load_pipeline(out_dir)` loads it, trusting only known types.
     """
     import skops.io
 
@@ -343,10 +346,56 @@ def export_pipeline(pipeline, out_dir: str, about: dict[str, Any]) -> str:
         raise LabError("the trial's pipeline is not fitted (was it run with refit=false?): nothing to export")
     path = os.path.join(out_dir, "pipeline.skops")
     skops.io.dump(pipeline, path)
+    types = sorted(skops.io.get_untrusted_types(file=path))
+    own = sorted({t.rsplit(".", 1)[0] for t in types if t.split(".", 1)[0] not in LIBRARY_PACKAGES})
     with open(os.path.join(out_dir, "model.json"), "w") as handle:
-        json.dump({**about, "format": "skops", "file": "pipeline.skops",
-                   "load_with": "classical.cross_validation.load_pipeline"}, handle, indent=2, default=str)
+        json.dump({**about, "format": "skops", "file": "pipeline.skops", "input_schema": input_schema(pipeline, X),
+                   "load": {
+                       "requires": _versions("scikit-learn", "skops", "numpy", "scipy", "pandas"),
+                       "trusted_types": types,  # what get_untrusted_types reports for this file: nothing else
+                       "needs_modules": own,  # code of the lab the file refers to (import it to load the file)
+                       "python": SKOPS_RECIPE,
+                   },
+                   "load_with_lab": "classical.cross_validation.load_pipeline"}, handle, indent=2, default=str)
     return path
+
+
+LIBRARY_PACKAGES = ("sklearn", "numpy", "scipy", "pandas", "builtins", "collections")
+SKOPS_RECIPE = """import json, skops.io
+about = json.load(open("model.json"))
+found = skops.io.get_untrusted_types(file="pipeline.skops")
+unexpected = sorted(set(found) - set(about["load"]["trusted_types"]))
+assert not unexpected, f"types the export did not list: {unexpected}"
+pipeline = skops.io.load("pipeline.skops", trusted=found)"""
+
+
+def input_schema(pipeline, X=None) -> dict[str, Any]:
+    """The features a fitted pipeline takes: each column's name and dtype (a DataFrame), or their count and
+    dtype (an array)."""
+    import numpy as np
+
+    if X is not None and hasattr(X, "columns"):
+        return {"kind": "dataframe", "columns": [{"name": str(name), "dtype": str(dtype)}
+                                                 for name, dtype in X.dtypes.items()]}
+    names = getattr(pipeline, "feature_names_in_", None)
+    if names is not None:
+        return {"kind": "dataframe", "columns": [{"name": str(name), "dtype": None} for name in names]}
+    count = getattr(pipeline, "n_features_in_", None) if X is None else np.shape(X)[1]
+    dtype = str(np.asarray(X).dtype) if X is not None else None
+    return {"kind": "array", "shape": [None, count], "dtype": dtype}
+
+
+def _versions(*packages: str) -> dict[str, str]:
+    """The installed version of each package (what the export was written with)."""
+    from importlib import metadata
+
+    found = {}
+    for name in packages:
+        try:
+            found[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            continue
+    return found
 
 
 def build_pipeline(model: str, reduce: str = "none", n_components: int | float = 0.95):

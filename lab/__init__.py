@@ -11,7 +11,7 @@ from __future__ import annotations
 import importlib
 from typing import Any
 
-from lab.errors import ClusterError, DataError, LabError, RegistryError, SpecError
+from lab.errors import ClusterError, DataError, LabError, RegistryError, SpecError, UnknownExperiment
 
 # public name -> the module that defines it (imported on first use)
 _API = {name: "lab.api" for name in (
@@ -19,7 +19,7 @@ _API = {name: "lab.api" for name in (
 _API.update(history="lab.results.history", importance="lab.results.insight", report="lab.results.insight",
             QueryError="lab.registry.query")
 
-__all__ = [*_API, "LabError", "SpecError", "RegistryError", "ClusterError", "DataError"]
+__all__ = [*_API, "LabError", "SpecError", "RegistryError", "ClusterError", "DataError", "UnknownExperiment"]
 
 
 def __getattr__(name: str) -> Any:

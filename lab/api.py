@@ -39,6 +39,13 @@ class Result:
         return (f"Result(experiment {self.experiment_id} '{self.name}': {self.status}, "
                 f"{self.num_trials} trials, {self.num_errors} errors{best})")
 
+    def _repr_html_(self) -> str:
+        """A notebook shows the result once, as this line and the trials' table (`lab.run` prints nothing)."""
+        from html import escape
+
+        table = self.trials.to_html(max_rows=20, index=False) if self.trials is not None else ""
+        return f"<p><code>{escape(repr(self))}</code></p>{table}"
+
 
 # ------------------------------------------------------------------ running
 def run(source: str | dict[str, Any], *, verbose: bool = False, address: str | None = None, trust_spec: bool = False,
@@ -47,7 +54,8 @@ def run(source: str | dict[str, Any], *, verbose: bool = False, address: str | N
 
     `overrides` are `--set` overrides: `num_samples=2`, `learning_rate=1e-3` (a param), or a dotted field
     through a dict: `**{"stop.training_iteration": 3}`. `verbose`: Tune's tables and the workers' logs
-    (default: `lab run`'s compact progress lines, then the Result).
+    (default: `lab run`'s compact progress lines). The Result is returned, not printed: a notebook shows it
+    once (its `_repr_html_`), a script prints it if it likes.
     A spec file naming its own storage or MLflow server needs `trust_spec=True` (as `lab run --trust-spec`);
     a dict is the caller's own.
     """
@@ -70,7 +78,6 @@ def run(source: str | dict[str, Any], *, verbose: bool = False, address: str | N
         outcome = runner.run(spec, address=address, registry=registry, verbose=verbose)
         results.append(Result(outcome.experiment_id, outcome.name, outcome.status, outcome.num_trials,
                               outcome.num_errors, outcome.best, trials(outcome.experiment_id)))
-        print(results[-1])
     return results[0] if len(results) == 1 else results
 
 
@@ -115,7 +122,9 @@ def trials(experiment_id: int):
 
     from lab.registry import Registry
 
-    records = [flat_trial(t) for t in Registry().trials(experiment_id)]
+    registry = Registry()
+    registry.experiment(experiment_id)  # UnknownExperiment, as every call that takes an id
+    records = [flat_trial(t) for t in registry.trials(experiment_id)]
     frame = pd.DataFrame.from_records(records)
     if frame.empty:
         return pd.DataFrame(columns=[*TRIAL_COLUMNS, "checkpoint_path", "logdir", "error"])
@@ -204,23 +213,26 @@ def compare(*experiment_ids: int):
 def load(experiment_id: int, trial: str | None = None):
     """The trial's trained object (default: the best trial), through the lab's safe export and its loaders.
 
-    The trial is restored from its checkpoint and exported as `lab export` does (into a fresh temporary
+    The trial is restored from its checkpoint and exported as `lab export` does (into a temporary
     folder), then read back by the public loader its workload's package declares (entry point group
     `agent_lab.loaders`): scikit-learn, the fitted pipeline (skops, an exact list of trusted types); Keras,
     the model (`.keras`, safe mode; a dict of name -> model when the workload exports several); TF-Agents,
-    the saved greedy policy. LabError when the trial has no checkpoint; nothing is changed.
+    the saved greedy policy, with SB3's `predict(observation)` (agents/saved_policy.py). LabError when the
+    trial has no checkpoint; nothing is changed. The libraries' warnings go to `$LAB_HOME/logs/lab.log`, and
+    the temporary export is removed once loaded.
     """
+    from lab.infra import quiet
     from lab import workload as workloads
     from lab.registry import Registry
     from lab.results.artifacts import export_trial
 
     loader = package_loader(workloads.get(Registry().experiment(int(experiment_id))["workload"]))
-    out = tempfile.mkdtemp(prefix="lab-load-")
-    path, _ = export_trial(int(experiment_id), out, trial)
-    several = sorted(f for f in os.listdir(path) if f.endswith(".keras")) if os.path.isdir(path) else []
-    if len(several) > 1:  # e.g. an autoencoder's encoder and decoder: the export this call just wrote
-        return {f[: -len(".keras")]: loader(os.path.join(path, f), trust=True) for f in several}
-    return loader(path)
+    with quiet.libraries_to_log(f"lab.load({experiment_id})"), tempfile.TemporaryDirectory(prefix="lab-load-") as out:
+        path, _ = export_trial(int(experiment_id), os.path.join(out, "export"), trial)
+        several = sorted(f for f in os.listdir(path) if f.endswith(".keras")) if os.path.isdir(path) else []
+        if len(several) > 1:  # e.g. an autoencoder's encoder and decoder: the export this call just wrote
+            return {f[: -len(".keras")]: loader(os.path.join(path, f), trust=True) for f in several}
+        return loader(path)  # read into memory: the temporary folder goes
 
 
 def package_loader(workload):

@@ -20,6 +20,10 @@ class RegistryError(LabError):
     """The experiment registry cannot be reached or read."""
 
 
+class UnknownExperiment(RegistryError, LookupError):
+    """No experiment has this id: raised alike by every command and API call that takes one."""
+
+
 class ClusterError(LabError):
     """Ray cannot be started or reached, or cannot satisfy the requested resources."""
 

@@ -18,6 +18,7 @@ from lab.errors import LabError, SpecError
 
 MAX_ERROR_LINES = 30
 MAX_ERROR_CHARS = 1000  # a line quoting a value from a file stays readable
+OWN_OUTPUT = ("run", "resume", "rerun", "submit", "up")  # commands that already keep the libraries' output apart
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -33,6 +34,19 @@ def main(argv: list[str] | None = None) -> int:
         signal.signal(signal.SIGHUP, hang_up)
     parser = make_parser()
     args = parser.parse_args(argv)
+    quiet = not args.verbose and args.command not in OWN_OUTPUT
+    if not quiet:
+        return run_command(args, quiet)
+    from lab.infra.quiet import libraries_to_log
+
+    with libraries_to_log(" ".join(["lab", *(sys.argv[1:] if argv is None else argv)])):
+        return run_command(args, quiet)
+
+
+def run_command(args, quiet: bool) -> int:
+    """The command's handler; any end other than success is one line on stderr (the terminal's, when quiet)."""
+    from lab.errors import HangUp
+
     try:
         code = args.handler(args)
         sys.stdout.flush()  # a closed pipe shows here, not in the interpreter's own flush at exit
@@ -54,7 +68,22 @@ def main(argv: list[str] | None = None) -> int:
             return _say(f"lab: error: no space left on the device{_where(exc)}", 2)
         if exc.errno == errno.EIO:  # a closed terminal
             return _quiet_exit(129)
-        raise
+        if not quiet:
+            raise
+        return _unexpected(exc)
+    except Exception as exc:  # noqa: BLE001 - a bug: its traceback is in the log the terminal does not see
+        if not quiet:
+            raise
+        return _unexpected(exc)
+
+
+def _unexpected(exc: BaseException) -> int:
+    import traceback
+
+    from lab.infra.quiet import log_path
+
+    traceback.print_exc()  # into the log
+    return _say(f"lab: error: {type(exc).__name__}: {(str(exc).splitlines() or [''])[0]} (traceback: {log_path()})", 1)
 
 
 def _say(line: str, code: int) -> int:
@@ -62,7 +91,9 @@ def _say(line: str, code: int) -> int:
     if len(line) > MAX_ERROR_CHARS:
         line = line[:MAX_ERROR_CHARS - 3] + "..."
     try:
-        print(line, file=sys.stderr, flush=True)
+        from lab.infra.quiet import terminal
+
+        print(line, file=terminal(), flush=True)
     except OSError:
         pass
     return code

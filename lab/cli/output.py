@@ -26,6 +26,8 @@ def print_outcomes(outcomes) -> None:
               f"{outcome.num_trials} trials, {outcome.num_errors} errors")
         if outcome.best:
             print_best(exp, outcome.best, indent="  ")
+        if outcome.status == "interrupted":
+            print(f"  continue it with: lab resume {outcome.experiment_id}")
     ids = " ".join(str(o.experiment_id) for o in outcomes)
     print(f"\nexperiment ids: {ids}")
     print(f"TensorBoard:    lab tensorboard {ids}")

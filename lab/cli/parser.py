@@ -103,6 +103,10 @@ def make_parser() -> argparse.ArgumentParser:
     add_commands(commands)
     for add_command in command_plugins():
         add_command(commands)
+    for command in commands.choices.values():
+        if "--verbose" not in command._option_string_actions:
+            command.add_argument("--verbose", action="store_true",
+                                 help="the libraries' warnings on the terminal (default: in $LAB_HOME/logs/lab.log)")
     return parser
 
 

@@ -18,7 +18,7 @@ import sqlalchemy as sa
 from sqlalchemy.exc import SQLAlchemyError
 
 from lab import settings
-from lab.errors import RegistryError, one_line
+from lab.errors import RegistryError, UnknownExperiment, one_line
 from lab.registry.migrations import MIGRATIONS
 from lab.registry.schema import (
     SCHEMA_VERSION,
@@ -218,7 +218,7 @@ class Registry:
             sa.select(experiments).where(experiments.c.id == experiment_id)
         ).first())
         if row is None:
-            raise RegistryError(f"no experiment with id {experiment_id} in {safe_url(self.url)}")
+            raise UnknownExperiment(f"no experiment with id {experiment_id} in {safe_url(self.url)}")
         record = dict(row._mapping)
         record["spec"] = json.loads(record["spec"])
         record["environment"] = json.loads(record["environment"]) if record.get("environment") else {}

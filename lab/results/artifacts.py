@@ -43,7 +43,7 @@ def load_trial_workload(experiment_id: int, trial_id: str | None = None, workdir
     """The trial's workload: built from its recorded config, set up, restored from its checkpoint.
 
     The caller closes it. `workdir` receives whatever the workload writes while set up (default: a
-    temporary folder). `policy_only`: only to export its model (TrialContext.policy_only: an RL agent
+    temporary folder, removed by `close`). `policy_only`: only to export its model (TrialContext.policy_only: an RL agent
     allocates no replay buffer).
     """
     experiment, trial = trial_record(experiment_id, trial_id, registry)
@@ -55,18 +55,40 @@ def load_trial_workload(experiment_id: int, trial_id: str | None = None, workdir
     from lab.spec.safety import printable
 
     where = storage.recorded(checkpoint, f"checkpoint of trial {printable(trial['trial_id'])[:100]}")
-    workdir = workdir or tempfile.mkdtemp(prefix="lab-trial-")
-    # S3, GCS: the machine that reads it is rarely the one that wrote it
-    checkpoint = where.path if where.is_local else _download(where.uri, os.path.join(workdir, "checkpoint"))
-    if not os.path.isdir(checkpoint):
-        raise LabError(f"checkpoint folder {printable(checkpoint)} of trial {printable(trial['trial_id'])} is gone")
-    checkpoints.verify(checkpoint)
-    settings.apply_worker_env()
-    cls = workloads.get(experiment["workload"])
-    config = cls.make_config(trial["config"])
+    scratch = None if workdir else tempfile.mkdtemp(prefix="lab-trial-")  # removed by close, or on failure
+    workdir = workdir or scratch
+    try:
+        # S3, GCS: the machine that reads it is rarely the one that wrote it
+        checkpoint = where.path if where.is_local else _download(where.uri, os.path.join(workdir, "checkpoint"))
+        if not os.path.isdir(checkpoint):
+            raise LabError(f"checkpoint folder {printable(checkpoint)} of trial {printable(trial['trial_id'])} "
+                           "is gone")
+        checkpoints.verify(checkpoint)
+        settings.apply_worker_env()
+        cls = workloads.get(experiment["workload"])
+        config = cls.make_config(trial["config"])
+    except BaseException:
+        if scratch:
+            shutil.rmtree(scratch, ignore_errors=True)
+        raise
     context = workloads.TrialContext(trial_dir=workdir, trial_id=trial["trial_id"], policy_only=policy_only)
     workload = cls(config, context)
-    workload.setup()
+    if scratch:
+        close = workload.close
+
+        def close_and_clean() -> None:  # the temporary folder goes with the workload
+            try:
+                close()
+            finally:
+                shutil.rmtree(scratch, ignore_errors=True)
+
+        workload.close = close_and_clean
+    try:
+        workload.setup()
+    except BaseException:
+        if scratch:
+            shutil.rmtree(scratch, ignore_errors=True)
+        raise
     try:
         workload.restore(checkpoint)
     except BaseException:

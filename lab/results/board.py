@@ -5,6 +5,8 @@ user asked for (`--port`) taken: one line and exit 2. Ctrl-C stops TensorBoard a
 """
 from __future__ import annotations
 
+import os
+import signal
 import socket
 import subprocess
 import sys
@@ -48,7 +50,8 @@ def serve(logdir_spec: str, host: str, port: int | None, names: list[str], say=p
     port = choose_port(host, port, say)
     command = [sys.executable, "-m", "tensorboard.main", "--logdir_spec", logdir_spec,
                "--host", host, "--port", str(port)]
-    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+                               preexec_fn=die_with_parent(os.getpid()))
     url = f"http://{'[' + host + ']' if ':' in host else host}:{port}/"
     try:
         if not wait_until_serving(process, url):
@@ -64,6 +67,25 @@ def serve(logdir_spec: str, host: str, port: int | None, names: list[str], say=p
         _stop(process)
         say("TensorBoard stopped")
         return 0
+
+
+def die_with_parent(parent: int):
+    """A preexec_fn: the child gets SIGTERM when `parent` dies, even by SIGKILL (Linux' PR_SET_PDEATHSIG),
+    so TensorBoard never outlives `lab tensorboard` holding its port. None where prctl is not available."""
+    if not sys.platform.startswith("linux"):
+        return None
+    import ctypes
+
+    def arrange() -> None:
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
+        if os.getppid() != parent:  # the parent died before prctl: nobody would signal
+            os._exit(1)
+
+    return arrange
+
+
+PR_SET_PDEATHSIG = 1
 
 
 def wait_until_serving(process: subprocess.Popen, url: str, timeout_s: float = START_TIMEOUT_S) -> bool:

@@ -18,6 +18,7 @@ def history(experiment_id: int, trial: str | None = None):
     from lab.results.artifacts import trial_record
 
     registry = Registry()
+    registry.experiment(experiment_id)  # UnknownExperiment, as every call that takes an id
     chosen = [trial_record(experiment_id, trial, registry)[1]] if trial else registry.trials(experiment_id)
     frames = []
     for t in chosen:

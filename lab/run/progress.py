@@ -28,6 +28,9 @@ class ProgressCallback(Callback):
     def __getstate__(self) -> dict:  # the Tuner pickles its callbacks: not the stream
         return {**self.__dict__, "stream": None}
 
+    def __setstate__(self, state: dict) -> None:  # `lab resume` unpickles it: its clock starts again at 0
+        self.__dict__.update(state, _started=time.monotonic())
+
     def _print(self, text: str) -> None:
         print(f"[{time.monotonic() - self._started:6.1f}s] {text}", file=self.stream or sys.stdout, flush=True)
 

@@ -131,8 +131,10 @@ def run(spec: ExperimentSpec, address: str | None = None, registry: Registry | N
     from lab.infra import storage as storages
     from lab.results import environment
     from lab.run import profile
+    from lab.spec import resolve_params
     from lab.spec.metrics import check_metrics
 
+    spec = resolve_params(spec)  # a recorded data file that changed (rerun): refused before Ray starts
     check_metrics(spec)  # a metric no trial reports would fail inside Tune, after the experiment is recorded
     profile.mark("run")
     registry = registry or Registry()
@@ -177,8 +179,12 @@ def resume(experiment_id: int, address: str | None = None, registry: Registry | 
     from lab.infra import storage
     from lab.results.provenance import check_owned
 
+    from lab.spec import build_spec, resolve_params
+
     registry = registry or Registry()
     record = registry.experiment(experiment_id)
+    spec = build_spec(record["spec"], f"experiment {experiment_id}")
+    resolve_params(spec)  # its data file changed since it was recorded: refused before Ray starts
     if not record["storage_path"]:
         raise LabError(f"experiment {experiment_id} has no resumable Tune state (no storage folder recorded)")
     where = storage.recorded(record["storage_path"], f"experiment {experiment_id}'s storage folder")
@@ -194,9 +200,6 @@ def resume(experiment_id: int, address: str | None = None, registry: Registry | 
 
     if not tune.Tuner.can_restore(where.path, storage_filesystem=where.filesystem):
         raise LabError(f"experiment {experiment_id} has no resumable Tune state at {folder}")
-    from lab.spec import build_spec
-
-    spec = build_spec(record["spec"], f"experiment {experiment_id}")
     tuner = tune.Tuner.restore(where.path, trainable=trainable(spec), resume_unfinished=True, resume_errored=True,
                                storage_filesystem=where.filesystem)
     from lab.registry import now

@@ -150,7 +150,9 @@ def _inline(value: Any) -> str:
 
 
 def _say(line: str) -> None:
-    print(line, file=sys.stderr, flush=True)
+    from lab.infra.quiet import terminal
+
+    print(line, file=terminal(), flush=True)
 
 
 def per_trial_seeds(raw: dict[str, Any], label: str) -> dict[str, Any]:

@@ -34,7 +34,8 @@ def test_run_trials_history_load_and_rerun(lab_home, ray_shared, capsys):
     result = lab.run(SPEC, seed=3)
     assert result.status == "completed" and result.num_trials == 2 and result.num_errors == 0
     out = capsys.readouterr().out
-    assert f"Result(experiment {result.experiment_id} 'api-small': completed, 2 trials" in out
+    assert "Result(" not in out  # returned, not printed: a notebook shows it once (its _repr_html_)
+    assert repr(result).startswith(f"Result(experiment {result.experiment_id} 'api-small': completed, 2 trials")
     assert "Trial status" not in out  # Tune's tables only with verbose=
     trials = result.trials
     assert sorted(trials["config.logisticregression__C"]) == [0.1, 1.0] and (trials["cv/accuracy"] > 0.8).all()

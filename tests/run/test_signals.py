@@ -155,3 +155,53 @@ def test_resume_after_sigkill_reruns_no_finished_trial_and_stops_the_leftovers(t
     runs = _results(storage)
     assert len(runs) == 8 and set(runs.values()) == {1}, runs  # no trial ran twice, the finished ones included
     assert finished and not list((lab_home / "run").glob("*.json"))
+
+
+def _board(tmp_path, preexec_fn=None) -> tuple[subprocess.Popen, int]:
+    """`lab tensorboard` over an empty recorded experiment, once it listens: (process, port)."""
+    registry = Registry()
+    exp_id = registry.create_experiment({"name": "tb", "workload": "sklearn_cv", "metric": "cv/accuracy",
+                                         "mode": "max"})
+    (tmp_path / "runs").mkdir()
+    registry.update_experiment(exp_id, storage_path=str(tmp_path / "runs"), status="completed")
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    board = subprocess.Popen([LAB, "tensorboard", str(exp_id), "--port", str(port)], stdout=subprocess.PIPE,
+                             stderr=subprocess.STDOUT, text=True, preexec_fn=preexec_fn)
+    deadline = time.time() + 60
+    while _port_free(port) and time.time() < deadline:
+        assert board.poll() is None, board.communicate()[0]
+        time.sleep(0.2)
+    assert not _port_free(port), "TensorBoard never listened"
+    return board, port
+
+
+def test_lab_tensorboard_stops_on_sigterm_with_sigint_ignored(tmp_path, lab_home):
+    """As a background job of a script: the shell ignores SIGINT there, so a SIGTERM made into a SIGINT did nothing."""
+    board, port = _board(tmp_path, preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_IGN))
+    processes = proc_utils.tree(board.pid)
+    try:
+        board.send_signal(signal.SIGTERM)
+        out, _ = board.communicate(timeout=30)
+    finally:
+        if board.poll() is None:
+            board.kill()
+    assert board.returncode == 0 and out.splitlines()[-1] == "TensorBoard stopped", out
+    assert proc_utils.wait_gone([p.pid for p in processes], timeout=15) == []
+    assert _port_free(port)
+
+
+def test_tensorboard_dies_with_a_sigkilled_lab(tmp_path, lab_home):
+    board, port = _board(tmp_path)
+    children = proc_utils.tree(board.pid)[1:]
+    assert children, "no TensorBoard child"
+    try:
+        board.kill()
+        board.wait(timeout=10)
+        assert proc_utils.wait_gone([p.pid for p in children], timeout=15) == []
+    finally:
+        for child in children:
+            if child.is_running():
+                child.kill()
+    assert _port_free(port)
