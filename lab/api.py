@@ -221,7 +221,7 @@ def load(experiment_id: int, trial: str | None = None):
     trial has no checkpoint; nothing is changed. The libraries' warnings go to `$LAB_HOME/logs/lab.log`, and
     the temporary export is removed once loaded.
     """
-    from lab.infra import quiet
+    from lab import quiet
     from lab import workload as workloads
     from lab.registry import Registry
     from lab.results.artifacts import export_trial

@@ -18,7 +18,8 @@ from lab.errors import LabError, SpecError
 
 MAX_ERROR_LINES = 30
 MAX_ERROR_CHARS = 1000  # a line quoting a value from a file stays readable
-OWN_OUTPUT = ("run", "resume", "rerun", "submit", "up")  # commands that already keep the libraries' output apart
+# commands that already keep the libraries' output apart
+OWN_OUTPUT = ("run", "resume", "rerun", "submit", "up", "baselines")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -37,7 +38,7 @@ def main(argv: list[str] | None = None) -> int:
     quiet = not args.verbose and args.command not in OWN_OUTPUT
     if not quiet:
         return run_command(args, quiet)
-    from lab.infra.quiet import libraries_to_log
+    from lab.quiet import libraries_to_log
 
     with libraries_to_log(" ".join(["lab", *(sys.argv[1:] if argv is None else argv)])):
         return run_command(args, quiet)
@@ -80,7 +81,7 @@ def run_command(args, quiet: bool) -> int:
 def _unexpected(exc: BaseException) -> int:
     import traceback
 
-    from lab.infra.quiet import log_path
+    from lab.quiet import log_path
 
     traceback.print_exc()  # into the log
     return _say(f"lab: error: {type(exc).__name__}: {(str(exc).splitlines() or [''])[0]} (traceback: {log_path()})", 1)
@@ -91,7 +92,7 @@ def _say(line: str, code: int) -> int:
     if len(line) > MAX_ERROR_CHARS:
         line = line[:MAX_ERROR_CHARS - 3] + "..."
     try:
-        from lab.infra.quiet import terminal
+        from lab.quiet import terminal
 
         print(line, file=terminal(), flush=True)
     except OSError:

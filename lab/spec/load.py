@@ -150,7 +150,7 @@ def _inline(value: Any) -> str:
 
 
 def _say(line: str) -> None:
-    from lab.infra.quiet import terminal
+    from lab.quiet import terminal
 
     print(line, file=terminal(), flush=True)
 
