@@ -7,7 +7,8 @@ from pathlib import Path
 
 
 def record_trial(name: str, params: dict | None, folder: Path, metric: str, spec: dict | None = None) -> int:
-    """Step workload `name` once, checkpoint it under `folder`; the new experiment's id (in $LAB_HOME)."""
+    """Step workload `name` once, checkpoint it under `folder` (within the storage root, $LAB_HOME/experiments);
+    the new experiment's id (in $LAB_HOME)."""
     from lab.workload import checkpoints
     from lab import workload as workloads
     from lab.registry import Registry, now

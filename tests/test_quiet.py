@@ -24,7 +24,7 @@ def dqn(tmp_path_factory):
     old = os.environ.get("LAB_HOME")
     os.environ["LAB_HOME"] = str(home)
     try:
-        experiment_id = record_trial("dqn", None, home / "dqn", "eval/average_return")
+        experiment_id = record_trial("dqn", None, home / "experiments" / "dqn", "eval/average_return")  # under the storage root
     finally:
         os.environ["LAB_HOME"] = old or ""
     return {"LAB_HOME": str(home)}, str(experiment_id)

@@ -162,8 +162,9 @@ def _board(tmp_path, preexec_fn=None) -> tuple[subprocess.Popen, int]:
     registry = Registry()
     exp_id = registry.create_experiment({"name": "tb", "workload": "sklearn_cv", "metric": "cv/accuracy",
                                          "mode": "max"})
-    (tmp_path / "runs").mkdir()
-    registry.update_experiment(exp_id, storage_path=str(tmp_path / "runs"), status="completed")
+    runs = Path(os.environ["LAB_HOME"]) / "experiments" / "runs"  # registry folders count only under the storage root
+    runs.mkdir(parents=True)
+    registry.update_experiment(exp_id, storage_path=str(runs), status="completed")
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
