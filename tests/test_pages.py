@@ -244,7 +244,7 @@ def hostile_experiment(home: Path) -> int:
     registry.set_tags(exp_id, {h: h, "team": "red"})
     registry.add_note(exp_id, h, user=h)
     for i in range(3):
-        trial_dir = home / "runs" / f"{PATH_SAFE}{i}"
+        trial_dir = home / "experiments" / f"{PATH_SAFE}{i}"
         trial_dir.mkdir(parents=True)
         with open(trial_dir / "progress.csv", "w", newline="") as handle:
             writer = csv.writer(handle)

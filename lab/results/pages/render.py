@@ -14,6 +14,7 @@ from functools import lru_cache
 from typing import Any
 
 from lab.errors import LabError
+from lab.results.history import HISTORY_DROP, read_progress
 from lab.results.pages import facts, figures
 
 PLOTLY_JS = "plotly.min.js"
@@ -39,7 +40,6 @@ def render(template: str, **context: Any) -> str:
 def report_context(experiment_id: int, registry=None) -> dict[str, Any]:
     """Everything the report template shows about one experiment (figures as HTML fragments)."""
     from lab.registry import Registry
-    from lab.results.history import history
 
     registry = registry or Registry()
     exp = registry.experiment(int(experiment_id))
@@ -47,10 +47,11 @@ def report_context(experiment_id: int, registry=None) -> dict[str, Any]:
     best = registry.best_trial(int(experiment_id))
     keys = facts.searched(exp, trials)
     declared = facts.declared_metrics(exp)
+    refused: list[str] = []
     if facts.one_iteration(trials):
         figs = [figures.ranking(exp, trials, keys), figures.heatmap(exp, trials, keys) if len(keys) == 2 else None]
     else:  # the ranking metric, and the reference's own when it is another (test/accuracy for val/accuracy)
-        frame, ref = history(int(experiment_id)), facts.reference(exp)
+        frame, ref = _history(trials, refused), facts.reference(exp)
         figs = [figures.curves(exp, frame, metric) for metric in dict.fromkeys([exp["metric"], *(ref or ())[:1]])]
     figs.append(figures.parallel(exp, trials, keys))
     spec = facts.spec_of(exp)
@@ -58,8 +59,27 @@ def report_context(experiment_id: int, registry=None) -> dict[str, Any]:
         "exp": exp, "headline": facts.headline(exp, trials, best), "figures": [fragment(f) for f in figs if f],
         "best": _best(exp, best, declared, spec), "trials": _trial_rows(trials, keys), "searched": keys,
         "tags": registry.tags(int(experiment_id)), "notes": registry.notes(int(experiment_id)),
-        "spec_yaml": _yaml(spec), "environment": _environment(exp),
+        "spec_yaml": _yaml(spec), "environment": _environment(exp), "refused": refused,
     }
+
+
+def _history(trials: list[dict[str, Any]], refused: list[str]):
+    """The trials' iterations as `lab.history` has them; a trial whose folder the lab refuses to read (outside
+    the storage root) is left out, its one-line reason added to `refused`."""
+    import pandas as pd
+
+    frames = []
+    for t in trials:
+        try:
+            frame = read_progress(t.get("logdir"))
+        except LabError as exc:
+            refused.append(f"trial {t.get('trial_id')}: {exc}")
+            continue
+        if frame is not None and not frame.empty:
+            frame = frame[[c for c in frame.columns if not c.startswith("config/") and c not in HISTORY_DROP]]
+            frame.insert(0, "trial_id", t["trial_id"])
+            frames.append(frame)
+    return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=["trial_id", "training_iteration"])
 
 
 def report_html(experiment_id: int, plotly_src: str = PLOTLY_JS, nav: dict[str, str] | None = None) -> str:
@@ -116,7 +136,6 @@ def fragment(fig) -> str:
 def compare_context(experiment_ids: list[int], metric: str | None = None, registry=None) -> dict[str, Any]:
     """Several experiments on one metric: each one's best trial as a curve, and their headlines."""
     from lab.registry import Registry
-    from lab.results.history import read_progress
 
     if len(experiment_ids) < 2:
         raise LabError("a comparison needs at least two experiment ids")
@@ -128,7 +147,10 @@ def compare_context(experiment_ids: list[int], metric: str | None = None, regist
         trials = registry.trials(exp["id"])
         best = registry.best_trial(exp["id"])
         rows.append({"exp": exp, "headline": facts.headline(exp, trials, best), "searched": facts.searched(exp, trials)})
-        frame = read_progress(best.get("logdir")) if best else None
+        try:
+            frame = read_progress(best.get("logdir")) if best else None
+        except LabError:  # a folder outside the storage root: not read
+            frame = None
         if frame is not None and metric in frame.columns:
             frames[exp["id"]] = frame.dropna(subset=[metric])
         elif best is not None and metric == exp["metric"] and facts.number(best.get("best_metric")) is not None:
