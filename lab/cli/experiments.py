@@ -145,8 +145,11 @@ def cmd_importance(args: argparse.Namespace) -> int:
 def cmd_report(args: argparse.Namespace) -> int:
     from lab.results.insight import report
 
-    path = report(args.id, args.out or f"report-{args.id}.html")
-    print(f"report of experiment {args.id}: {path}")
+    if args.metric and len(args.ids) < 2:
+        raise LabError("--metric chooses what several experiments are compared on: give two ids or more")
+    path = report(args.ids if len(args.ids) > 1 else args.ids[0], args.out, args.metric)
+    what = f"experiment {args.ids[0]}" if len(args.ids) == 1 else f"experiments {', '.join(map(str, args.ids))}"
+    print(f"report of {what}: {path}")
     return 0
 
 

@@ -121,7 +121,7 @@ def command_plugins() -> list:
 
 
 def add_commands(commands) -> None:
-    """The commands across experiments: leaderboard, compare, tag, note, rm, rerun, importance, report."""
+    """The commands across experiments: leaderboard, compare, tag, note, rm, rerun, importance, report, ui."""
     board = commands.add_parser("leaderboard", help="rank trials across experiments (and users) by one metric")
     board.add_argument("--workload", help="only this workload (e.g. sklearn_cv, dqn)")
     board.add_argument("--dataset", help="only this data set or env id (e.g. digits, CartPole-v1)")
@@ -164,7 +164,13 @@ def add_commands(commands) -> None:
     importance.add_argument("id", type=int)
     importance.set_defaults(handler=experiments.cmd_importance)
 
-    report = commands.add_parser("report", help="one self-contained HTML page about an experiment")
-    report.add_argument("id", type=int)
-    report.add_argument("--out", default="", help="the HTML file (default report-ID.html)")
+    report = commands.add_parser("report", help="an HTML page about an experiment (several ids: compared on one metric)")
+    report.add_argument("ids", type=int, nargs="+", metavar="ID")
+    report.add_argument("--out", default="", help="the HTML file (default report-ID.html or compare-ID-ID.html); "
+                        "plotly.min.js is written once beside it")
+    report.add_argument("--metric", help="with several ids: the metric to compare (default: the first one's)")
     report.set_defaults(handler=experiments.cmd_report)
+
+    from lab.ui.server import add_command as add_ui
+
+    add_ui(commands)

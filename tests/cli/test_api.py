@@ -242,7 +242,8 @@ def test_report_renders_its_plots_in_chromium(lab_home, tmp_path):
     out = lab_cli("report", str(exp_id), "--out", str(tmp_path / "report.html"))
     assert out.returncode == 0, out.stderr
     page = (tmp_path / "report.html").read_text()
-    assert "<script src=" not in page and "plotly.js v" in page  # self-contained: plotly.js inlined, nothing fetched
+    assert '<script src="plotly.min.js"' in page and "plotly.js v" not in page  # plotly.js once, beside the pages
+    assert "plotly.js v" in (tmp_path / "plotly.min.js").read_text()
     assert "a &lt;b&gt;bold&lt;/b&gt; claim" in page and "numpy==2.3.5" in page
     dom = chromium_dom(tmp_path / "report.html")
     assert dom.count('class="main-svg"') >= 2  # both figures drawn by plotly.js

@@ -45,6 +45,8 @@ PLANS = {
     "best 3 --json": [],
     "resume 3": [],
     "tensorboard 1 2 3": [],  # started, fetched once it prints its URL, stopped with SIGINT
+    "ui": [],  # the same: started, its URL (with the token) fetched, stopped with SIGINT
+    "report 3": [],
     "baselines wine": ["--models", "logistic", "--cv", "2"],
     "baselines houses.csv --target price": ["--models", "ridge", "--cv", "2"],
     "export 3 --out model/": [],
@@ -87,7 +89,7 @@ def tensorboard(args: list[str], cwd: Path) -> tuple[int, str]:
     command = [str(Path(sys.executable).parent / "lab"), *args]
     process = subprocess.Popen(command, cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     line = process.stdout.readline()  # blocks until the URL is printed (once TensorBoard serves)
-    url = re.search(r"http://\S+/", line)
+    url = re.search(r"http://\S+/(\?token=\S+)?", line)
     assert url, (line, process.stderr.read() if process.poll() is not None else "")
     with urllib.request.urlopen(url.group(0), timeout=10) as response:
         assert response.status == 200
@@ -107,7 +109,7 @@ def test_readme_usage_commands_run(tmp_path, lab_home):
         for command in commands:
             args = [*shlex.split(command), *PLANS[command]]
             begun = time.monotonic()
-            if command.startswith("tensorboard"):
+            if command.startswith(("tensorboard", "ui")):
                 code, output = tensorboard(args, tmp_path)
             else:
                 result = lab(*args, cwd=tmp_path, timeout=300)
@@ -125,6 +127,8 @@ def test_readme_usage_commands_run(tmp_path, lab_home):
     table = houses.split("\nRANK", 1)[1]
     assert "ROOT_MEAN_SQUARED_ERROR" in table and "e+0" not in table and " -" not in table  # RMSE positive, fixed
     assert (tmp_path / "run.gif").is_file() and (tmp_path / "model").is_dir()
+    assert (tmp_path / "report-3.html").is_file() and (tmp_path / "plotly.min.js").is_file()
+    assert "lab ui stopped" in outputs["ui"]
     video = next(line for line in outputs["eval 3 --episodes 10 --video run.gif"].splitlines() if "video" in line)
     from PIL import Image
 
