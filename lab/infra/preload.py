@@ -48,7 +48,7 @@ MODULES = (
     "pandas",
     "skops.io",  # checkpoints of scikit-learn pipelines: ~1.5 s of CPU to import
     "matplotlib.pyplot",  # figures of classifiers (the Agg backend: no display in a worker)
-    "lab.run.trainable",
+    "lab.execution.trainable",
     "lab.workload.tboard",
     "tensorboard.plugins.hparams.summary_v2",
 )
