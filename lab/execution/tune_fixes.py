@@ -60,7 +60,7 @@ def skip_callback_telemetry() -> Callable[[], None]:
     them (~1 s of every run with MLflow installed); the lab sends no usage stats: skip the tag."""
     from ray.air._internal import usage
 
-    def tag_callbacks(callbacks):
+    def tag_callbacks(_callbacks):
         return False
 
     return _patch(usage, "tag_callbacks", tag_callbacks)

@@ -56,14 +56,14 @@ MODULES = (
 for _name in MODULES:
     try:
         importlib.import_module(_name)
-    except Exception:  # noqa: BLE001 - a missing optional module only makes that trial import it later
+    except Exception:  # noqa: BLE001, S110 - a missing optional module only makes that trial import it later
         pass
 
 try:
     from lab import workload as _workloads
 
     _workloads.discover()
-except Exception:  # noqa: BLE001
+except Exception:  # noqa: BLE001, S110 - discovery is retried by the trial itself
     pass
 
 if os.environ.get("LAB_WARM_MARKS"):  # lab.infra.warm's keeper counts the workers whose imports are done

@@ -13,7 +13,7 @@ import threading
 SIGNALS = (signal.SIGTERM, signal.SIGHUP)
 
 
-def _as_sigint(signum, frame) -> None:
+def _as_sigint(_signum, _frame) -> None:
     os.kill(os.getpid(), signal.SIGINT)
 
 
