@@ -179,7 +179,7 @@ class OnPolicyWorkload(AgentWorkload):
     # ------------------------------------------------------------------ training
     def step(self) -> dict[str, float | bool]:
         """Rounds of collecting and training for `env_steps_per_step` env steps, then a greedy evaluation."""
-        def one_round(steps):
+        def one_round(_steps):  # the count is read back from the agent's own counter
             losses = np.asarray(self._train(self._collect()))
             return int(self.env_steps.numpy()), losses
 

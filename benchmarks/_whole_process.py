@@ -1,5 +1,5 @@
 """Shared by the end-to-end benchmarks: `lab` runs as whole processes, cold or on a warm `lab up`
-instance, with the phases of each run (from $LAB_PROFILE, see lab/run/profile.py)."""
+instance, with the phases of each run (from $LAB_PROFILE, see lab/execution/profile.py)."""
 from __future__ import annotations
 
 import contextlib

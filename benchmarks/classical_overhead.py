@@ -17,7 +17,6 @@ Ray start/connect, Tuner set-up, first trial's setup, training, registry writes,
 from __future__ import annotations
 
 import itertools
-import os
 import sys
 import time
 from pathlib import Path

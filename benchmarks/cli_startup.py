@@ -29,7 +29,7 @@ def heavy_imports(args: list[str], env: dict) -> list[str]:
     code = (f"import sys; from lab import cli; cli.main({args!r}); "
             "print('HEAVY:' + ','.join(m for m in ('tensorflow', 'ray', 'tf_agents', 'sklearn') if m in sys.modules))")
     out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True)
-    line = [l for l in out.stdout.splitlines() if l.startswith("HEAVY:")][-1]
+    line = [text for text in out.stdout.splitlines() if text.startswith("HEAVY:")][-1]
     return [m for m in line[len("HEAVY:"):].split(",") if m]
 
 

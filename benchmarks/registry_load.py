@@ -58,7 +58,7 @@ def main() -> int:
         os.environ.update(LAB_HOME=home, LAB_REGISTRY_URL=url)
         from lab.infra.connect import connect
         from lab.registry import Registry
-        from lab.run import runner
+        from lab.execution import runner
         from lab.spec import validated
 
         cpus = os.cpu_count() or 2

@@ -102,7 +102,6 @@ def queries(url: str) -> dict:
     import lab
     from lab import cli
     from lab.cli import experiments as commands
-    from lab.registry import Registry
 
     def quiet(fn):
         def call():

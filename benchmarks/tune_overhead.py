@@ -71,7 +71,7 @@ def main() -> int:
 
     from lab import spec as specs
     from lab.infra.connect import connect
-    from lab.run import runner
+    from lab.execution import runner
 
     path = Path(os.environ["LAB_HOME"]) / "overhead.yaml"
     path.parent.mkdir(parents=True, exist_ok=True)

@@ -50,7 +50,7 @@ def column_ratio(X):
     return X[:, [0]] / X[:, [1]]
 
 
-def ratio_name(transformer, input_features):
+def ratio_name(_transformer, _input_features):  # FunctionTransformer's feature_names_out
     return ["ratio"]
 
 

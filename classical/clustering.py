@@ -157,7 +157,7 @@ def make_pipeline(X, scale: bool, pca: int, estimator):
 
     steps = []
     if hasattr(X, "columns"):  # a CSV file: imputation, scaling and one-hot encoding
-        steps.append(datasets.preprocessor(X))
+        steps.append(datasets.preprocessor())
     elif scale:
         steps.append(StandardScaler())
     if pca:

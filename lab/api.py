@@ -61,7 +61,7 @@ def run(source: str | dict[str, Any], *, verbose: bool = False, address: str | N
     """
     from lab import spec as specs
     from lab.registry import Registry
-    from lab.run import runner
+    from lab.execution import runner
 
     texts = [f"{key}={json.dumps(value)}" for key, value in overrides.items()]
     if isinstance(source, dict):
@@ -260,7 +260,7 @@ def tag(experiment_id: int, **values: str) -> None:
 def note(experiment_id: int, text: str) -> None:
     """Append a note to an experiment."""
     from lab.registry import Registry
-    from lab.run.runner import _user
+    from lab.execution.runner import _user
 
     if not text.strip():
         raise LabError("a note needs some text")

@@ -7,7 +7,7 @@
                 never each other
 
 Inside every package the modules form a tree, no circle (a module importing another that imports it back,
-directly or through others), and so do lab's sub-packages (lab.cli, lab.spec, lab.run, ...).
+directly or through others), and so do lab's sub-packages (lab.cli, lab.spec, lab.execution, ...).
 """
 from __future__ import annotations
 

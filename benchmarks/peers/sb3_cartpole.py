@@ -24,7 +24,6 @@ def main():
 
     import os
 
-    import gymnasium as gym
     import rl_zoo3
     import yaml
     from stable_baselines3 import DQN, PPO

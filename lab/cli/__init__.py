@@ -28,7 +28,7 @@ def main(argv: list[str] | None = None) -> int:
 
     from lab.errors import HangUp
 
-    def hang_up(signum, frame):  # the terminal closed: end like Ctrl-C, without a word to a dead terminal
+    def hang_up(_signum, _frame):  # the terminal closed: end like Ctrl-C, without a word to a dead terminal
         raise HangUp()
 
     if hasattr(signal, "SIGHUP") and signal.getsignal(signal.SIGHUP) is signal.SIG_DFL:

@@ -81,7 +81,7 @@ def cmd_up(args: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_down(args: argparse.Namespace) -> int:
+def cmd_down(_args: argparse.Namespace) -> int:
     from lab.infra import warm
 
     instance = warm.down()
@@ -89,7 +89,7 @@ def cmd_down(args: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_status(args: argparse.Namespace) -> int:
+def cmd_status(_args: argparse.Namespace) -> int:
     from lab.infra import warm
 
     print(warm.describe())

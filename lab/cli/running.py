@@ -18,7 +18,7 @@ def cmd_run(args: argparse.Namespace) -> int:
             print(yaml.safe_dump(spec.to_dict(), sort_keys=False))
         return 0
     from lab.registry import Registry
-    from lab.run import runner
+    from lab.execution import runner
 
     registry = Registry()
     registry.check()
@@ -30,7 +30,7 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 
 def cmd_resume(args: argparse.Namespace) -> int:
-    from lab.run import runner
+    from lab.execution import runner
 
     outcome = runner.resume(args.id, address=args.address, verbose=args.verbose, trust=args.trust)
     print_outcomes([outcome])
@@ -40,7 +40,7 @@ def cmd_resume(args: argparse.Namespace) -> int:
 def cmd_rerun(args: argparse.Namespace) -> int:
     from lab.api import recorded_spec
     from lab.registry import Registry
-    from lab.run import runner
+    from lab.execution import runner
     from lab.spec import build_spec, validate_params
 
     spec = build_spec(recorded_spec(args.id, args.trust_spec), f"experiment {args.id}'s recorded spec")

@@ -74,7 +74,7 @@ def follow(client, job_id: str, out=print) -> int:
 
     try:
         asyncio.run(tail())
-    except Exception:  # noqa: BLE001 - the log stream broke: fall back to polling the status
+    except Exception:  # noqa: BLE001, S110 - the log stream broke: fall back to polling the status
         pass
     while (status := str(client.get_job_status(job_id))) not in FINAL:
         time.sleep(1)

@@ -132,7 +132,7 @@ def _shutdown(instance: str, path: Path) -> None:
 
         if ray.is_initialized():
             ray.shutdown()
-    except Exception:  # noqa: BLE001 - exiting anyway
+    except Exception:  # noqa: BLE001, S110 - exiting anyway
         pass
     try:
         recorded = json.loads(path.read_text()).get("processes", [])
@@ -150,7 +150,6 @@ def stop_dead_instances() -> int:
     folder = instances_dir()
     if not folder.is_dir():
         return 0
-    import psutil
 
     stopped = 0
     for record in folder.glob("ray-*.json"):

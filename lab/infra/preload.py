@@ -48,7 +48,7 @@ MODULES = (
     "pandas",
     "skops.io",  # checkpoints of scikit-learn pipelines: ~1.5 s of CPU to import
     "matplotlib.pyplot",  # figures of classifiers (the Agg backend: no display in a worker)
-    "lab.run.trainable",
+    "lab.execution.trainable",
     "lab.workload.tboard",
     "tensorboard.plugins.hparams.summary_v2",
 )
@@ -56,14 +56,14 @@ MODULES = (
 for _name in MODULES:
     try:
         importlib.import_module(_name)
-    except Exception:  # noqa: BLE001 - a missing optional module only makes that trial import it later
+    except Exception:  # noqa: BLE001, S110 - a missing optional module only makes that trial import it later
         pass
 
 try:
     from lab import workload as _workloads
 
     _workloads.discover()
-except Exception:  # noqa: BLE001
+except Exception:  # noqa: BLE001, S110 - discovery is retried by the trial itself
     pass
 
 if os.environ.get("LAB_WARM_MARKS"):  # lab.infra.warm's keeper counts the workers whose imports are done

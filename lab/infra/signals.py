@@ -14,7 +14,7 @@ import threading
 SIGNALS = (signal.SIGTERM, signal.SIGHUP)
 
 
-def _as_sigint(signum, frame) -> None:
+def _as_sigint(_signum, _frame) -> None:
     if signal.getsignal(signal.SIGINT) in (signal.SIG_IGN, signal.SIG_DFL, None):
         # SIGINT ignored (a background job of a script) or not Python's: a SIGINT would do nothing, or kill
         # without cleaning up, so stop as Ctrl-C would have

@@ -27,7 +27,6 @@ import tempfile
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
 
 from lab import settings
 from lab.errors import ClusterError, LabError

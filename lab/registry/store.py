@@ -63,14 +63,14 @@ class Registry:
     def _open(self) -> sa.Engine:
         try:
             url = sa.make_url(self.url)
-        except Exception:
+        except Exception:  # noqa: BLE001 - whatever the parser raises, one line
             raise RegistryError(f"invalid registry URL {safe_url(self.url)!r}") from None
         if url.get_backend_name() == "sqlite":
             engine = self._sqlite_engine(url)
         else:
             try:
                 engine = sa.create_engine(url, pool_pre_ping=True, connect_args=connect_timeout_args(url, self._timeout_s))
-            except Exception as exc:
+            except Exception as exc:  # noqa: BLE001 - a missing driver, a bad option: one line
                 raise RegistryError(f"cannot use registry {safe_url(url)}: {one_line(exc)}") from None
         try:
             with engine.begin() as conn:

@@ -20,7 +20,7 @@ def safe_url(url: sa.URL | str) -> str:
     """The URL with its password masked, for messages."""
     try:
         return sa.make_url(url).render_as_string(hide_password=True)
-    except Exception:
+    except Exception:  # noqa: BLE001 - never print an unparsed URL: it may hold a password
         return "<unparseable registry URL>"
 
 

@@ -130,7 +130,7 @@ def export_trial(experiment_id: int, out: str, trial_id: str | None = None,
     parent.mkdir(parents=True, exist_ok=True)
     staging = tempfile.mkdtemp(prefix=f".{target.name}.", dir=parent)
     try:
-        os.chmod(staging, 0o755)
+        os.chmod(staging, 0o755)  # noqa: S103 - an export is meant to be shared, as mkdir makes it
         workload = load_trial_workload(experiment_id, trial["trial_id"], policy_only=True)  # no replay buffer
         try:
             path = workload.export(staging)

@@ -1,7 +1,7 @@
 """The one workload protocol (registered and found by `lab.workload.registry`).
 
 A workload is one trainable thing (a scikit-learn pipeline, a Keras model, a TF-Agents agent).
-It knows nothing of Ray or TensorBoard files: the Tune adapter (`lab.run.trainable`) drives it.
+It knows nothing of Ray or TensorBoard files: the Tune adapter (`lab.execution.trainable`) drives it.
 
     class MyWorkload(Workload):               # registered in pyproject.toml:
         name = "my_workload"                  # [project.entry-points."agent_lab.workloads"]

@@ -43,7 +43,7 @@ def test_tune_builds_asha_and_the_search_space(name):
     from ray import tune
     from ray.tune.schedulers import ASHAScheduler
 
-    from lab.run import runner
+    from lab.execution import runner
 
     (spec,) = specs.load(name)
     scheduler = runner.scheduler(spec)

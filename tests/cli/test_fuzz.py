@@ -90,7 +90,7 @@ def test_search_spaces(search):
     spec = _ends_well(lambda: specs.validated({**BASE, "params": {"dataset": "digits", "model": "svc"},
                                                "search": search}, "fuzz", say=lambda line: None))
     if spec is not None:
-        from lab.run import search as searches
+        from lab.execution import search as searches
 
         space = searches.param_space(spec)
         assert set(search) <= set(space)

@@ -58,7 +58,7 @@ def test_an_undeclared_metric_fails_before_anything_runs(fields, message, lab_ho
     with pytest.raises(SpecError) as caught:
         _spec(**fields)
     assert message in str(caught.value) and "\n" not in str(caught.value)
-    from lab.run import runner
+    from lab.execution import runner
 
     spec = build_spec({"name": "m", "workload": Declared.name, "metric": "eval/scor"}, "test spec")
     with pytest.raises(SpecError):
@@ -69,7 +69,7 @@ def test_an_undeclared_metric_fails_before_anything_runs(fields, message, lab_ho
 @pytest.mark.slow
 def test_an_error_inside_tune_is_one_line_with_its_traceback_in_the_log(lab_home, monkeypatch, ray_shared):
     """A workload that does not declare its metrics: Tune itself finds the metric missing."""
-    from lab.run import runner
+    from lab.execution import runner
 
     cls = workloads.get("sklearn_cv")
     monkeypatch.setattr(cls, "metric_names", classmethod(lambda c, config: None))

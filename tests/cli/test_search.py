@@ -11,7 +11,7 @@ import pytest
 from lab import spec as specs
 from lab.errors import SpecError
 from lab.registry import Registry
-from lab.run import search
+from lab.execution import search
 
 
 def write(tmp_path, text: str) -> str:
@@ -144,7 +144,7 @@ def test_searchers_built_from_the_spec(tmp_path):
 
 # ------------------------------------------------------------------ real sweeps (the session's Ray)
 def run(tmp_path, text: str, overrides: list[str]):
-    from lab.run import runner
+    from lab.execution import runner
 
     (spec,) = specs.load(write(tmp_path, text), overrides)
     outcome = runner.run(spec)

@@ -152,7 +152,7 @@ def test_a_local_instance_uses_its_own_private_token(tmp_path, lab_home):
 # ------------------------------------------------------------------ item 4: LAB_HOME and its files are private
 def test_lab_home_and_its_files_are_private(tmp_path, lab_home):
     from lab.results import provenance
-    from lab.run import logs as runner
+    from lab.execution import logs as runner
 
     old = os.umask(0o022)  # the usual umask: files 0644 and folders 0755 unless the lab says otherwise
     try:

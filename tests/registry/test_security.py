@@ -251,7 +251,7 @@ def test_no_secret_in_anything_a_run_writes(tmp_path, lab_home, monkeypatch, s3_
     the bucket, the MLflow store or the registry's records."""
     from lab import spec as specs
     from lab.registry import Registry
-    from lab.run import runner
+    from lab.execution import runner
 
     env, client = s3_server
     monkeypatch.setenv("AWS_ENDPOINT_URL", env["AWS_ENDPOINT_URL"])

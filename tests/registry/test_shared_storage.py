@@ -230,7 +230,7 @@ def test_resume_from_remote_storage_needs_trust(tmp_path, lab_home, s3_server):
 def test_a_checkpoint_is_verified_before_ray_unpickles_it(tmp_path):
     """Finding: Ray's Trainable.restore unpickled `_dict_checkpoint.pkl` before the lab's manifest check, which
     ignored files its manifest did not list."""
-    from lab.run.trainable import WorkloadTrainable
+    from lab.execution.trainable import WorkloadTrainable
     from lab.workload import checkpoints
 
     marker = tmp_path / "pwned"

@@ -63,7 +63,7 @@ def test_unwritable_local_storage_fails_before_the_registry(tmp_path, lab_home, 
     # root ignores permissions: then use a read-only file system (sysfs is mounted read-only in containers)
     target = readonly / "runs" if os.geteuid() != 0 else "/sys/lab-storage-test"
     monkeypatch.setenv("LAB_STORAGE", str(target))
-    from lab.run import runner
+    from lab.execution import runner
 
     (spec,) = specs.load("svc-digits")
     with pytest.raises(LabError, match=f"storage path {target} is not writable: "
@@ -120,7 +120,7 @@ def test_unreachable_s3_endpoint_fails_with_one_line(monkeypatch):
 
 
 def test_mlflow_missing_names_the_extra(tmp_path, monkeypatch, lab_home):
-    from lab.run import runner
+    from lab.execution import runner
 
     monkeypatch.setenv("LAB_MLFLOW_URI", f"file://{tmp_path}/mlruns")
     monkeypatch.setitem(sys.modules, "mlflow", None)  # an install without the extra
@@ -133,7 +133,7 @@ def test_mlflow_missing_names_the_extra(tmp_path, monkeypatch, lab_home):
 # ------------------------------------------------------------------ real runs
 @pytest.mark.slow
 def test_sweep_on_s3_storage(tmp_path, s3_env, ray_shared):
-    from lab.run import runner
+    from lab.execution import runner
 
     client = s3_env[1]
     (spec,) = specs.load(write(tmp_path, SWEEP), [f"storage=s3://{BUCKET}/runs"])
@@ -164,7 +164,7 @@ def test_mlflow_logs_every_trial(tmp_path, ray_shared):
     """`--mlflow URI`: one MLflow run per trial (params, metrics), in an MLflow experiment named after the spec."""
     from mlflow.tracking import MlflowClient
 
-    from lab.run import runner
+    from lab.execution import runner
 
     uri = f"file://{tmp_path}/mlruns"
     (spec,) = specs.load(write(tmp_path, SWEEP), [f"mlflow={uri}"])

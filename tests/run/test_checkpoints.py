@@ -165,7 +165,7 @@ PRUNE_IN_A_READ_ONLY_FOLDER = """
 import sys
 import pyarrow.fs
 from ray.train._internal import storage
-from lab.run import logs
+from lab.execution import logs
 
 with logs.tune_logs_to_file(7):
     storage._delete_fs_path(pyarrow.fs.LocalFileSystem(), sys.argv[1])

@@ -2,7 +2,6 @@
 a SIGKILLed driver's finished trials are not run again by `lab resume`, and its leftovers are stopped."""
 from __future__ import annotations
 
-import json
 import os
 import signal
 import socket

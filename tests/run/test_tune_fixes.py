@@ -1,9 +1,9 @@
-"""lab.run.tune_fixes: in place only around the lab's own Tuner.fit(), and only on the Ray they were written for."""
+"""lab.execution.tune_fixes: in place only around the lab's own Tuner.fit(), and only on the Ray they were written for."""
 from __future__ import annotations
 
 import pytest
 
-from lab.run import tune_fixes
+from lab.execution import tune_fixes
 
 
 def targets():
@@ -62,7 +62,7 @@ def test_a_plain_tuner_after_a_lab_run_runs_unpatched(tmp_path, ray_shared):
     from ray import tune
 
     from lab import spec as specs
-    from lab.run import runner
+    from lab.execution import runner
 
     path = tmp_path / "spec.yaml"
     path.write_text(SPEC)

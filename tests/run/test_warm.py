@@ -114,7 +114,7 @@ def fake_trial(trial_id: str) -> SimpleNamespace:
 
 
 def test_registry_writes_are_batched_and_nothing_is_lost(lab_home):
-    from lab.run.callbacks import RegistryCallback
+    from lab.execution.callbacks import RegistryCallback
 
     registry = Registry()
     experiment_id = registry.create_experiment({"name": "x", "workload": "w", "metric": "m", "mode": "max"})
@@ -145,7 +145,7 @@ def test_registry_writes_are_batched_and_nothing_is_lost(lab_home):
 
 
 def test_progress_lines_are_compact():
-    from lab.run.progress import ProgressCallback
+    from lab.execution.progress import ProgressCallback
 
     out = io.StringIO()
     callback = ProgressCallback("eval/return", "max", every_s=0.0, stream=out)

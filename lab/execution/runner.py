@@ -16,8 +16,8 @@ from lab import settings
 from lab.errors import ClusterError, LabError
 from lab.infra.connect import connect
 from lab.registry import Registry, now
-from lab.run.logs import one_line_error, tune_logs_to_file, write_experiment_log
-from lab.run.tracking import check_mlflow, mlflow_callbacks
+from lab.execution.logs import one_line_error, tune_logs_to_file, write_experiment_log
+from lab.execution.tracking import check_mlflow, mlflow_callbacks
 from lab.spec.model import ExperimentSpec
 
 FINISHED = ("TERMINATED", "ERROR")
@@ -53,13 +53,13 @@ def check_resources(spec: ExperimentSpec) -> None:
 
 # ------------------------------------------------------------------ Tune objects
 def param_space(spec: ExperimentSpec) -> dict[str, Any]:
-    from lab.run import search
+    from lab.execution import search
 
     return search.param_space(spec)
 
 
 def scheduler(spec: ExperimentSpec):
-    from lab.run import search
+    from lab.execution import search
 
     return search.scheduler(spec)
 
@@ -67,7 +67,7 @@ def scheduler(spec: ExperimentSpec):
 def trainable(spec: ExperimentSpec):
     from ray import tune
 
-    from lab.run.trainable import WorkloadTrainable
+    from lab.execution.trainable import WorkloadTrainable
 
     resources = {"cpu": spec.resources.cpu, "gpu": spec.resources.gpu}
     return tune.with_resources(tune.with_parameters(WorkloadTrainable, workload=spec.workload), resources)
@@ -81,9 +81,9 @@ def make_tuner(spec: ExperimentSpec, experiment_id: int, registry: Registry | st
     from ray.tune.logger import CSVLoggerCallback, JsonLoggerCallback
 
     from lab.infra import storage
-    from lab.run import search
-    from lab.run.callbacks import RegistryCallback
-    from lab.run.progress import ProgressCallback
+    from lab.execution import search
+    from lab.execution.callbacks import RegistryCallback
+    from lab.execution.progress import ProgressCallback
 
     stop = dict(spec.stop)
     where = storage.resolve(folder)
@@ -91,7 +91,7 @@ def make_tuner(spec: ExperimentSpec, experiment_id: int, registry: Registry | st
         name=where.path.rstrip("/").rsplit("/", 1)[-1],
         storage_path=where.path.rstrip("/").rsplit("/", 1)[0],
         storage_filesystem=where.filesystem,
-        # remote storage: TensorBoard files are written in the trial's working folder (lab.run.trainable), synced
+        # remote storage: TensorBoard files are written in the trial's working folder (lab.execution.trainable), synced
         sync_config=tune.SyncConfig(sync_artifacts=not where.is_local),
         stop=stop or None,
         failure_config=tune.FailureConfig(max_failures=spec.max_failures),
@@ -130,7 +130,7 @@ def run(spec: ExperimentSpec, address: str | None = None, registry: Registry | N
     """Run one experiment to its end (or Ctrl-C) and return its outcome; `verbose`: Tune's tables and logs."""
     from lab.infra import storage as storages
     from lab.results import environment
-    from lab.run import profile
+    from lab.execution import profile
     from lab.spec import resolve_params
     from lab.spec.metrics import check_metrics
 
@@ -211,8 +211,8 @@ def resume(experiment_id: int, address: str | None = None, registry: Registry | 
 def _fit(tuner, experiment_id: int, spec: ExperimentSpec, registry: Registry, folder: str,
          verbose: bool = False) -> Outcome:
     from lab.errors import RegistryError
-    from lab.run import profile, tune_fixes
-    from lab.run.catchup import catch_up
+    from lab.execution import profile, tune_fixes
+    from lab.execution.catchup import catch_up
 
     profile.mark("fit")
     error = None

@@ -24,7 +24,7 @@ from lab.registry import (
     credentialed_url,
     public_url,
 )
-from lab.run import profile
+from lab.execution import profile
 
 FLUSH_EVERY_S = 1.0  # the registry trails Tune by at most this much while an experiment runs
 RETRY_EVERY_S = (0.5, 1.0, 2.0, 5.0)  # back-off between attempts while the database is away

@@ -19,7 +19,7 @@ def catch_up(registry: Registry, experiment_id: int, folder: str, metric: str, m
     from ray.tune import ExperimentAnalysis
 
     from lab.infra import storage
-    from lab.run.callbacks import trial_error
+    from lab.execution.callbacks import trial_error
 
     where = storage.resolve(folder)
     try:

@@ -1,5 +1,5 @@
 """Narrow fixes to Ray Tune 2.60's `TuneController` (and one usage hook), in place only around the lab's own
-`Tuner.fit()` (`with applied(): tuner.fit()`, lab.run.runner), so a Tuner of anyone else in the process (a
+`Tuner.fit()` (`with applied(): tuner.fit()`, lab.execution.runner), so a Tuner of anyone else in the process (a
 notebook user's own) runs Tune unchanged.
 
 Each fix patches one attribute, says in its docstring what Tune does wrong and what the lab needs instead, and
@@ -60,7 +60,7 @@ def skip_callback_telemetry() -> Callable[[], None]:
     them (~1 s of every run with MLflow installed); the lab sends no usage stats: skip the tag."""
     from ray.air._internal import usage
 
-    def tag_callbacks(callbacks):
+    def tag_callbacks(_callbacks):
         return False
 
     return _patch(usage, "tag_callbacks", tag_callbacks)
@@ -70,7 +70,7 @@ def save_state_when_trials_end() -> Callable[[], None]:
     """Tune saves its experiment state every TUNE_GLOBAL_CHECKPOINT_S (by default >= 10 s apart): a trial
     that finished after the last save would run again after a SIGKILL. The lab also saves it at the end of
     the turn of Tune's loop in which a trial stopped (finished, failed or was stopped), before the registry
-    callback writes that turn's records (lab.run.callbacks): `lab resume` runs no finished trial again.
+    callback writes that turn's records (lab.execution.callbacks): `lab resume` runs no finished trial again.
     (Saving at every turn costs ~70 ms a trivial trial, `benchmarks/tune_overhead.py`; at each trial's end
     about a tenth of that.) Tune's warning about frequent saves is off while the fix is in place."""
     from ray.tune.execution.tune_controller import TuneController
