@@ -10,7 +10,6 @@ import copy
 import dataclasses
 import importlib.resources
 import re
-import sys
 from pathlib import Path
 from typing import Any
 

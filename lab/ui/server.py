@@ -62,7 +62,7 @@ def serve(app, sock: socket.socket) -> None:
 
     import uvicorn
 
-    def interrupt(signum, frame):
+    def interrupt(_signum, _frame):
         raise KeyboardInterrupt
 
     for signum in (signal.SIGTERM, signal.SIGHUP):  # uvicorn raises the signal it caught again once it stopped
@@ -91,7 +91,7 @@ def create_app(token: str, port: int):
     tensorboards = boards.Boards()
 
     @asynccontextmanager
-    async def lifespan(app):
+    async def lifespan(_app):
         yield
         tensorboards.stop_all()
 
@@ -233,7 +233,7 @@ def tensorboard_link(request):
     return RedirectResponse(url, status_code=303)
 
 
-def plotly_js(request):
+def plotly_js(_request):
     from starlette.responses import Response
 
     from lab.results.pages.render import plotly_js as code

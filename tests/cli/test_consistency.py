@@ -65,7 +65,7 @@ def test_rerun_and_resume_refuse_a_changed_data_file_before_ray_starts(recorded_
 # ------------------------------------------------------------------ interrupt and resume
 def test_an_interrupted_experiment_says_how_to_resume_it(lab_home, capsys):
     from lab.cli.output import print_outcomes
-    from lab.run.runner import Outcome
+    from lab.execution.runner import Outcome
 
     registry = Registry()
     experiment_id = registry.create_experiment({"name": "cut", "workload": "sklearn_cv", "metric": "cv/accuracy",
@@ -77,7 +77,7 @@ def test_an_interrupted_experiment_says_how_to_resume_it(lab_home, capsys):
 def test_a_resumed_runs_clock_starts_at_zero():
     import io
 
-    from lab.run.progress import ProgressCallback
+    from lab.execution.progress import ProgressCallback
 
     callback = ProgressCallback("score", "max")
     callback._started -= 500.0  # the interrupted run had been going for 500 s

@@ -19,7 +19,7 @@ import lab
 from tests.browser import render, screenshots_folder
 from tests.conftest import lab as lab_cli
 from tests.proc_utils import listeners, own_address, tree, wait_gone
-from tests.test_pages import assert_nothing_ran, dqn_run, hostile_experiment, svc_sweep
+from tests.recorded_pages import assert_nothing_ran, dqn_run, hostile_experiment, svc_sweep
 
 
 @contextmanager
