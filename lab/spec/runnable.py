@@ -2,10 +2,12 @@
 `lab submit`, `lab.run` with a preset, a file or a dict, `lab rerun` and `lab resume` with a recorded row,
 `lab baselines` with its own), so each gets the same checks, each run once:
 
-1. `--set` overrides; the services a spec names (storage, MLflow) asked about unless `source.trusted`;
-2. `seed: per_trial`, and the search space typed (`Distribution`: a randint's whole-number bounds as ints);
-3. the fields (`build_spec`), then one workload config per fixed params and per searched value (unknown
-   parameters, wrong types), then the metric names against those same configs;
+1. `--set` overrides, `seed: per_trial`, and the search space typed (`Distribution`: a randint's
+   whole-number bounds as ints);
+2. the fields (`build_spec`: a location carrying a credential fails here, never shown), then the services
+   the spec names (storage, MLflow) asked about unless `source.trusted`;
+3. one workload config per fixed params and per searched value (unknown parameters, wrong types), then the
+   metric names against those same configs;
 4. the workload's resolution of params (a CSV by absolute path and content hash: a changed file fails);
 5. the identical-trials warning.
 
@@ -37,13 +39,13 @@ def runnable(raw: Any, source: Source, overrides: list[str] = (), say=None) -> R
     if not isinstance(raw, dict):
         raise SpecError(f"{source.label} must be a mapping of spec fields, got {type(raw).__name__}")
     raw = apply_overrides(raw, list(overrides), say)
-    if not source.trusted:  # an untrusted source does not choose where runs and credentials go on its own
-        overridden = {text.split("=", 1)[0].split(".", 1)[0] for text in overrides}
-        confirm_services(untrusted_services(raw, source.label, overridden), source.label, trusted=False)
     raw = per_trial_seeds(raw, source.label)
     distributions, raw = typed_search(raw)
     problems = Problems()
-    spec = problems.collect(build_spec, raw, source.label)
+    spec = problems.collect(build_spec, raw, source.label)  # a location carrying a credential fails here
+    if spec is not None and not source.trusted:  # an untrusted source does not choose the services on its own
+        overridden = {text.split("=", 1)[0].split(".", 1)[0] for text in overrides}
+        confirm_services(untrusted_services(raw, source.label, overridden), source.label, trusted=False)
     workload = spec.workload if spec is not None else raw.get("workload")
     if isinstance(workload, str):  # the spec may be wrong, but its params can still be checked
         params = spec.trial_params if spec is not None else {"seed": 0, **_mapping(raw.get("params"))}
