@@ -175,7 +175,7 @@ def resume(experiment_id: int, address: str | None = None, registry: Registry | 
     experiment's marker and, on local storage, be a tree only this user can write; remote storage (which
     the lab cannot check) needs `trust`. Its recorded spec goes first through the one way in
     (`lab.spec.runnable`): a data file that changed, a row someone edited, fail as they would for `lab rerun`.
-    It is trusted with the services it names: resume uses those its own Tune state holds, checked above."""
+    It is trusted with the services it names: resume uses those its own Tune state holds, checked below."""
     from lab.infra import storage
     from lab.results.provenance import check_owned
     from lab.spec import Source, runnable
