@@ -30,7 +30,7 @@ def cmd_baselines(args: argparse.Namespace) -> int:
                              models=args.models.split(",") if args.models else None)
     except DataError as exc:
         raise SpecError(str(exc)) from None
-    spec = specs.validated(spec.to_dict(), "baselines")  # the same validation as any spec
+    spec = specs.runnable(spec.to_dict(), specs.Source.command("baselines"))  # the one way in of every spec
     registry = Registry()
     outcome = runner.run(spec, address=args.address, registry=registry, verbose=args.verbose)
     metric, test = spec.metric, spec.metric.replace("cv/", "test/")

@@ -60,19 +60,22 @@ def run(source: str | dict[str, Any], *, verbose: bool = False, address: str | N
     a dict is the caller's own.
     """
     from lab import spec as specs
-    from lab.registry import Registry
-    from lab.execution import runner
 
     texts = [f"{key}={json.dumps(value)}" for key, value in overrides.items()]
     if isinstance(source, dict):
-        spec_list = [specs.build_spec(specs.apply_overrides(source, texts), "the spec dict")]
-        specs.validate_params(spec_list[0])
+        spec_list = [specs.runnable(source, specs.Source.mapping(trusted=True), texts)]
     elif isinstance(source, str):
         spec_list = specs.load(source, texts, trust_spec=trust_spec)
     else:
         raise LabError(f"lab.run takes a preset name, a YAML path or a dict, got {type(source).__name__}")
-    registry = Registry()
-    registry.check()
+    return _run_specs(spec_list, address, verbose)
+
+
+def _run_specs(spec_list: list, address: str | None, verbose: bool) -> Result | list[Result]:
+    from lab.registry import Registry
+    from lab.execution import runner
+
+    registry = Registry()  # checked by runner.run, once per experiment
     results = []
     for spec in spec_list:
         outcome = runner.run(spec, address=address, registry=registry, verbose=verbose)
@@ -83,19 +86,17 @@ def run(source: str | dict[str, Any], *, verbose: bool = False, address: str | N
 
 def rerun(experiment_id: int, *, verbose: bool = False, address: str | None = None, trust_spec: bool = False) -> Result:
     """Run an experiment's recorded (resolved) spec again, as a new experiment."""
-    return run(recorded_spec(experiment_id, trust_spec), verbose=verbose, address=address)
+    return _run_specs([recorded_spec(experiment_id, trust_spec)], address, verbose)
 
 
-def recorded_spec(experiment_id: int, trust_spec: bool = False) -> dict[str, Any]:
-    """The spec an experiment ran, as recorded; on a shared registry it may be someone else's, so a storage
-    or MLflow server it names is used only with `trust_spec` (or a yes at the terminal), as for a spec file."""
+def recorded_spec(experiment_id: int, trust_spec: bool = False):
+    """The spec an experiment ran, as recorded, made runnable (`lab.spec.runnable`); on a shared registry it
+    may be someone else's, so a storage or MLflow server it names is used only with `trust_spec` (or a yes at
+    the terminal), as for a spec file."""
     from lab.registry import Registry
-    from lab.spec.safety import confirm_services, untrusted_services
+    from lab.spec import Source, runnable
 
-    spec = Registry().experiment(experiment_id)["spec"]
-    label = f"experiment {experiment_id}'s recorded spec"
-    confirm_services(untrusted_services(spec, label, set()), label, trust_spec)
-    return spec
+    return runnable(Registry().experiment(experiment_id)["spec"], Source.recorded(experiment_id, trust_spec))
 
 
 # ------------------------------------------------------------------ reading the registry

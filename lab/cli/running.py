@@ -20,8 +20,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     from lab.registry import Registry
     from lab.execution import runner
 
-    registry = Registry()
-    registry.check()
+    registry = Registry()  # checked by runner.run, once per experiment
     outcomes = []
     for spec in experiment_specs:
         outcomes.append(runner.run(spec, address=args.address, registry=registry, verbose=args.verbose))
@@ -41,10 +40,8 @@ def cmd_rerun(args: argparse.Namespace) -> int:
     from lab.api import recorded_spec
     from lab.registry import Registry
     from lab.execution import runner
-    from lab.spec import build_spec, validate_params
 
-    spec = build_spec(recorded_spec(args.id, args.trust_spec), f"experiment {args.id}'s recorded spec")
-    validate_params(spec)
+    spec = recorded_spec(args.id, args.trust_spec)
     outcome = runner.run(spec, address=args.address, registry=Registry(), verbose=args.verbose)
     print(f"rerun of experiment {args.id}:")
     print_outcomes([outcome])

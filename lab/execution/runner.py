@@ -131,11 +131,9 @@ def run(spec: ExperimentSpec, address: str | None = None, registry: Registry | N
     from lab.infra import storage as storages
     from lab.results import environment
     from lab.execution import profile
-    from lab.spec import resolve_params
-    from lab.spec.metrics import check_metrics
+    from lab.spec import as_runnable
 
-    spec = resolve_params(spec)  # a recorded data file that changed (rerun): refused before Ray starts
-    check_metrics(spec)  # a metric no trial reports would fail inside Tune, after the experiment is recorded
+    spec = as_runnable(spec)  # checked once: a spec made by lab.spec's one way in is not checked again
     profile.mark("run")
     registry = registry or Registry()
     registry.check()
@@ -175,16 +173,16 @@ def resume(experiment_id: int, address: str | None = None, registry: Registry | 
     Tune unpickles what the folder holds (tuner.pkl, experiment_state-*.json), so before Ray is even
     started the registry's storage_path must lie under the configured storage root, carry this
     experiment's marker and, on local storage, be a tree only this user can write; remote storage (which
-    the lab cannot check) needs `trust`."""
+    the lab cannot check) needs `trust`. Its recorded spec goes first through the one way in
+    (`lab.spec.runnable`): a data file that changed, a row someone edited, fail as they would for `lab rerun`.
+    It is trusted with the services it names: resume uses those its own Tune state holds, checked below."""
     from lab.infra import storage
     from lab.results.provenance import check_owned
-
-    from lab.spec import build_spec, resolve_params
+    from lab.spec import Source, runnable
 
     registry = registry or Registry()
     record = registry.experiment(experiment_id)
-    spec = build_spec(record["spec"], f"experiment {experiment_id}")
-    resolve_params(spec)  # its data file changed since it was recorded: refused before Ray starts
+    spec = runnable(record["spec"], Source.recorded(experiment_id, trusted=True))
     if not record["storage_path"]:
         raise LabError(f"experiment {experiment_id} has no resumable Tune state (no storage folder recorded)")
     where = storage.recorded(record["storage_path"], f"experiment {experiment_id}'s storage folder")

@@ -1,5 +1,5 @@
-"""Reading a spec: its source (a preset, a YAML file, a suite), `--set` overrides, and the checks that make
-it an `ExperimentSpec` (`lab.spec.model`) the runner can trust.
+"""Reading a spec: its source (a preset, a YAML file, a suite), `--set` overrides, per-trial seeds, and the
+fields' own checks (`build_spec`); `lab.spec.runnable` puts them together with the workload's checks.
 
 Layering, lowest first: the workload's Config defaults < the preset or YAML file < `--set key=value`.
 A suite (e.g. the quickstart) is a YAML file with `suite: [preset or spec, ...]`: one experiment each.
@@ -23,9 +23,8 @@ from lab.spec.model import (
     Resources,
     Scheduler,
     Searcher,
-    check_distribution,
+    Source,
 )
-from lab.spec.safety import confirm_services, untrusted_services
 from lab.workload.config import build_dataclass, suggest
 
 
@@ -81,22 +80,23 @@ def presets() -> dict[str, Any]:
     return found
 
 
-def read_source(source: str) -> tuple[dict[str, Any], str]:
-    """The raw mapping of a preset name or a YAML path, and a label for messages."""
+def read_source(source: str, trust_spec: bool = False) -> tuple[dict[str, Any], Source]:
+    """The raw mapping of a preset name or a YAML path, and its Source: a preset is trusted (it ships with
+    the lab), a file only with `trust_spec`."""
     path = Path(source)
     if source.endswith((".yaml", ".yml")) or path.exists():
         if not path.is_file():
             raise SpecError(f"spec file not found: {source}")
-        text, label = path.read_text(), str(path)
+        text, origin = path.read_text(), Source.file(str(path), trusted=trust_spec)
     else:
         known = presets()
         if source not in known:
             raise SpecError(f"unknown preset '{source}'{suggest(source, known)}")
-        text, label = known[source].read_text(), f"preset '{source}'"
-    raw = parse_yaml(text, label)
+        text, origin = known[source].read_text(), Source.preset(source)
+    raw = parse_yaml(text, origin.label)
     if not isinstance(raw, dict):
-        raise SpecError(f"{label} must be a mapping of spec fields, got {type(raw).__name__}")
-    return raw, label
+        raise SpecError(f"{origin.label} must be a mapping of spec fields, got {type(raw).__name__}")
+    return raw, origin
 
 
 def parse_override(text: str) -> tuple[list[str], Any]:
@@ -175,33 +175,6 @@ def per_trial_seeds(raw: dict[str, Any], label: str) -> dict[str, Any]:
     return {**raw, "seed": 0, "num_samples": 1, "search": search}
 
 
-def whole_randint_bounds(raw: dict[str, Any]) -> dict[str, Any]:
-    """`randint: [1e1, 1e2]` draws integers: its whole-number bounds become ints (YAML reads 1e1 as 10.0)."""
-    search = raw.get("search")
-    if not isinstance(search, dict):
-        return raw
-    fixed = {}
-    for key, dist in search.items():
-        bounds = dist.get("randint") if isinstance(dist, dict) and len(dist) == 1 else None
-        if isinstance(bounds, list) and all(isinstance(b, float) and b.is_integer() for b in bounds):
-            dist = {"randint": [int(b) for b in bounds]}
-        fixed[key] = dist
-    return {**raw, "search": fixed}
-
-
-def identical_trials(spec: ExperimentSpec) -> str | None:
-    """A one-line warning when the spec would run the same trial several times, else None."""
-    if spec.num_samples <= 1:
-        return None
-    if not spec.search:
-        return (f"lab: warning: the {spec.num_samples} trials of '{spec.name}' would be identical (no search, "
-                f"one seed {spec.seed}): vary them with --set seed=per_trial, add a search, or set num_samples=1")
-    if all("grid" in dist for dist in spec.search.values()):
-        return (f"lab: warning: '{spec.name}' runs each grid point {spec.num_samples} times with the same seed "
-                "(identical trials): vary them with --set seed=per_trial, or set num_samples=1")
-    return None
-
-
 def build_spec(raw: dict[str, Any], label: str) -> ExperimentSpec:
     """Validate a raw mapping into an ExperimentSpec; SpecError names every problem found, one per line."""
     raw, problems = dict(raw), Problems()
@@ -244,100 +217,3 @@ class Problems:
     def raise_if_any(self) -> None:
         if self.lines:
             raise SpecError("\n".join(self.lines))
-
-
-def load(source: str, overrides: list[str] = (), trust_spec: bool = False, say=None) -> list[ExperimentSpec]:
-    """The experiments a preset name or YAML file describes (several for a suite), validated.
-
-    Validation reaches into the workload: unknown parameters and wrong types fail here, before
-    Ray starts or the registry is touched. `say` (default: stderr) gets the one-line notes and
-    warnings: an override that replaced a search, a spec whose trials would all be identical. A spec
-    file (not a preset) that names a storage or an MLflow server is used only with `trust_spec` or the
-    user's yes at a terminal (lab/spec/safety.py).
-    """
-    said: list[str] = []  # notes and warnings, told only once every spec is valid
-    raw, label = read_source(source)
-    overridden = {text.split("=", 1)[0].split(".", 1)[0] for text in overrides}
-    if "suite" in raw:
-        members = raw["suite"]
-        if not isinstance(members, list) or not members:
-            raise SpecError(f"'suite' in {label} must be a non-empty list of presets or specs")
-        specs = []
-        for member in members:
-            member_raw, member_label = (read_source(member) if isinstance(member, str) else (member, label))
-            if not isinstance(member_raw, dict):
-                raise SpecError(f"suite member in {label} must be a preset name or a mapping")
-            _confirm(member_raw, member_label, overridden, trust_spec)
-            specs.append(validated(apply_overrides(member_raw, list(overrides), said.append), member_label, said.append))
-    else:
-        _confirm(raw, label, overridden, trust_spec)
-        specs = [validated(apply_overrides(raw, list(overrides), said.append), label, said.append)]
-    for line in said:
-        (say or _say)(line)
-    return specs
-
-
-def _confirm(raw: dict[str, Any], label: str, overridden: set[str], trust_spec: bool) -> None:
-    """Presets ship with the lab; a spec file from elsewhere does not choose the services on its own."""
-    if not (label.startswith("preset '") and not Path(label).exists()):
-        confirm_services(untrusted_services(raw, label, overridden), label, trust_spec)
-
-
-def validated(raw: dict[str, Any], label: str, say=None) -> ExperimentSpec:
-    """The spec and its workload params checked together: every problem of both in one SpecError."""
-    raw = whole_randint_bounds(per_trial_seeds(raw, label))
-    problems = Problems()
-    spec = problems.collect(build_spec, raw, label)
-    if spec is not None:
-        problems.collect(validate_params, spec)
-    elif isinstance(raw.get("workload"), str):  # the spec is wrong, but its params can still be checked
-        search = raw.get("search") if isinstance(raw.get("search"), dict) else {}
-        params = raw.get("params") if isinstance(raw.get("params"), dict) else {}
-        problems.collect(check_params, raw["workload"], {"seed": 0, **params},
-                         {k: d for k, d in search.items() if _well_formed(k, d)})
-    problems.raise_if_any()
-    spec = resolve_params(spec)
-    warning = identical_trials(spec)
-    if warning:
-        (say or _say)(warning)
-    return spec
-
-
-def _well_formed(key: str, dist: Any) -> bool:
-    try:
-        check_distribution(key, dist)
-    except ValueError:
-        return False
-    return True
-
-
-def validate_params(spec: ExperimentSpec) -> None:
-    """Check the fixed params and every value the search can produce against the workload's Config,
-    then the metric, stop keys and reference against the metrics the workload declares."""
-    from lab.spec.metrics import check_metrics
-
-    check_params(spec.workload, spec.trial_params, spec.search)
-    check_metrics(spec)
-
-
-def check_params(workload: str, params: dict[str, Any], search: dict[str, Any]) -> None:
-    """The fixed `params`, then each listed value (or range bound) of `search`, against the workload's
-    Config; a SpecError with every distinct problem, one per line."""
-    from lab import workload as workloads
-
-    cls = workloads.get(workload)
-    problems = Problems()
-    problems.collect(cls.make_config, params)  # the fixed params alone
-    for key, dist in search.items():  # and every value the search can produce
-        (kind, args), = dist.items()
-        for value in args:  # the listed values, or the two bounds of a range
-            problems.collect(cls.make_config, {**params, key: value})
-    problems.raise_if_any()
-
-
-def resolve_params(spec: ExperimentSpec) -> ExperimentSpec:
-    """The spec with its workload's own resolution of params (e.g. a data file by absolute path and hash)."""
-    from lab import workload as workloads
-
-    params = workloads.get(spec.workload).resolve_params(dict(spec.params))
-    return spec if params == spec.params else dataclasses.replace(spec, params=params)

@@ -20,17 +20,12 @@ TUNE_KEYS = frozenset({
 })
 
 
-def declared_metrics(spec: ExperimentSpec) -> frozenset[str] | None:
-    """Every metric a trial of `spec` may report (over every value its search can produce), or None when
-    the workload does not declare them."""
+def declared_metrics(spec: ExperimentSpec, configs: list) -> frozenset[str] | None:
+    """Every metric a trial of `spec` may report, over the workload `configs` of every value its search can
+    produce (`lab.spec.runnable.workload_configs`), or None when the workload does not declare them."""
     from lab import workload as workloads
 
     cls = workloads.get(spec.workload)
-    params = spec.trial_params
-    configs = [cls.make_config(params)]
-    for key, dist in spec.search.items():
-        (_kind, values), = dist.items()
-        configs += [cls.make_config({**params, key: value}) for value in values]
     names: set[str] = set()
     for config in configs:
         declared = cls.metric_names(config)
@@ -40,9 +35,10 @@ def declared_metrics(spec: ExperimentSpec) -> frozenset[str] | None:
     return frozenset(names)
 
 
-def check_metrics(spec: ExperimentSpec) -> None:
-    """SpecError when the spec's `metric`, a `stop` key or the reference metric is never reported."""
-    declared = declared_metrics(spec)
+def check_metrics(spec: ExperimentSpec, configs: list) -> None:
+    """SpecError when the spec's `metric`, a `stop` key or the reference metric is never reported by any of
+    the workload `configs` (those the params check made: nothing is made twice)."""
+    declared = declared_metrics(spec, configs)
     if declared is None:
         return
     known = declared | TUNE_KEYS

@@ -2,6 +2,7 @@
 its own fields when made (`ExperimentSpec(**fields)` raises ValueError on a bad one)."""
 from __future__ import annotations
 
+import copy
 import dataclasses
 import importlib.util
 import sys
@@ -182,6 +183,78 @@ class ExperimentSpec:
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
+
+
+@dataclass(frozen=True)
+class Source:
+    """Where a spec came from, and whether it may choose the services that receive credentials (storage,
+    MLflow): the trust decision reads `trusted`, set explicitly by whoever made the source."""
+
+    kind: str  # preset | file | dict | recorded | command
+    label: str  # how messages name it: "preset 'svc-digits'", "spec.yaml", "experiment 3's recorded spec"
+    trusted: bool
+
+    @classmethod
+    def preset(cls, name: str) -> Source:
+        return cls("preset", f"preset '{name}'", trusted=True)  # shipped with the lab
+
+    @classmethod
+    def file(cls, path: str, trusted: bool) -> Source:
+        return cls("file", path, trusted)
+
+    @classmethod
+    def mapping(cls, label: str = "the spec dict", trusted: bool = True) -> Source:
+        return cls("dict", label, trusted)  # a dict in the caller's own code is the caller's own
+
+    @classmethod
+    def recorded(cls, experiment_id: int, trusted: bool) -> Source:
+        return cls("recorded", f"experiment {experiment_id}'s recorded spec", trusted)
+
+    @classmethod
+    def command(cls, name: str) -> Source:
+        return cls("command", name, trusted=True)  # a spec a lab command builds itself (`lab baselines`)
+
+
+@dataclass(frozen=True)
+class Distribution:
+    """One searched parameter, typed: `kind` (one of DISTRIBUTIONS) and `args`, its values (grid, choice) or
+    its (low, high) bounds; a randint's whole-number bounds are ints (YAML reads 1e1 as 10.0)."""
+
+    kind: str
+    args: tuple
+
+    @classmethod
+    def parse(cls, key: str, raw: Any) -> Distribution:
+        """ValueError naming `key` when `raw` is not `{kind: args}` of a known distribution."""
+        check_distribution(key, raw)
+        (kind, args), = raw.items()
+        if kind == "randint" and all(isinstance(b, float) and b.is_integer() for b in args):
+            args = [int(b) for b in args]
+        return cls(kind, tuple(args))
+
+    @property
+    def candidates(self) -> tuple:
+        """The values a check tries: every listed value, or the two bounds of a range."""
+        return self.args
+
+    def to_raw(self) -> dict[str, list]:
+        return {self.kind: list(self.args)}
+
+
+@dataclass(frozen=True)
+class RunnableSpec(ExperimentSpec):
+    """An ExperimentSpec that passed every check of the one way in (`lab.spec.runnable.runnable`), with its
+    source and its search space typed; `to_dict` is the ExperimentSpec's (what the registry records)."""
+
+    source: Source = field(default=Source("dict", "the spec", True), compare=False, repr=False)
+    distributions: dict[str, Distribution] = field(default_factory=dict, compare=False, repr=False)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {f.name: _plain(getattr(self, f.name)) for f in dataclasses.fields(ExperimentSpec)}
+
+
+def _plain(value: Any) -> Any:
+    return dataclasses.asdict(value) if dataclasses.is_dataclass(value) else copy.deepcopy(value)
 
 
 def check_distribution(key: str, dist: Any) -> None:

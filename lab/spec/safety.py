@@ -51,7 +51,7 @@ def check_location(uri: str, what: str, source: str) -> None:
                         "give it without, and the credentials in the environment (never in a URI)")
 
 
-def untrusted_services(raw: dict, label: str, overridden: set[str]) -> list[str]:
+def untrusted_services(raw: dict, overridden: set[str]) -> list[str]:
     """'storage s3://...' for each credential-receiving service a spec file names that the command line
     does not replace."""
     return [f"{SERVICE_FIELDS[key]} {printable(str(raw[key]))[:120]}" for key in SERVICE_FIELDS
