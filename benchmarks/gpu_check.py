@@ -54,7 +54,7 @@ def child(what: str, tiny: bool) -> float:
 def measure(what: str, device: str, tiny: bool) -> str:
     env = {**os.environ, **({"CUDA_VISIBLE_DEVICES": ""} if device == "CPU" else {})}
     out = subprocess.run([sys.executable, __file__, "--child", what] + ["--tiny"] * tiny, env=env,
-                         capture_output=True, text=True, timeout=240)
+                         capture_output=True, text=True, timeout=240, check=False)
     lines = out.stdout.strip().splitlines()
     return f"{json.loads(lines[-1]):.1f}" if out.returncode == 0 and lines else f"failed ({out.returncode})"
 
@@ -67,12 +67,12 @@ def main() -> int:
     if args.child:
         print(json.dumps(child(args.child, args.tiny)))
         return 0
-    gpus = subprocess.run(["nvidia-smi", "-L"], capture_output=True, text=True).stdout.strip().splitlines() \
-        if subprocess.run(["which", "nvidia-smi"], capture_output=True).returncode == 0 else []
+    gpus = subprocess.run(["nvidia-smi", "-L"], capture_output=True, text=True, check=False).stdout.strip().splitlines() \
+        if subprocess.run(["which", "nvidia-smi"], capture_output=True, check=False).returncode == 0 else []
     if not gpus:
         print("gpu_check: no GPU on this machine: the CPU side only")
     rows = [("PPO Breakout training", "env steps/s", "ppo"), ("Keras CNN training", "steps/s", "cnn:default")]
-    print(f"| measure | unit | CPU | GPU | load |")
+    print("| measure | unit | CPU | GPU | load |")
     print("| --- | --- | --- | --- | --- |")
     for label, unit, what in rows:
         cpu = measure(what, "CPU", args.tiny)

@@ -13,7 +13,7 @@ ROOT = Path(__file__).resolve().parents[2]
 
 @pytest.mark.skipif(shutil.which("nvidia-smi") is not None, reason="a GPU machine: the table has GPU figures")
 def test_gpu_check_tiny_prints_one_table_of_cpu_figures():
-    out = subprocess.run(["bash", str(ROOT / "benchmarks/gpu_check.sh"), "--tiny"], capture_output=True, text=True,
+    out = subprocess.run(["bash", str(ROOT / "benchmarks/gpu_check.sh"), "--tiny"], capture_output=True, text=True, check=False,
                          timeout=300)
     assert out.returncode == 0, out.stderr[-2000:]
     lines = out.stdout.strip().splitlines()
