@@ -38,6 +38,8 @@ class OnPolicyConfig:
     #   both networks: images (height, width, channels), uint8 pixels scaled to 0..1 in the networks (Atari)
     shared_trunk: bool = False  # the actor and the value network share their conv and fc layers (one
     #   trunk, agents/shared_trunk.py; actor_fc_layers must equal value_fc_layers), each with its own head
+    one_pass_trunk: bool = True  # with shared_trunk (PPO): one trunk pass per minibatch feeds both heads
+    #   (False: TF-Agents' two passes, the control of benchmarks/ppo_one_pass.py)
     max_episode_steps: int = 0  # time limit of training and eval episodes (0: the env's own)
     env_steps_per_step: int = 1_024  # env steps trained by one step() (one Tune iteration)
     eval_episodes: int = 10  # greedy episodes per evaluation, played at once
@@ -129,9 +131,9 @@ class OnPolicyWorkload(AgentWorkload):
         activation = {"relu": tf.keras.activations.relu, "tanh": tf.keras.activations.tanh}[cfg.activation]
 
         if cfg.shared_trunk:
-            from agents.shared_trunk import TrunkActor, TrunkValue, make_trunk
+            from agents.shared_trunk import TrunkActor, TrunkPass, TrunkValue, make_trunk
 
-            trunk = make_trunk(observation_spec, cfg.conv_layers, cfg.actor_fc_layers, activation)
+            trunk = TrunkPass(make_trunk(observation_spec, cfg.conv_layers, cfg.actor_fc_layers, activation))
             self.actor_net = TrunkActor(trunk, action_spec)
             self.value_net = TrunkValue(trunk) if self.uses_value_net() else None
         else:

@@ -83,8 +83,17 @@ class PPO(OnPolicyWorkload):
     def make_agent(self, time_step_spec, action_spec):
         from tf_agents.agents.ppo import ppo_clip_agent
 
-        return ppo_clip_agent.PPOClipAgent(time_step_spec, action_spec, **self.agent_settings(),
-                                           importance_ratio_clipping=self.config.importance_ratio_clipping)
+        return self.agent_class(ppo_clip_agent.PPOClipAgent)(
+            time_step_spec, action_spec, **self.agent_settings(),
+            importance_ratio_clipping=self.config.importance_ratio_clipping)
+
+    def agent_class(self, ppo_agent_class):
+        """`ppo_agent_class`, or with a shared trunk its subclass that runs the trunk once per minibatch."""
+        if self.config.shared_trunk and self.config.one_pass_trunk:
+            from agents.shared_trunk import one_pass
+
+            return one_pass(ppo_agent_class)
+        return ppo_agent_class
 
     def agent_settings(self) -> dict:
         """The PPOAgent arguments every variant shares (the usual PPO settings, docs/stack.md)."""

@@ -33,7 +33,7 @@ class PPOKLPenalty(PPO):
         from tf_agents.agents.ppo import ppo_kl_penalty_agent
 
         cfg = self.config
-        return ppo_kl_penalty_agent.PPOKLPenaltyAgent(
+        return self.agent_class(ppo_kl_penalty_agent.PPOKLPenaltyAgent)(
             time_step_spec, action_spec, **self.agent_settings(),
             initial_adaptive_kl_beta=cfg.initial_adaptive_kl_beta, adaptive_kl_target=cfg.adaptive_kl_target,
             adaptive_kl_tolerance=cfg.adaptive_kl_tolerance, kl_cutoff_factor=0.0)  # no extra cutoff penalty
