@@ -103,7 +103,7 @@ def catalogue_types() -> set[str]:
             add(build_pipeline("logistic", reduce, 2).fit(X, labels))
         chapter2 = preprocessor(frame, ratios=["a/b"], log_columns=["c"], cluster_columns=["d"], n_clusters=3)
         add(make_pipeline(chapter2, LogisticRegression()).fit(frame, labels))
-        add(make_pipeline(datasets.preprocessor(frame), Ridge()).fit(frame, values))
+        add(make_pipeline(datasets.preprocessor(), Ridge()).fit(frame, values))
         for estimator in (KMeans(3, n_init=1), DBSCAN(), GaussianMixture(2), IsolationForest(n_estimators=5)):
             for data, scale, pca in ((X, False, 0), (X, True, 2), (frame, False, 2)):
                 add(clustering.make_pipeline(data, scale, pca, estimator).fit(data))
