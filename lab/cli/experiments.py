@@ -118,8 +118,10 @@ def cmd_rm(args: argparse.Namespace) -> int:
     if not args.yes:
         if not sys.stdin.isatty():
             raise LabError(f"lab rm {args.id} asks for confirmation: run it in a terminal or pass --yes")
-        answer = input(f"delete experiment {args.id} ({printable(exp['name'])}, {printable(status)}) "
-                       f"and {target}? [y/N] ")
+        # the prompt on stdout, never where input() may put it (stderr, which a quiet command sends to its log)
+        print(f"delete experiment {args.id} ({printable(exp['name'])}, {printable(status)}) and {target}? [y/N] ",
+              end="", flush=True)
+        answer = sys.stdin.readline()
         if answer.strip().lower() not in ("y", "yes"):
             print("nothing deleted")
             return 1

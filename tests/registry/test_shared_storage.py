@@ -129,8 +129,10 @@ def test_rm_deletes_its_marked_folder(lab_home):
 def test_rm_prompt_shows_control_characters_as_escapes(tmp_path, lab_home):
     """Finding: the prompt printed database text raw: `\\r\\x1b[2K` hid the real target behind a harmless one."""
     import pty
+    import select
     import subprocess
     import sys
+    import time
 
     experiment = row()
     target = marked_folder(lab_home / "experiments", experiment)
@@ -141,9 +143,12 @@ def test_rm_prompt_shows_control_characters_as_escapes(tmp_path, lab_home):
                                stdin=follower, stdout=follower, stderr=follower)
     os.close(follower)
     output = b""
+    deadline = time.monotonic() + 120
     try:
-        while b"[y/N]" not in output:
-            output += os.read(leader, 4096)
+        while b"[y/N]" not in output:  # the prompt on the terminal: a prompt sent elsewhere fails, never hangs
+            assert time.monotonic() < deadline, f"no prompt on the terminal: {output!r}"
+            if select.select([leader], [], [], 1)[0]:
+                output += os.read(leader, 4096)
         os.write(leader, b"n\n")
         process.wait(timeout=60)
         while chunk := os.read(leader, 4096):
