@@ -116,9 +116,12 @@ def declared_metrics(exp: dict[str, Any]) -> frozenset[str] | None:
     no longer builds (then every reported key but Tune's own is shown)."""
     from lab.spec import build_spec
     from lab.spec.metrics import declared_metrics as declared
+    from lab.spec.runnable import typed_search, workload_configs
 
     try:
-        return declared(build_spec(spec_of(exp), f"experiment {exp['id']}"))
+        spec = build_spec(spec_of(exp), f"experiment {exp['id']}")
+        search, _ = typed_search(spec_of(exp))
+        return declared(spec, workload_configs(spec.workload, spec.params, search))
     except (LabError, ValueError, TypeError, KeyError, AttributeError, ImportError):
         return None
 
