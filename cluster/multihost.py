@@ -59,6 +59,10 @@ def namespaces_permitted() -> str | None:
         return "network namespaces need Linux"
     if os.geteuid() != 0:
         return "network namespaces need root"
+    private_tmp = Path("/tmp")  # noqa: S108 - each host replaces it with its own
+    for shown in (ROOT, VENV, Path(os.path.realpath(sys.base_prefix))):
+        if shown == private_tmp or private_tmp in shown.parents:
+            return f"{shown} lies under /tmp, which every host replaces with its own: use a checkout elsewhere"
     for tool in ("ip", "unshare", "nsenter", "chroot", "ss", "taskset"):
         if shutil.which(tool) is None:
             return f"{tool} is not installed"
