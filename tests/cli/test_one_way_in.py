@@ -23,6 +23,16 @@ BASE = {"name": "oneway", "workload": "sklearn_cv", "metric": "cv/accuracy", "mo
         "stop": {"training_iteration": 1}}
 
 
+
+@pytest.fixture(autouse=True)
+def no_ray_in_this_process():
+    """Every way in runs as from a fresh process: a Ray left connected by an earlier test (the session's
+    shared one) would let `lab.run` skip the closed address these cases end on."""
+    import ray
+
+    if ray.is_initialized():
+        ray.shutdown()
+
 def _csv(tmp_path):
     path = tmp_path / "flowers.csv"
     path.write_text("a,b,y\n" + "".join(f"{i},{i % 3},{i % 2}\n" for i in range(30)))
