@@ -238,7 +238,7 @@ def test_the_other_keras_workloads_export_loadable_models(name, files, tmp_path)
     finally:
         w.close()
     assert sorted(p.name for p in (tmp_path / "out").iterdir()) == files
-    for file in files:
+    for file in (f for f in files if f.endswith(".keras")):  # model.json: the schema and recipe beside them
         model = tf_keras.models.load_model(tmp_path / "out" / file)
         assert np.isfinite(model.predict(np.zeros((2, *model.input_shape[1:]), np.float32), verbose=0)).all()
 
