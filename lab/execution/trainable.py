@@ -69,7 +69,10 @@ class WorkloadTrainable(tune.Trainable):
 
     def save_checkpoint(self, checkpoint_dir: str) -> None:
         self.workload.save(checkpoint_dir)
-        checkpoints.seal(checkpoint_dir)  # last: a checkpoint cut short has no manifest
+        # last: a checkpoint cut short has no manifest; its progress lets a resume start from it even when
+        # Tune's saved state does not name it (lab.execution.tune_fixes.restore_from_a_checkpoint_that_exists)
+        checkpoints.seal(checkpoint_dir, progress={"training_iteration": self.iteration,
+                                                   "time_total_s": self._time_total})
 
     def restore(self, checkpoint_path) -> None:
         """Verify the checkpoint against its manifest before Ray reads anything of it (Ray's own `restore`
@@ -83,7 +86,11 @@ class WorkloadTrainable(tune.Trainable):
             checkpoint_path = _TrainingResult(checkpoint=checkpoint_path, metrics={})
         with checkpoint_path.checkpoint.as_directory() as local:
             checkpoints.verify(local)
-            verified = _TrainingResult(checkpoint=tune.Checkpoint.from_directory(local), metrics=checkpoint_path.metrics)
+            metrics = checkpoint_path.metrics
+            if "training_iteration" not in metrics:  # a checkpoint Tune's state does not name: its own record
+                with open(os.path.join(local, checkpoints.MANIFEST)) as handle:
+                    metrics = {**checkpoints.progress(handle.read()), **metrics}
+            verified = _TrainingResult(checkpoint=tune.Checkpoint.from_directory(local), metrics=metrics)
             super().restore(verified)
 
     def load_checkpoint(self, checkpoint_dir: str) -> None:

@@ -129,4 +129,76 @@ def pause_is_not_stop() -> Callable[[], None]:
     return _patch(TuneController, "_schedule_trial_pause", _schedule_trial_pause)
 
 
-FIXES = (skip_callback_telemetry, save_state_when_trials_end, pause_is_not_stop, forget_stale_trial_decisions)
+def restore_from_a_checkpoint_that_exists() -> Callable[[], None]:
+    """Tune's saved experiment state names each trial's checkpoints as of its last save; checkpoints made
+    after that prune older ones (`num_to_keep`), so after a lost driver the state may name only checkpoints
+    that are gone, and `lab resume` failed the trial ("Could not recover from checkpoint as it does not exist
+    on storage anymore", 2 runs in 5 of the head-loss test). The lab restores such a trial from the newest
+    sealed checkpoint in its folder (its counters read from the lab's manifest), or from the start when the
+    folder has none."""
+    from ray.tune.execution.tune_controller import TuneController
+
+    schedule_restore = TuneController._schedule_trial_restore
+
+    def _schedule_trial_restore(self, trial):
+        named = trial.latest_checkpoint_result
+        if named is not None and _manifest_of(named.checkpoint.filesystem, named.checkpoint.path) is None:
+            _restore_point_from_storage(trial)
+        return schedule_restore(self, trial)
+
+    return _patch(TuneController, "_schedule_trial_restore", _schedule_trial_restore)
+
+
+def _manifest_of(filesystem, path: str) -> str | None:
+    """The text of the lab's manifest in the checkpoint at `path`, None when there is none (it was pruned)."""
+    from lab.workload.checkpoints import MANIFEST
+
+    try:
+        with filesystem.open_input_stream(f"{path}/{MANIFEST}") as stream:
+            return stream.read(1 << 22).decode("utf-8", "replace")
+    except (OSError, ValueError):  # pyarrow raises FileNotFoundError (an OSError) for a missing file
+        return None
+
+
+def _restore_point_from_storage(trial) -> None:
+    """Make the newest sealed checkpoint in the trial's folder its restore point (none: start afresh)."""
+    import re
+
+    import pyarrow.fs
+    from ray.train._internal.checkpoint_manager import _TrainingResult
+    from ray.tune import Checkpoint
+
+    from lab import quiet
+    from lab.workload.checkpoints import progress
+
+    manager, storage = trial.run_metadata.checkpoint_manager, trial.storage
+    filesystem = storage.storage_filesystem
+    manager._checkpoint_results = [r for r in manager._checkpoint_results
+                                   if _manifest_of(r.checkpoint.filesystem, r.checkpoint.path) is not None]
+    manager._latest_checkpoint_result = manager._checkpoint_results[-1] if manager._checkpoint_results else None
+    try:
+        entries = filesystem.get_file_info(pyarrow.fs.FileSelector(storage.trial_fs_path))
+    except OSError:
+        entries = []
+    folders = sorted((e for e in entries if e.type == pyarrow.fs.FileType.Directory
+                      and re.fullmatch(r"checkpoint_\d{6}", e.base_name)), key=lambda e: e.base_name, reverse=True)
+    for entry in folders:
+        manifest = _manifest_of(filesystem, entry.path)
+        counters = progress(manifest) if manifest is not None else {}
+        if "training_iteration" in counters:
+            named = [r for r in manager._checkpoint_results if r.checkpoint.path == entry.path]
+            found = named[0] if named else _TrainingResult(checkpoint=Checkpoint(entry.path, filesystem),
+                                                           metrics=counters)
+            if not named:
+                manager._checkpoint_results.append(found)
+            manager._latest_checkpoint_result = found
+            storage.current_checkpoint_index = max(storage.current_checkpoint_index,
+                                                   int(entry.base_name.split("_")[1]) + 1)
+            break
+    trial._restore_checkpoint_result = None
+    print(f"lab: trial {trial.trial_id}: its recorded checkpoint is gone from storage; resuming from "
+          + (manager._latest_checkpoint_result.checkpoint.path if manager._latest_checkpoint_result else "the start"),
+          file=quiet.terminal(), flush=True)
+
+
+FIXES = (skip_callback_telemetry, restore_from_a_checkpoint_that_exists, save_state_when_trials_end, pause_is_not_stop, forget_stale_trial_decisions)

@@ -43,12 +43,19 @@ def _files(folder: str, links: list[str] | None = None) -> dict[str, dict[str, i
     return found
 
 
-def seal(folder: str) -> None:
-    """Write the manifest of `folder` (call it after everything else is written)."""
+PROGRESS_KEYS = ("training_iteration", "time_total_s")  # Tune's counters a restore starts from
+
+
+def seal(folder: str, progress: dict | None = None) -> None:
+    """Write the manifest of `folder` (call it after everything else is written), with the trial's `progress`
+    (Tune's counters at this checkpoint) when given."""
     files = _files(folder)
+    manifest: dict = {"version": 1, "files": files}
+    if progress:
+        manifest["progress"] = {key: progress[key] for key in PROGRESS_KEYS if key in progress}
     temporary = os.path.join(folder, f".{MANIFEST}.tmp")
     with open(temporary, "w") as handle:
-        json.dump({"version": 1, "files": files}, handle, sort_keys=True)
+        json.dump(manifest, handle, sort_keys=True)
         handle.flush()
         os.fsync(handle.fileno())
     os.replace(temporary, os.path.join(folder, MANIFEST))
@@ -82,3 +89,20 @@ def verify(folder: str) -> None:
     if missing or changed:
         what = f"missing {missing[0]}" if missing else f"{changed[0]} differs from what was written"
         raise CheckpointError(f"checkpoint {printable(folder)} is incomplete or changed: {printable(what)}")
+
+
+def progress(manifest_text: str) -> dict[str, float]:
+    """The Tune counters a manifest recorded (`seal(progress=...)`), only those that are finite non-negative
+    numbers (a manifest is read back from storage: anything else is left out)."""
+    try:
+        recorded = json.loads(manifest_text).get("progress", {})
+    except (ValueError, AttributeError):
+        return {}
+    if not isinstance(recorded, dict):
+        return {}
+    out: dict[str, float] = {}
+    for key in PROGRESS_KEYS:
+        value = recorded.get(key)
+        if isinstance(value, (int, float)) and not isinstance(value, bool) and 0 <= value < 1e15:
+            out[key] = value
+    return out

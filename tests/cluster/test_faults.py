@@ -68,16 +68,17 @@ def test_a_running_experiment_without_heartbeat_shows_as_stale(lab_home, monkeyp
 
 
 # ------------------------------------------------------------------ faults on the local multi-node cluster
-SWEEP = """
+ITERATIONS = 16  # ~0.25 s each on these CPUs: a trial is long enough to act on while it runs
+SWEEP = f"""
 name: faults
 workload: keras_classifier
-params: {dataset: fashion_mnist, subset: 4000, model: mlp, hidden_units: [128], validation_split: 0.0,
-         max_epochs: 8, log_images: 0}   # iterations of ~0.5 s: time to act between checkpoints
+params: {{dataset: fashion_mnist, subset: 4000, model: mlp, hidden_units: [128], validation_split: 0.0,
+         max_epochs: {ITERATIONS}, log_images: 0}}
 search:
-  learning_rate: {grid: [0.001, 0.002, 0.003, 0.004]}
+  learning_rate: {{grid: [0.001, 0.002, 0.003, 0.004]}}
 metric: test/accuracy
-stop: {training_iteration: 8}
-resources: {cpu: 1}
+stop: {{training_iteration: {ITERATIONS}}}
+resources: {{cpu: 1}}
 checkpoint_every: 1
 max_failures: 2
 """
@@ -148,8 +149,9 @@ def test_sigkill_of_the_driver_then_resume(cluster, pg_registry, tmp_path):
     driver = subprocess.Popen([str(Path(sys.executable).parent / "lab"), "run", str(spec), "--address", address],
                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                               env={**os.environ, **env, "TUNE_GLOBAL_CHECKPOINT_S": "0.5"})
+    # one trial has ended and another has at least half its work ahead (else the sweep may end before the kill)
     exp_id = _wait_for(registry, lambda ts: any(t["status"] == "TERMINATED" for t in ts)
-                       and any(t["status"] != "TERMINATED" for t in ts))
+                       and any(t["status"] != "TERMINATED" and t["iterations"] < ITERATIONS // 2 for t in ts))
     before = {t["trial_id"]: t for t in registry.trials(exp_id) if t["status"] == "TERMINATED"}
     time.sleep(1.5)  # a few experiment-state saves after these trials ended (one that ends now may rerun)
     os.kill(driver.pid, signal.SIGKILL)  # no handler runs: the registry still says 'running'
@@ -163,10 +165,10 @@ def test_sigkill_of_the_driver_then_resume(cluster, pg_registry, tmp_path):
     assert resumed.returncode == 0, resumed.stdout[-2000:] + resumed.stderr[-2000:]
     after = {t["trial_id"]: t for t in registry.trials(exp_id)}
     assert registry.experiment(exp_id)["status"] == "completed"
-    assert len(after) == 4 and all(t["status"] == "TERMINATED" and t["iterations"] == 8 for t in after.values())
+    assert len(after) == 4 and all(t["status"] == "TERMINATED" and t["iterations"] == ITERATIONS for t in after.values())
     for trial_id, trial in before.items():  # finished trials were not run again
         assert after[trial_id]["updated_at"] == trial["updated_at"]
-        assert after[trial_id]["iterations"] == trial["iterations"] == 8
+        assert after[trial_id]["iterations"] == trial["iterations"] == ITERATIONS
 
 
 @pytest.mark.slow
@@ -197,7 +199,7 @@ def test_a_lost_worker_node_restarts_its_trial_from_the_checkpoint(cluster, pg_r
     (experiment,) = registry.experiments(limit=1)
     assert experiment["name"] == "node-loss" and experiment["status"] == "completed"
     trials = registry.trials(experiment["id"])
-    assert len(trials) == 4 and all(t["status"] == "TERMINATED" and t["iterations"] == 8 for t in trials)
+    assert len(trials) == 4 and all(t["status"] == "TERMINATED" and t["iterations"] == ITERATIONS for t in trials)
     runs = _runs(registry, experiment["id"], experiment["storage_path"])
     restored = [tid for tid, rows in runs.items() if any(r["iterations_since_restore"] < r["training_iteration"]
                                                          for r in rows)]
@@ -210,4 +212,4 @@ def test_a_lost_worker_node_restarts_its_trial_from_the_checkpoint(cluster, pg_r
     assert first_after["training_iteration"] >= 2
     for tid, rows in runs.items():  # the other trials ran once, start to end
         if tid != restored[0]:
-            assert [r["training_iteration"] for r in rows] == list(range(1, 9)), (tid, kill_time)
+            assert [r["training_iteration"] for r in rows] == list(range(1, ITERATIONS + 1)), (tid, kill_time)

@@ -205,3 +205,50 @@ def test_tensorboard_dies_with_a_sigkilled_lab(tmp_path, lab_home):
             if child.is_running():
                 child.kill()
     assert _port_free(port)
+
+
+@pytest.mark.slow
+def test_resume_when_the_checkpoints_tune_saved_were_pruned_goes_on_from_the_newest_on_storage(tmp_path, lab_home):
+    """Tune's saved state names the checkpoints of its last save; newer ones may have pruned those before the
+    driver died (seen on a lost head): the trial goes on from the newest sealed checkpoint in its folder."""
+    import json
+    import re
+
+    spec = tmp_path / "long.yaml"
+    spec.write_text(SWEEP.replace("num_samples: %d", "num_samples: 1").replace("training_iteration: 1",
+                                                                             "training_iteration: 10")
+                    .replace("seconds: 1.0", "seconds: 0.3") + "checkpoint_every: 1\n")
+    driver, registry = _start(["run", str(spec)]), Registry()
+    deadline = time.time() + 180
+    while time.time() < deadline:
+        try:
+            trials = registry.trials(registry.experiments(limit=1)[0]["id"])
+        except (IndexError, Exception):  # noqa: BLE001 - the run creates the registry
+            trials = []
+        if trials and trials[0]["iterations"] >= 4:
+            break
+        time.sleep(0.05)
+    driver.send_signal(signal.SIGTERM)
+    driver.communicate(timeout=90)
+    (experiment,) = registry.experiments(limit=1)
+    assert experiment["status"] == "interrupted"
+    (trial_dir,) = [p for p in Path(experiment["storage_path"]).iterdir() if p.is_dir() and p.name.startswith("sleepy")]
+    named = sorted(trial_dir.glob("checkpoint_*"))
+    assert len(named) >= 2
+    top = int(named[-1].name.split("_")[1])
+    for offset, folder in enumerate(named):  # newer checkpoints replaced the ones Tune's state names
+        folder.rename(trial_dir / f"checkpoint_{top + 1 + offset:06d}")
+    newest = top + len(named)
+    newest_iteration = json.loads((trial_dir / f"checkpoint_{newest:06d}" / "lab_checkpoint.json").read_text())[
+        "progress"]["training_iteration"]
+
+    resumed = lab("resume", str(experiment["id"]))
+    assert resumed.returncode == 0, resumed.stdout[-2000:] + resumed.stderr[-2000:]
+    assert re.search(r"its recorded checkpoint is gone from storage; resuming from \S+checkpoint_%06d" % newest,
+                     resumed.stderr), resumed.stderr
+    (trial,) = registry.trials(experiment["id"])
+    assert registry.experiment(experiment["id"])["status"] == "completed"
+    assert trial["status"] == "TERMINATED" and trial["iterations"] == 10
+    rows = [json.loads(line) for line in (trial_dir / "result.json").read_text().splitlines() if line.strip()]
+    first_after = next(r for r in rows if r["iterations_since_restore"] < r["training_iteration"])
+    assert first_after["training_iteration"] == newest_iteration + 1  # went on from it, not from the start

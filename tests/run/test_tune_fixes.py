@@ -12,7 +12,7 @@ def targets():
     from ray.tune.execution.tune_controller import TuneController
 
     return {"tag_callbacks": usage.tag_callbacks, **{name: vars(TuneController)[name] for name in (
-        "_schedule_trial_stop", "_schedule_trial_pause", "__setstate__")}}
+        "_schedule_trial_stop", "_schedule_trial_pause", "__setstate__", "_schedule_trial_restore")}}
 
 
 def test_fixes_are_in_place_only_inside_the_block():
@@ -82,3 +82,65 @@ def test_a_plain_tuner_after_a_lab_run_runs_unpatched(tmp_path, ray_shared):
     tune.Tuner(trainable, run_config=tune.RunConfig(storage_path=str(tmp_path / "own"), callbacks=[Look()],
                                                    verbose=0)).fit()
     assert seen == [before]
+
+
+def _trial_with_checkpoints(tmp_path, on_storage: dict[int, int], named: list[int]):
+    """A Tune trial whose storage folder holds sealed checkpoints {index: training_iteration} and whose
+    saved state names the checkpoints `named` (some of which may be gone)."""
+    from ray.train import CheckpointConfig
+    from ray.train._internal.checkpoint_manager import _CheckpointManager, _TrainingResult
+    from ray.train._internal.storage import StorageContext
+    from ray.tune import Checkpoint
+    from ray.tune.experiment import Trial
+
+    from lab.workload import checkpoints
+
+    storage = StorageContext(storage_path=str(tmp_path), experiment_dir_name="exp", trial_dir_name="trial")
+    trial = Trial("keras_classifier", config={}, storage=storage, stub=True)
+    folder = tmp_path / "exp" / "trial"
+    for index, iteration in on_storage.items():
+        checkpoint = folder / f"checkpoint_{index:06d}"
+        checkpoint.mkdir(parents=True)
+        (checkpoint / "state.json").write_text("{}")
+        checkpoints.seal(str(checkpoint), progress={"training_iteration": iteration, "time_total_s": 1.5 * iteration})
+    manager = _CheckpointManager(CheckpointConfig(num_to_keep=2))
+    for index in named:
+        path = str(folder / f"checkpoint_{index:06d}")
+        manager.register_checkpoint(_TrainingResult(checkpoint=Checkpoint(path), metrics={"training_iteration": index + 1}))
+    trial.run_metadata.checkpoint_manager = manager
+    storage.current_checkpoint_index = max(named, default=-1) + 1
+    return trial, folder
+
+
+def test_a_resume_whose_named_checkpoints_were_pruned_starts_from_the_newest_sealed_one(tmp_path):
+    # the state was saved after checkpoint 5; checkpoints 6 and 7 pruned 4 and 5 before the driver died
+    trial, folder = _trial_with_checkpoints(tmp_path, on_storage={6: 7, 7: 8}, named=[4, 5])
+    (folder / "checkpoint_000008").mkdir()  # a checkpoint cut short (no manifest) is passed over
+    tune_fixes._restore_point_from_storage(trial)
+    latest = trial.latest_checkpoint_result
+    assert latest.checkpoint.path == str(folder / "checkpoint_000007")
+    assert latest.metrics == {"training_iteration": 8, "time_total_s": 12.0}
+    assert [r.checkpoint.path for r in trial.run_metadata.checkpoint_manager._checkpoint_results] == [latest.checkpoint.path]
+    assert trial.storage.current_checkpoint_index == 8  # the next checkpoint writes after it, not over 6
+
+
+def test_a_named_checkpoint_still_there_is_kept_and_none_left_means_from_the_start(tmp_path):
+    trial, folder = _trial_with_checkpoints(tmp_path / "a", on_storage={4: 5}, named=[4, 5])
+    tune_fixes._restore_point_from_storage(trial)
+    assert [r.checkpoint.path for r in trial.run_metadata.checkpoint_manager._checkpoint_results] == [
+        str(folder / "checkpoint_000004")]
+    assert trial.latest_checkpoint_result.metrics == {"training_iteration": 5}  # Tune's own record of it
+
+    trial, folder = _trial_with_checkpoints(tmp_path / "b", on_storage={}, named=[4, 5])
+    tune_fixes._restore_point_from_storage(trial)
+    assert trial.latest_checkpoint_result is None  # Tune starts the trial afresh instead of failing it
+
+
+def test_progress_read_back_from_a_manifest_keeps_only_plain_numbers():
+    from lab.workload.checkpoints import progress
+
+    assert progress('{"progress": {"training_iteration": 3, "time_total_s": 2.5}}') == {
+        "training_iteration": 3, "time_total_s": 2.5}
+    assert progress('{"progress": {"training_iteration": "__import__", "time_total_s": -1}}') == {}
+    assert progress('{"progress": {"training_iteration": true}}') == {}
+    assert progress("not json") == progress("[1]") == progress('{"progress": 3}') == {}
