@@ -21,6 +21,9 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+# every `lab` a test starts runs in its own process: a lab server (and its warm Ray) per test's LAB_HOME would
+# outlive the test; tests/cli/test_server.py turns the server on for its own tests
+os.environ["LAB_NO_SERVER"] = "1"
 
 
 def pytest_configure(config):

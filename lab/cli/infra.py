@@ -82,15 +82,22 @@ def cmd_up(args: argparse.Namespace) -> int:
 
 
 def cmd_down(_args: argparse.Namespace) -> int:
-    from lab.infra import warm
+    """Stop the lab server (runs it started go on) and the warm Ray instance."""
+    from lab.infra import server_files, warm
 
+    server = server_files.stop()
+    if server is not None:
+        print(f"stopped the lab server (pid {server['pid']})")
+    if warm.recorded() is None and server is not None:
+        return 0
     instance = warm.down()
     print(f"stopped the warm Ray instance at {instance.address} (pid {instance.pid})")
     return 0
 
 
 def cmd_status(_args: argparse.Namespace) -> int:
-    from lab.infra import warm
+    from lab.infra import server_files, warm
 
+    print(server_files.describe())
     print(warm.describe())
     return 0

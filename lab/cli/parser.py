@@ -4,6 +4,7 @@ from __future__ import annotations
 import argparse
 
 from lab.cli import catalog, experiments, infra, running
+from lab.infra.server_files import SERVED
 
 JSON_HELP = "print it as JSON (the shapes are in README.md, 'Machine-readable output')"
 
@@ -75,10 +76,10 @@ def make_parser() -> argparse.ArgumentParser:
     up.add_argument("--dashboard", action="store_true", help="also start Ray's dashboard (on 127.0.0.1)")
     up.set_defaults(handler=infra.cmd_up)
 
-    down = commands.add_parser("down", help="stop the warm local Ray of `lab up`")
+    down = commands.add_parser("down", help="stop the lab server and the warm local Ray")
     down.set_defaults(handler=infra.cmd_down)
 
-    status = commands.add_parser("status", help="is a warm local Ray up?")
+    status = commands.add_parser("status", help="are the lab server and a warm local Ray up?")
     status.set_defaults(handler=infra.cmd_status)
 
     export = commands.add_parser("export", help="write a trial's trained model in a portable format")
@@ -103,6 +104,10 @@ def make_parser() -> argparse.ArgumentParser:
     add_commands(commands)
     for add_command in command_plugins():
         add_command(commands)
+    for name in SERVED:  # read by the client (lab.server.client) before this parser runs
+        if name in commands.choices:
+            commands.choices[name].add_argument("--no-server", action="store_true",
+                                                help="run in this process, not in the lab server (also LAB_NO_SERVER=1)")
     for command in commands.choices.values():
         if "--verbose" not in command._option_string_actions:
             command.add_argument("--verbose", action="store_true",

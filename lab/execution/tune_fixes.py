@@ -134,8 +134,8 @@ def restore_from_a_checkpoint_that_exists() -> Callable[[], None]:
     after that prune older ones (`num_to_keep`), so after a lost driver the state may name only checkpoints
     that are gone, and `lab resume` failed the trial ("Could not recover from checkpoint as it does not exist
     on storage anymore", 2 runs in 5 of the head-loss test). The lab restores such a trial from the newest
-    sealed checkpoint in its folder (its counters read from the lab's manifest), or from the start when the
-    folder has none."""
+    sealed checkpoint in its folder (its counters read from the lab's manifest) that is not ahead of the
+    trial's results in storage (`result.json`: a newer one would leave a gap in them), else from the start."""
     from ray.tune.execution.tune_controller import TuneController
 
     schedule_restore = TuneController._schedule_trial_restore
@@ -160,6 +160,27 @@ def _manifest_of(filesystem, path: str) -> str | None:
         return None
 
 
+def _last_recorded_iteration(filesystem, trial_path: str, trial) -> float:
+    """The newest iteration the trial's results in storage hold (its `result.json`, written by a driver that
+    may have died before syncing its last rows), else the one of Tune's saved state, else 0."""
+    import json
+
+    try:
+        with filesystem.open_input_stream(f"{trial_path}/result.json") as stream:
+            text = stream.read(1 << 26).decode("utf-8", "replace")
+    except (OSError, ValueError):
+        text = ""
+    for line in reversed(text.splitlines()):
+        try:
+            iteration = json.loads(line).get("training_iteration")
+        except (ValueError, AttributeError):
+            continue
+        if isinstance(iteration, int) and not isinstance(iteration, bool) and iteration >= 0:
+            return iteration
+    iteration = (trial.last_result or {}).get("training_iteration")
+    return iteration if isinstance(iteration, int) and iteration >= 0 else 0
+
+
 def _restore_point_from_storage(trial) -> None:
     """Make the newest sealed checkpoint in the trial's folder its restore point (none: start afresh)."""
     import re
@@ -182,10 +203,11 @@ def _restore_point_from_storage(trial) -> None:
         entries = []
     folders = sorted((e for e in entries if e.type == pyarrow.fs.FileType.Directory
                       and re.fullmatch(r"checkpoint_\d{6}", e.base_name)), key=lambda e: e.base_name, reverse=True)
+    recorded = _last_recorded_iteration(filesystem, storage.trial_fs_path, trial)
     for entry in folders:
         manifest = _manifest_of(filesystem, entry.path)
         counters = progress(manifest) if manifest is not None else {}
-        if "training_iteration" in counters:
+        if "training_iteration" in counters and counters["training_iteration"] <= recorded:
             named = [r for r in manager._checkpoint_results if r.checkpoint.path == entry.path]
             found = named[0] if named else _TrainingResult(checkpoint=Checkpoint(entry.path, filesystem),
                                                            metrics=counters)

@@ -24,7 +24,7 @@ def connect(address: str | None, num_cpus: int | None = None, verbose: bool = Fa
     if not address and not _ray_initialized():
         from lab.infra import warm
 
-        warm_instance = warm.usable()
+        warm_instance = warm.usable(wait=warm.READY_TIMEOUT_S)  # one starting (the lab server's): joined
     local = not address and warm_instance is None  # this driver starts its own instance
     if warm_instance is not None:
         os.environ.pop("RAY_AUTH_TOKEN", None)  # it would win over the instance's token file

@@ -133,8 +133,9 @@ def _write_record(instance: Instance) -> None:
     os.replace(tmp, path)
 
 
-def usable(note=print) -> Instance | None:
-    """The warm instance a run should join: recorded, alive, started by this user; else None.
+def usable(note=print, wait: float = 0.0) -> Instance | None:
+    """The warm instance a run should join: recorded, alive, started by this user; else None. One still
+    starting is waited for up to `wait` seconds (until its head answers), else passed over.
 
     A record of a dead instance is removed; one of another user, or untrusted, is left alone. Either way
     `note` gets one line.
@@ -155,8 +156,13 @@ def usable(note=print) -> Instance | None:
              f"(record removed); starting Ray locally", file=sys.stderr)
         _forget(instance)
         return None
-    if not (ray_dir() / "ready").exists():
-        return None  # still starting
+    deadline = time.monotonic() + wait
+    while not (ray_dir() / "ready").exists():  # its pool is still starting
+        if (ray_dir() / "head").exists() and wait:
+            break  # the head answers: a run joins it, its first trial takes the first worker warmed up
+        if time.monotonic() > deadline or not instance.alive():
+            return None
+        time.sleep(0.05)
     return instance
 
 
@@ -164,7 +170,7 @@ def _forget(instance: Instance | None) -> None:
     """Remove the record (and the temp folder); Ray processes a dead keeper left behind are stopped."""
     if instance is not None and instance.ours() and instance.pid and not instance.alive():
         _reap(instance)
-    for name in ("instance.json", "ready"):
+    for name in ("instance.json", "ready", "head"):
         try:
             (ray_dir() / name).unlink()
         except FileNotFoundError:
@@ -193,6 +199,22 @@ def check_none_up() -> None:
 def up(num_cpus: int | None = None, pool: int | None = None, dashboard: bool = False,
        timeout: float = READY_TIMEOUT_S) -> Instance:
     """Start the warm instance and wait until it is ready (its pool started); LabError if one is up."""
+    instance, keeper = start(num_cpus, pool, dashboard)
+    folder = ray_dir()
+    deadline = time.monotonic() + timeout
+    while not (folder / "ready").exists():
+        if keeper.poll() is not None or time.monotonic() > deadline:
+            _stop_session(instance)
+            _forget(instance)
+            raise ClusterError(f"the warm Ray instance did not start: {_last_line(folder / 'keeper.log')}")
+        time.sleep(0.2)
+    return instance
+
+
+def start(num_cpus: int | None = None, pool: int | None = None,
+          dashboard: bool = False) -> tuple[Instance, subprocess.Popen]:
+    """Start the warm instance's keeper and record it, without waiting (`up` waits; the lab server lets its
+    first run wait in `usable`); LabError if one is up."""
     check_none_up()
     num_cpus = num_cpus or os.cpu_count() or 1
     pool = num_cpus if pool is None else pool
@@ -220,14 +242,7 @@ def up(num_cpus: int | None = None, pool: int | None = None, dashboard: bool = F
     log.close()
     instance.pid, instance.pid_started = keeper.pid, _start_ticks(keeper.pid)
     _write_record(instance)
-    deadline = time.monotonic() + timeout
-    while not (folder / "ready").exists():
-        if keeper.poll() is not None or time.monotonic() > deadline:
-            _stop_session(instance)
-            _forget(instance)
-            raise ClusterError(f"the warm Ray instance did not start: {_last_line(folder / 'keeper.log')}")
-        time.sleep(0.2)
-    return instance
+    return instance, keeper
 
 
 def down(timeout: float = 30.0) -> Instance:
@@ -319,8 +334,9 @@ def _keep(instance: Instance) -> int:
         if stub is None:
             stub = _raylet_stub(instance.address)
             if stub is None:
-                time.sleep(0.3)
+                time.sleep(0.1)
                 continue
+            settings.private_file(ray_dir() / "head")  # runs may join now (lab.infra.warm.usable)
         pool, running = _pool_workers(os.getpid(), instance.temp_dir)
         # refill only while no trial runs: a worker importing TensorFlow competes with training for the CPUs
         if len(pool) < instance.pool and not running:

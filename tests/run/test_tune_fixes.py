@@ -84,9 +84,11 @@ def test_a_plain_tuner_after_a_lab_run_runs_unpatched(tmp_path, ray_shared):
     assert seen == [before]
 
 
-def _trial_with_checkpoints(tmp_path, on_storage: dict[int, int], named: list[int]):
-    """A Tune trial whose storage folder holds sealed checkpoints {index: training_iteration} and whose
-    saved state names the checkpoints `named` (some of which may be gone)."""
+def _trial_with_checkpoints(tmp_path, on_storage: dict[int, int], named: list[int], rows: int = 8):
+    """A Tune trial whose storage folder holds sealed checkpoints {index: training_iteration}, `rows` result
+    rows, and whose saved state names the checkpoints `named` (some of which may be gone)."""
+    import json
+
     from ray.train import CheckpointConfig
     from ray.train._internal.checkpoint_manager import _CheckpointManager, _TrainingResult
     from ray.train._internal.storage import StorageContext
@@ -98,9 +100,12 @@ def _trial_with_checkpoints(tmp_path, on_storage: dict[int, int], named: list[in
     storage = StorageContext(storage_path=str(tmp_path), experiment_dir_name="exp", trial_dir_name="trial")
     trial = Trial("keras_classifier", config={}, storage=storage, stub=True)
     folder = tmp_path / "exp" / "trial"
+    folder.mkdir(parents=True)
+    (folder / "result.json").write_text("".join(json.dumps({"training_iteration": i}) + "\n"
+                                                for i in range(1, rows + 1)))
     for index, iteration in on_storage.items():
         checkpoint = folder / f"checkpoint_{index:06d}"
-        checkpoint.mkdir(parents=True)
+        checkpoint.mkdir()
         (checkpoint / "state.json").write_text("{}")
         checkpoints.seal(str(checkpoint), progress={"training_iteration": iteration, "time_total_s": 1.5 * iteration})
     manager = _CheckpointManager(CheckpointConfig(num_to_keep=2))
@@ -134,6 +139,17 @@ def test_a_named_checkpoint_still_there_is_kept_and_none_left_means_from_the_sta
     trial, folder = _trial_with_checkpoints(tmp_path / "b", on_storage={}, named=[4, 5])
     tune_fixes._restore_point_from_storage(trial)
     assert trial.latest_checkpoint_result is None  # Tune starts the trial afresh instead of failing it
+
+
+def test_a_checkpoint_ahead_of_the_results_in_storage_is_passed_over(tmp_path):
+    """The dead driver had not synced its last result rows: restoring from a newer checkpoint would leave
+    a gap in them, so the newest checkpoint not ahead of the rows is taken (none: from the start)."""
+    trial, folder = _trial_with_checkpoints(tmp_path / "a", on_storage={3: 4, 5: 6}, named=[1, 2], rows=5)
+    tune_fixes._restore_point_from_storage(trial)
+    assert trial.latest_checkpoint_result.checkpoint.path == str(folder / "checkpoint_000003")
+    trial, folder = _trial_with_checkpoints(tmp_path / "b", on_storage={5: 6}, named=[1, 2], rows=4)
+    tune_fixes._restore_point_from_storage(trial)
+    assert trial.latest_checkpoint_result is None
 
 
 def test_progress_read_back_from_a_manifest_keeps_only_plain_numbers():
