@@ -338,8 +338,9 @@ def _keep(instance: Instance) -> int:
                 continue
             settings.private_file(ray_dir() / "head")  # runs may join now (lab.infra.warm.usable)
         pool, running = _pool_workers(os.getpid(), instance.temp_dir)
-        # refill only while no trial runs: a worker importing TensorFlow competes with training for the CPUs
-        if len(pool) < instance.pool and not running:
+        # refill while a CPU is free of trials: a worker importing TensorFlow would compete with training, and
+        # waiting for no trial at all left runs started one after another to cold workers (3-6 s instead of 1)
+        if len(pool) < instance.pool and running < instance.num_cpus:
             _prestart(stub, instance.pool - len(pool), runtime_env)
             time.sleep(2.0)
         if not ready.exists() and sum(warm for _, warm in pool) >= instance.pool:
@@ -396,10 +397,10 @@ def _prestart(stub, count: int, runtime_env: dict) -> None:
 
 
 # ------------------------------------------------------------------ processes
-def _pool_workers(sid: int, temp_dir: str) -> tuple[list[tuple[int, bool]], bool]:
-    """The idle pool workers of session `sid` as (pid, warm: its imports are done), and whether a trial runs."""
+def _pool_workers(sid: int, temp_dir: str) -> tuple[list[tuple[int, bool]], int]:
+    """The idle pool workers of session `sid` as (pid, warm: its imports are done), and how many trials run."""
     marks = Path(temp_dir) / "warm"
-    pool, running = [], False
+    pool, running = [], 0
     for pid, cmdline in _session_processes(sid):
         idle = cmdline.startswith("ray::IDLE")
         starting = "default_worker.py" in cmdline and "python" in cmdline.split(" ", 1)[0]
@@ -407,7 +408,7 @@ def _pool_workers(sid: int, temp_dir: str) -> tuple[list[tuple[int, bool]], bool
             if _pool_env(pid):
                 pool.append((pid, idle and (marks / str(pid)).exists()))
         elif cmdline.startswith("ray::") and not cmdline.startswith(("ray::DashboardAgent", "ray::RuntimeEnvAgent")):
-            running = True
+            running += 1
     return pool, running
 
 
