@@ -56,7 +56,7 @@ def serve(logdir_spec: str, host: str, port: int | None, names: list[str], say=p
     try:
         if not wait_until_serving(process, url):
             message = _last_line(process.stderr.read() if process.poll() is not None else "")
-            _stop(process)
+            stop(process)
             raise LabError(f"TensorBoard did not start on {url}: {message or 'no answer within '}"
                            f"{'' if message else f'{START_TIMEOUT_S:.0f} s'}")
         say(f"TensorBoard on {url} over {', '.join(names)} (Ctrl-C stops it)")
@@ -64,7 +64,7 @@ def serve(logdir_spec: str, host: str, port: int | None, names: list[str], say=p
         _drain(process)
         return process.wait()
     except KeyboardInterrupt:
-        _stop(process)
+        stop(process)
         say("TensorBoard stopped")
         return 0
 
@@ -110,7 +110,8 @@ def _drain(process: subprocess.Popen) -> None:
         sys.stderr.write(line)
 
 
-def _stop(process: subprocess.Popen) -> None:
+def stop(process: subprocess.Popen) -> None:
+    """Terminate a TensorBoard process (SIGKILL after 10 s) and reap it."""
     if process.poll() is None:
         process.terminate()
         try:

@@ -12,6 +12,7 @@ import sys
 import threading
 
 from lab.errors import LabError
+from lab.results.board import stop
 
 MAX_RUNNING = 3
 HOST = "127.0.0.1"
@@ -33,14 +34,14 @@ class Boards:
             if running and running[0].poll() is None:
                 return running[1]
             while len(self._running) >= MAX_RUNNING:
-                _stop(self._running.pop(next(iter(self._running)))[0])
+                stop(self._running.pop(next(iter(self._running)))[0])
             port = board.choose_port(HOST, None, say=lambda *_: None)
             process = subprocess.Popen([sys.executable, "-m", "tensorboard.main", "--logdir_spec", spec,
                                         "--host", HOST, "--port", str(port)],
                                        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
             url = f"http://{HOST}:{port}/"
             if not board.wait_until_serving(process, url):
-                _stop(process)
+                stop(process)
                 raise LabError(f"TensorBoard did not start on {url}")
             self._running[key] = (process, url)
             return url
@@ -48,7 +49,7 @@ class Boards:
     def stop_all(self) -> None:
         with self._lock:
             for process, _ in self._running.values():
-                _stop(process)
+                stop(process)
             self._running.clear()
 
 
@@ -66,13 +67,3 @@ def logdir_spec(ids: tuple[int, ...], registry) -> str:
             raise LabError(f"experiment {exp_id}'s folder is gone")
         parts.append(f"{exp_id}:{path}")
     return ",".join(parts)
-
-
-def _stop(process: subprocess.Popen) -> None:
-    if process.poll() is None:
-        process.terminate()
-        try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()

@@ -9,7 +9,7 @@ import types
 import typing
 from typing import Any, Literal
 
-from lab.errors import SpecError, quoted
+from lab.errors import SpecError, printable, quoted
 
 
 def suggest(word: str, choices, limit: int = 30) -> str:
@@ -72,7 +72,7 @@ def build_dataclass(cls: type, params: dict[str, Any], owner: str) -> Any:
             continue
         if key not in fields:
             hint = suggest(key, fields, limit=12) or " (`lab params WORKLOAD` lists them)"
-            problems.append(f"unknown parameter '{key}' for {owner}{hint}")
+            problems.append(f"unknown parameter '{printable(key)}' for {owner}{hint}")
             continue
         try:
             values[key] = coerce(value, hints[key], f"parameter '{key}' of {owner}")

@@ -80,6 +80,8 @@ def test_cli_start_up_imports_neither_tensorflow_nor_ray():
     ("name: x\nworkload: nope\nmetric: m", "unknown workload 'nope'"),
     ("name: x\nworkload: dqn\nmetric: m\nparams: {learning_rat: 0.1}", "unknown parameter 'learning_rat'"),
     ("name: x\nworkload: dqn\nmetric: m\nparams: {batch_size: large}", "'batch_size' of workload 'dqn' must be an integer"),
+    # a control character in a key is written as an escape: the error stays one line, the terminal untouched
+    ('name: x\nworkload: dqn\nmetric: m\nparams: {"a\\nb\\x1b[2J": 1}', "unknown parameter 'a\\nb\\x1b[2J'"),
 ])
 def test_bad_spec_files(tmp_path, lab_home, text, message):
     path = tmp_path / "bad.yaml"
