@@ -1,18 +1,24 @@
-"""One DQN trial and one PPO trial to 475 on CartPole-v1 through `lab run`, cold and warm, against
-Stable-Baselines3 with rl-zoo's tuned hyperparameters, each a whole process from start to exit, seed 0.
+"""One DQN trial and one PPO trial to 475 on CartPole-v1 through `lab run`, through the lab server and
+`--no-server`, against Stable-Baselines3 with rl-zoo's tuned hyperparameters, each a whole process from
+start to exit, seed 0.
 
 Sides, one after another in one benchmark run: the peer (benchmarks/peers/sb3_cartpole.py in its own
 venv, benchmarks/.peer-venv, created on first use: torch 2.13.0 CPU, stable-baselines3 and rl-zoo3
-2.9.2; never in the lab's dependencies), `lab run PRESET --set num_samples=1 --set search={}` with Ray
-started by the run (cold), and the same on a warm instance (`lab up` before, not timed; the run starts
-when its warm workers are idle). Printed: wall seconds, ratio to the peer against the target (DQN 0.5x,
-PPO 0.8x) and each side's phases: imports, Ray start/connect, Tuner set-up, trial setup with tracing,
-training (the trial's time_total_s: iterations with their evaluations), registry writes, shut-down,
-other (the rest: Tune's loop, worker start). Both sides stop at a 10-episode greedy mean >= the score,
-evaluated every ~1000 env steps. The load average is printed: figures count on a quiet machine only.
+2.9.2; never in the lab's dependencies), then `lab run PRESET --set num_samples=1 --set search={}`:
+through the lab server in a new LAB_HOME, its first run (which starts the server and its warm Ray) and a
+second once the warm pool is full again (server warm; `lab down` after); `--no-server` with Ray started by
+the run (cold); `--no-server` on a warm instance (`lab up` before, not timed; the run starts when its
+warm workers are idle). Printed per row: wall seconds, ratio to the peer against that row's target
+(server warm: DQN 0.25x, PPO 0.5x; first run: PPO 1.0x; --no-server, cold and warm: DQN 0.5x, PPO 0.8x)
+and its phases: imports (under the server: the client's start to the forked run's start), Ray
+start/connect, Tuner set-up, trial setup with tracing, training (the trial's time_total_s: iterations
+with their evaluations), registry writes, shut-down, other (the rest: Tune's loop, worker start). Both
+sides stop at a 10-episode greedy mean >= the score, evaluated every ~1000 env steps. The load average is
+printed: figures count on a quiet machine only.
 
-    python benchmarks/rl_vs_sb3.py                 # dqn and ppo, cold and warm
+    python benchmarks/rl_vs_sb3.py                 # dqn and ppo: server first and warm, --no-server cold and warm
     python benchmarks/rl_vs_sb3.py ppo --quick     # score 200: checks the sides run, not a measurement
+    python benchmarks/rl_vs_sb3.py --no-warm --no-server-rows   # the --no-server cold run only
 """
 from __future__ import annotations
 
@@ -25,11 +31,14 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _whole_process import ROOT, lab_run, load, new_home, print_rows, wait_warm, warm_instance  # noqa: E402
+from _whole_process import (  # noqa: E402
+    ROOT, lab_run, load, new_home, print_rows, server_runs, wait_warm, warm_instance)
 
 PEER_VENV = ROOT / "benchmarks" / ".peer-venv"
 PEER_PACKAGES = (["torch==2.13.0"], ["stable-baselines3==2.9.2", "rl-zoo3==2.9.2"])
-TARGETS = {"dqn": 0.5, "ppo": 0.8}
+TARGETS = {"dqn": 0.5, "ppo": 0.8}  # --no-server, cold and warm
+SERVER_TARGETS = {"dqn": {"server warm": 0.25}, "ppo": {"server warm": 0.5, "first run (server starts)": 1.0}}
+COLD, WARM = "lab run --no-server, cold (Ray started)", "lab run --no-server, warm (lab up)"
 
 
 def peer_python() -> str:
@@ -73,7 +82,8 @@ def main() -> int:
     parser.add_argument("algos", nargs="*", help="dqn, ppo (default: both)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--quick", action="store_true", help="score 200 instead of 475 (a check, not a measurement)")
-    parser.add_argument("--no-warm", action="store_true", help="only the cold lab run")
+    parser.add_argument("--no-warm", action="store_true", help="skip the --no-server run on a warm `lab up` instance")
+    parser.add_argument("--no-server-rows", action="store_true", help="skip the runs through the lab server")
     args = parser.parse_args()
     if set(args.algos) - set(TARGETS):
         parser.error(f"unknown algorithm(s): {', '.join(sorted(set(args.algos) - set(TARGETS)))}")
@@ -86,22 +96,24 @@ def main() -> int:
         print(f"  peer: SB3 {algo.upper()} (rl-zoo hyperparameters, {info['n_envs']} envs): {peer_s:.1f} s, "
               f"{info['env_steps']} env steps, best {info['score']:.1f} (load {load()})", flush=True)
         rows = [(f"SB3 {algo.upper()} (rl-zoo)", peer_s, peer_cut)]
-        cold_s, cold_cut, best = lab_run(lab_args(algo, score, args.seed), new_home())
-        print(f"  lab cold: {cold_s:.1f} s, {best['last_result'].get('charts/env_steps')} env steps, "
-              f"best {best['best_metric']:.1f} (load {load()})", flush=True)
-        rows.append(("lab run, cold (Ray started)", cold_s, cold_cut))
-        solved = [info["solved"], best["best_metric"] >= score]
+        targets = {COLD: TARGETS[algo], WARM: TARGETS[algo],
+                   **{f"lab run, {kind}": goal for kind, goal in SERVER_TARGETS[algo].items()}}
+        runs = [] if args.no_server_rows else server_runs(lab_args(algo, score, args.seed), "lab run")
+        runs.append((COLD, *lab_run(lab_args(algo, score, args.seed), new_home())))
         if not args.no_warm:
             home = new_home()
             with warm_instance(home):
                 wait_warm(home)
-                warm_s, warm_cut, best = lab_run(lab_args(algo, score, args.seed), home)
-            print(f"  lab warm: {warm_s:.1f} s, {best['last_result'].get('charts/env_steps')} env steps, "
-                  f"best {best['best_metric']:.1f} (load {load()})", flush=True)
-            rows.append(("lab run, warm (lab up)", warm_s, warm_cut))
+                runs.append((WARM, *lab_run(lab_args(algo, score, args.seed), home)))
+        solved = [info["solved"]]
+        for name, seconds, cut, best in runs:
+            print(f"  {name}: {seconds:.1f} s, {best['last_result'].get('charts/env_steps')} env steps, "
+                  f"best {best['best_metric']:.1f}", flush=True)
+            rows.append((name, seconds, cut))
             solved.append(best["best_metric"] >= score)
-        print(f"\n{algo.upper()}: whole processes, seconds (target lab <= {TARGETS[algo]}x the peer); load after {load()}")
-        print_rows(rows, peer_s, TARGETS[algo], rows[0][0])
+        print(f"\n{algo.upper()}: whole processes, seconds, ratio to the peer against each row's target; "
+              f"load after {load()}")
+        print_rows(rows, peer_s, targets, rows[0][0])
         ok &= all(solved)
     return 0 if ok else 1
 
