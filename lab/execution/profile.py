@@ -22,7 +22,7 @@ def mark(name: str) -> bool:
     """Record the first time `name` is reached; True when this call recorded it."""
     if enabled() and name not in _MARKS:
         if not _MARKS:
-            atexit.register(_dump)
+            atexit.register(dump)
         _MARKS[name] = time.time()
         return True
     return False
@@ -33,7 +33,12 @@ def add(name: str, seconds: float) -> None:
         _TOTALS[name] = _TOTALS.get(name, 0.0) + seconds
 
 
-def _dump() -> None:
+def dump() -> None:
+    """Write the profile now (a run in the lab server ends with `os._exit`, which runs no atexit hook)."""
+    if not _MARKS or not enabled():
+        return
     _MARKS.setdefault("exit", time.time())
     with open(os.environ["LAB_PROFILE"], "w") as handle:
         json.dump({"marks": _MARKS, "totals": _TOTALS}, handle)
+    _MARKS.clear()
+

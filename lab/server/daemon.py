@@ -294,6 +294,7 @@ def _run_request(conn: socket.socket, fds: list[int], request: dict, closing) ->
                 pass
         done.set()
         signal.signal(signal.SIGHUP, signal.SIG_IGN)
+        _write_profile()
         try:
             files.send(conn, {"exit": int(code)})
         except OSError:
@@ -327,6 +328,16 @@ def _detach_stdio() -> None:
     for target in (0, 1, 2):
         os.dup2(devnull, target)
     os.close(devnull)
+
+
+def _write_profile() -> None:
+    """The benchmarks' phase profile ($LAB_PROFILE), written before the client exits."""
+    profile = sys.modules.get("lab.execution.profile")
+    if profile is not None:
+        try:
+            profile.dump()
+        except OSError:
+            pass
 
 
 def _teardown() -> None:
