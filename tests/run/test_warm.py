@@ -49,7 +49,8 @@ def one_error_line(result) -> str:
 def test_down_and_status_without_an_instance(lab_home):
     assert "no warm Ray instance" in one_error_line(lab("down"))
     status = lab("status")
-    assert status.returncode == 0 and status.stdout.strip() == "no warm Ray instance (`lab up` starts one)"
+    assert status.returncode == 0 and status.stdout.strip().splitlines() == [
+        "lab server: not running (the next `lab run` starts it)", "no warm Ray instance (`lab up` starts one)"]
 
 
 def test_up_refuses_bad_sizes(lab_home):
