@@ -60,7 +60,7 @@ def test_up_refuses_bad_sizes(lab_home):
 
 def test_a_dead_instance_is_reported_and_forgotten(lab_home):
     write_record()
-    assert "not running" in lab("status").stdout
+    assert "is not running (stale record" in lab("status").stdout
     assert "no longer running" in one_error_line(lab("down"))
     assert not warm.record_path().exists()
     write_record()
