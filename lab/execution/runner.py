@@ -225,14 +225,27 @@ def _fit(tuner, experiment_id: int, spec: ExperimentSpec, registry: Registry, fo
     profile.mark("fit_done")
     try:
         catch_up(registry, experiment_id, folder, spec.metric, spec.mode)  # what the callback could not write
-        return _record_end(experiment_id, spec.name, registry, folder, error)
+        return _record_end(experiment_id, spec.name, registry, folder, error, expected_trials(spec))
     except RegistryError as exc:
         raise LabError(f"experiment {experiment_id} ran, but the registry cannot record its end "
                        f"({str(exc).splitlines()[0]}): `lab resume {experiment_id}` records it once the database "
                        "is back") from None
 
 
-def _record_end(experiment_id: int, name: str, registry: Registry, folder: str, error: str | None) -> Outcome:
+def expected_trials(spec: ExperimentSpec) -> int | None:
+    """How many trials the search makes (num_samples times every grid point); None under a time budget,
+    which may end the experiment before all of them exist."""
+    if spec.time_budget_s:
+        return None
+    points = 1
+    for space in spec.search.values():
+        if isinstance(space, dict) and isinstance(space.get("grid"), list):
+            points *= len(space["grid"])
+    return spec.num_samples * points
+
+
+def _record_end(experiment_id: int, name: str, registry: Registry, folder: str, error: str | None,
+                expected: int | None = None) -> Outcome:
     from lab.registry import now
 
     trials = registry.trials(experiment_id)
@@ -240,7 +253,8 @@ def _record_end(experiment_id: int, name: str, registry: Registry, folder: str, 
     unfinished = [t for t in trials if t["status"] not in FINISHED]
     if error:
         status = "failed"
-    elif unfinished or not trials:
+    elif unfinished or not trials or (expected is not None and len(trials) < expected):
+        # (Tune makes a search's trials as it runs them: Ctrl-C may leave some never made, none unfinished)
         status = "interrupted"
     elif errors == len(trials):
         status = "failed"

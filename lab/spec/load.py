@@ -16,7 +16,7 @@ from typing import Any
 import yaml
 
 from lab import plugins
-from lab.errors import SpecError, quoted
+from lab.errors import SpecError, printable, quoted
 from lab.spec.model import (
     ExperimentSpec,
     Reference,
@@ -91,7 +91,7 @@ def read_source(source: str, trust_spec: bool = False) -> tuple[dict[str, Any], 
     else:
         known = presets()
         if source not in known:
-            raise SpecError(f"unknown preset '{source}'{suggest(source, known)}")
+            raise SpecError(f"unknown preset '{printable(source)}'{suggest(source, known)}")
         text, origin = known[source].read_text(), Source.preset(source)
     raw = parse_yaml(text, origin.label)
     if not isinstance(raw, dict):
