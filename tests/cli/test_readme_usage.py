@@ -33,10 +33,11 @@ def sets(*pairs: str) -> list[str]:
 DRY_RUN = ["--dry-run"]
 PLANS = {
     "presets": [],
-    "up": ["--workers", "2"],  # the runs below join this warm Ray; `lab down` stops it at the end
     "presets svc-digits": [],
     "params sklearn_cv --set model=random_forest": [],
-    "run svc-digits": sets("svc__C=10", "svc__gamma=0.01", *SKLEARN_TINY),
+    "run svc-digits": sets("svc__C=10", "svc__gamma=0.01", *SKLEARN_TINY),  # starts the lab server (and warm Ray)
+    "run svc-digits --no-server": sets("svc__C=10", "svc__gamma=0.01", *SKLEARN_TINY),
+    "status": [],
     "run my-spec.yaml --set num_samples=8 --set svc__C=10": sets("num_samples=1", "resources.gpu=0", *SKLEARN_TINY),
     "run dqn-cartpole --set learning_rate=3e-4 --set seed=per_trial": sets(*DQN_TINY),
     "run dqn-cartpole --address 10.0.0.5:6379": DRY_RUN,  # CLUSTER: no cluster here, the spec is only validated
@@ -99,7 +100,8 @@ def tensorboard(args: list[str], cwd: Path) -> tuple[int, str]:
 
 
 @pytest.mark.slow
-def test_readme_usage_commands_run(tmp_path, lab_home):
+def test_readme_usage_commands_run(tmp_path, lab_home, monkeypatch):
+    monkeypatch.delenv("LAB_NO_SERVER")  # as a user runs them: through the lab server, `lab down` at the end
     commands = readme_commands()
     assert set(commands) == set(PLANS), f"README examples without a plan here: {set(commands) - set(PLANS)}"
     (tmp_path / "my-spec.yaml").write_text(readme_spec())
@@ -118,10 +120,11 @@ def test_readme_usage_commands_run(tmp_path, lab_home):
             outputs[command] = output
             print(f"{time.monotonic() - begun:5.1f} s  lab {command}")
     finally:
-        if "up" in outputs:
-            lab("down", cwd=tmp_path, timeout=120)
+        lab("down", cwd=tmp_path, timeout=120)
     assert "replaces the search over 'svc__C'" in outputs["run my-spec.yaml --set num_samples=8 --set svc__C=10"]
     assert '"experiment_id": 3' in outputs["best 3 --json"]
+    assert "lab server: running" in outputs["status"]
+    assert re.search(r"warm Ray instance (up|is starting) at 127\.0\.0\.1:", outputs["status"]), outputs["status"]
     assert "STATUS" not in outputs["baselines wine"]  # every model finished: no empty column
     houses = outputs["baselines houses.csv --target price"]
     table = houses.split("\nRANK", 1)[1]

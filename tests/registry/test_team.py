@@ -104,6 +104,7 @@ def test_two_users_share_a_registry_and_a_storage_root(postgres_url, s3_server):
     writer, reader = roles(postgres_url)
     base = Path(tempfile.mkdtemp(prefix="labteam-", dir="/tmp"))
     os.chmod(base, 0o755)
+    users = ()
     try:
         shared = base / "shared"
         shared.mkdir()
@@ -116,6 +117,7 @@ def test_two_users_share_a_registry_and_a_storage_root(postgres_url, s3_server):
                       AWS_MAX_ATTEMPTS="1")
         as_root = os.geteuid() == 0 and shutil.which("setpriv") is not None
         alice, bob = (User(base, name, uid if as_root else None, common) for name, uid in (("alice", 61001), ("bob", 61002)))
+        users = (alice, bob)  # each runs through a lab server of their own (stopped at the end)
         registry = Registry(writer)
 
         # ---- sweeps at the same time: one local storage root, then one S3 prefix
@@ -205,4 +207,6 @@ def test_two_users_share_a_registry_and_a_storage_root(postgres_url, s3_server):
         assert tree(experiments[a_local]["storage_path"]).keys() >= before[a_local].keys()
         assert Path(alice.home / "lab").exists() and os.path.isdir(experiments[a_local]["storage_path"])
     finally:
+        for user in users:
+            user.lab("down")
         shutil.rmtree(base, ignore_errors=True)
