@@ -203,11 +203,11 @@ def resume(experiment_id: int, address: str | None = None, registry: Registry | 
     from lab.registry import now
 
     registry.update_experiment(experiment_id, status="running", ended_at=None, heartbeat_at=now())
-    return _fit(tuner, experiment_id, spec, registry, folder, verbose)
+    return _fit(tuner, experiment_id, spec, registry, folder, verbose, resuming=True)
 
 
 def _fit(tuner, experiment_id: int, spec: ExperimentSpec, registry: Registry, folder: str,
-         verbose: bool = False) -> Outcome:
+         verbose: bool = False, resuming: bool = False) -> Outcome:
     from lab.errors import RegistryError
     from lab.execution import profile, tune_fixes
     from lab.execution.catchup import catch_up
@@ -215,7 +215,7 @@ def _fit(tuner, experiment_id: int, spec: ExperimentSpec, registry: Registry, fo
     profile.mark("fit")
     error = None
     try:
-        with tune_logs_to_file(experiment_id, enabled=not verbose), tune_fixes.applied():
+        with tune_logs_to_file(experiment_id, enabled=not verbose), tune_fixes.applied(resuming=resuming):
             tuner.fit()
     except KeyboardInterrupt:
         pass  # Tune saved the experiment state: `lab resume ID` continues it

@@ -17,9 +17,14 @@ RAY_VERSION = "2.60.0"  # the Ray the fixes below were written for (pyproject.to
 _warned: set[str] = set()
 
 
+_resume = {"on": False, "restored": set()}  # `lab resume`'s fit: each trial's first restore is checked (below)
+
+
 @contextlib.contextmanager
-def applied(ray_version: str | None = None) -> Iterator[None]:
-    """Every fix in place for the block (the lab's `Tuner.fit()`), each undone after it, in reverse order."""
+def applied(ray_version: str | None = None, resuming: bool = False) -> Iterator[None]:
+    """Every fix in place for the block (the lab's `Tuner.fit()`, `resuming` for `lab resume`'s), each undone
+    after it, in reverse order."""
+    _resume["on"], _resume["restored"] = resuming, set()
     if ray_version is None:
         import ray
 
@@ -135,15 +140,23 @@ def restore_from_a_checkpoint_that_exists() -> Callable[[], None]:
     that are gone, and `lab resume` failed the trial ("Could not recover from checkpoint as it does not exist
     on storage anymore", 2 runs in 5 of the head-loss test). The lab restores such a trial from the newest
     sealed checkpoint in its folder (its counters read from the lab's manifest) that is not ahead of the
-    trial's results in storage (`result.json`: a newer one would leave a gap in them), else from the start."""
+    trial's results in storage (`result.json`: a newer one would leave a gap in them), else from the start.
+    On `lab resume`, a trial's first restore also passes over a named checkpoint that is ahead of its
+    results: a driver that died may have synced the checkpoint's record but not the rows before it (a row
+    missing in 1 multihost run of 3)."""
     from ray.tune.execution.tune_controller import TuneController
 
     schedule_restore = TuneController._schedule_trial_restore
 
     def _schedule_trial_restore(self, trial):
         named = trial.latest_checkpoint_result
-        if named is not None and _manifest_of(named.checkpoint.filesystem, named.checkpoint.path) is None:
-            _restore_point_from_storage(trial)
+        if named is not None:
+            first_on_resume = _resume["on"] and trial.trial_id not in _resume["restored"]
+            if _manifest_of(named.checkpoint.filesystem, named.checkpoint.path) is None:
+                _restore_point_from_storage(trial, "is gone from storage")
+            elif first_on_resume and _ahead_of_results(named, trial):
+                _restore_point_from_storage(trial, "is ahead of its results in storage")
+            _resume["restored"].add(trial.trial_id)
         return schedule_restore(self, trial)
 
     return _patch(TuneController, "_schedule_trial_restore", _schedule_trial_restore)
@@ -158,6 +171,15 @@ def _manifest_of(filesystem, path: str) -> str | None:
             return stream.read(1 << 22).decode("utf-8", "replace")
     except (OSError, ValueError):  # pyarrow raises FileNotFoundError (an OSError) for a missing file
         return None
+
+
+def _ahead_of_results(named, trial) -> bool:
+    """Whether a checkpoint Tune names was made after the last result row the trial's storage holds."""
+    iteration = (named.metrics or {}).get("training_iteration")
+    if not isinstance(iteration, int):
+        return False
+    storage = trial.storage
+    return iteration > _last_recorded_iteration(storage.storage_filesystem, storage.trial_fs_path, trial)
 
 
 def _last_recorded_iteration(filesystem, trial_path: str, trial) -> float:
@@ -181,7 +203,7 @@ def _last_recorded_iteration(filesystem, trial_path: str, trial) -> float:
     return iteration if isinstance(iteration, int) and iteration >= 0 else 0
 
 
-def _restore_point_from_storage(trial) -> None:
+def _restore_point_from_storage(trial, why: str = "is gone from storage") -> None:
     """Make the newest sealed checkpoint in the trial's folder its restore point (none: start afresh)."""
     import re
 
@@ -196,7 +218,7 @@ def _restore_point_from_storage(trial) -> None:
     filesystem = storage.storage_filesystem
     manager._checkpoint_results = [r for r in manager._checkpoint_results
                                    if _manifest_of(r.checkpoint.filesystem, r.checkpoint.path) is not None]
-    manager._latest_checkpoint_result = manager._checkpoint_results[-1] if manager._checkpoint_results else None
+    manager._latest_checkpoint_result = None  # unless a checkpoint below qualifies: from the start
     try:
         entries = filesystem.get_file_info(pyarrow.fs.FileSelector(storage.trial_fs_path))
     except OSError:
@@ -218,7 +240,7 @@ def _restore_point_from_storage(trial) -> None:
                                                    int(entry.base_name.split("_")[1]) + 1)
             break
     trial._restore_checkpoint_result = None
-    print(f"lab: trial {trial.trial_id}: its recorded checkpoint is gone from storage; resuming from "
+    print(f"lab: trial {trial.trial_id}: its recorded checkpoint {why}; resuming from "
           + (manager._latest_checkpoint_result.checkpoint.path if manager._latest_checkpoint_result else "the start"),
           file=quiet.terminal(), flush=True)
 

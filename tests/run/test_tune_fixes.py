@@ -160,3 +160,14 @@ def test_progress_read_back_from_a_manifest_keeps_only_plain_numbers():
     assert progress('{"progress": {"training_iteration": "__import__", "time_total_s": -1}}') == {}
     assert progress('{"progress": {"training_iteration": true}}') == {}
     assert progress("not json") == progress("[1]") == progress('{"progress": 3}') == {}
+
+
+def test_on_resume_a_named_checkpoint_ahead_of_the_stored_results_is_passed_over(tmp_path):
+    """The dead driver synced the record of checkpoint 3 (iteration 4) but not result row 4: resuming from it
+    would leave row 4 missing for good, so the resume starts from checkpoint 2 and runs iteration 4 again."""
+    trial, folder = _trial_with_checkpoints(tmp_path, on_storage={2: 3, 3: 4}, named=[2, 3], rows=3)
+    assert tune_fixes._ahead_of_results(trial.latest_checkpoint_result, trial)
+    tune_fixes._restore_point_from_storage(trial, "is ahead of its results in storage")
+    assert trial.latest_checkpoint_result.checkpoint.path == str(folder / "checkpoint_000002")
+    trial, _ = _trial_with_checkpoints(tmp_path / "b", on_storage={2: 3, 3: 4}, named=[2, 3], rows=4)
+    assert not tune_fixes._ahead_of_results(trial.latest_checkpoint_result, trial)
