@@ -338,9 +338,10 @@ def _keep(instance: Instance) -> int:
                 continue
             settings.private_file(ray_dir() / "head")  # runs may join now (lab.infra.warm.usable)
         pool, running = _pool_workers(os.getpid(), instance.temp_dir)
-        # refill while a CPU is free of trials: a worker importing TensorFlow would compete with training, and
-        # waiting for no trial at all left runs started one after another to cold workers (3-6 s instead of 1)
-        if len(pool) < instance.pool and running < instance.num_cpus:
+        # refill only while no trial runs: a worker importing TensorFlow competes with training for the CPUs
+        # (refilling while a CPU was free of trials made a 1-CPU Keras trial, whose TensorFlow uses every core,
+        # 1.2-1.6x slower per epoch); runs started one after another may then meet cold workers
+        if len(pool) < instance.pool and not running:
             _prestart(stub, instance.pool - len(pool), runtime_env)
             time.sleep(2.0)
         if not ready.exists() and sum(warm for _, warm in pool) >= instance.pool:
