@@ -10,8 +10,8 @@ test:
 	.venv/bin/ruff check .
 	LAB_REQUIRE_POSTGRES=$$(command -v apt-get >/dev/null && [ $$(id -u) = 0 ] && echo 1 || echo 0) \
 	LAB_REQUIRE_CHROMIUM=$$(command -v apt-get >/dev/null && [ $$(id -u) = 0 ] && echo 1 || echo 0) \
-	  .venv/bin/python -m pytest -ra --durations=20
+	  .venv/bin/python -m pytest -n 3 --dist loadgroup -ra --durations=20
 
 fast-test:
 	.venv/bin/ruff check .
-	.venv/bin/python -m pytest -m "not slow" -q
+	.venv/bin/python -m pytest -n 3 --dist loadgroup -m "not slow" -q

@@ -290,14 +290,36 @@ def pytest_runtest_teardown(item, nextitem):
         _shared_cluster.close()
 
 
+@pytest.hookimpl(tryfirst=True)  # before pytest-xdist's worker reads the groups
 def pytest_collection_modifyitems(items):
     """The tests of the shared cluster run one after the other (where the first of them is), so that it is
-    started once."""
+    started once. Under pytest-xdist (`make test`: `-n 3 --dist loadgroup`) a module's tests that share a
+    module-scoped fixture (trained agents, a server) stay on one worker, so that it is made once, and the
+    multi-node cluster tests run one after another; the other tests go to whichever worker is free."""
     users = [item for item in items if "shared_cluster" in item.fixturenames]
     if users:
         first = items.index(users[0])
         rest = [item for item in items if "shared_cluster" not in item.fixturenames]
         items[:] = rest[:first] + users + rest[first:]
+    groups = {item.nodeid: _worker_group(item) for item in items}
+    for item in items:
+        if groups[item.nodeid]:
+            item.add_marker(pytest.mark.xdist_group(groups[item.nodeid]))
+    if os.environ.get("PYTEST_XDIST_WORKER"):  # the longest first, so that none is left to the end alone
+        items.sort(key=lambda item: 0 if groups[item.nodeid] == "clusters" else 1 if item.get_closest_marker("slow") else 2)
+
+
+def _worker_group(item) -> str | None:
+    """The pytest-xdist group of a test: tests/cluster/'s (one multi-node cluster at a time: several at once
+    on 2 cores starve each other's nodes), its module's when it uses a module-scoped fixture of its module,
+    else none."""
+    if "shared_cluster" in item.fixturenames or Path(str(item.path)).parent.name == "cluster":
+        return "clusters"
+    info = getattr(item, "_fixtureinfo", None)
+    for definitions in (info.name2fixturedefs.values() if info else ()):
+        if any(definition.scope == "module" for definition in definitions):
+            return item.module.__name__
+    return None
 
 
 # ------------------------------------------------------------------ hostile parts (registry and storage tests)
