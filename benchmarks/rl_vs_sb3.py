@@ -47,7 +47,7 @@ from _whole_process import (  # noqa: E402
 
 PEER_VENV = ROOT / "benchmarks" / ".peer-venv"
 PEER_PACKAGES = (["torch==2.13.0"], ["stable-baselines3==2.9.2", "rl-zoo3==2.9.2"],
-                 ["ale-py==0.12.1", "mujoco==4.0.0"])  # the heavy presets' envs, at the lab's versions
+                 ["ale-py==0.12.1", "mujoco==4.0.0", "opencv-python-headless==5.0.0.93"])  # the heavy presets' envs (SB3's Atari wrapper: OpenCV), at the lab's versions
 TARGETS = {"dqn": 0.5, "ppo": 0.8}  # --no-server, cold and warm
 SERVER_TARGETS = {"dqn": {"server warm": 0.25}, "ppo": {"server warm": 0.5, "first run (server starts)": 1.0}}
 COLD, WARM = "lab run --no-server, cold (Ray started)", "lab run --no-server, warm (lab up)"
@@ -95,8 +95,8 @@ def peer(algo: str, score: float, seed: int) -> tuple[float, dict, dict]:
 
 def ensure_peer_envs(python: str) -> None:
     """The heavy presets' envs in the peer's venv (a venv made before they were added lacks them)."""
-    if subprocess.run([python, "-c", "import ale_py, mujoco"], capture_output=True).returncode != 0:
-        print("installing ale-py and mujoco into the peer's venv ...", flush=True)
+    if subprocess.run([python, "-c", "import ale_py, mujoco, cv2"], capture_output=True).returncode != 0:
+        print("installing ale-py, mujoco and OpenCV into the peer's venv ...", flush=True)
         subprocess.run([python, "-m", "pip", "install", "-q", *PEER_PACKAGES[-1]], check=True)
 
 
@@ -124,7 +124,7 @@ def heavy(presets: list[str], seconds: float) -> int:
         peer = _json_line([python, str(ROOT / "benchmarks" / "peers" / "sb3_throughput.py"), algo,
                            "--seconds", str(seconds)])
         print(f"  SB3: {peer['env_steps_per_s']:.1f} env steps/s over {peer['timed_env_steps']} steps, "
-              f"{peer['n_envs']} envs, {peer['torch_threads']} torch threads (load {before:.2f} -> {load():.2f})", flush=True)
+              f"{peer['n_envs']} envs, {peer['torch_threads']} torch threads (load {before} -> {load()})", flush=True)
         rows.append((preset, lab["env_steps_per_s"], peer["env_steps_per_s"]))
     print(f"\n{'preset':<14}{'lab steps/s':>13}{'SB3 steps/s':>13}{'lab / SB3':>11}  target")
     for preset, lab_rate, peer_rate in rows:
