@@ -305,8 +305,6 @@ def pytest_collection_modifyitems(items):
     for item in items:
         if groups[item.nodeid]:
             item.add_marker(pytest.mark.xdist_group(groups[item.nodeid]))
-    if os.environ.get("PYTEST_XDIST_WORKER"):  # the longest first, so that none is left to the end alone
-        items.sort(key=lambda item: 0 if groups[item.nodeid] == "clusters" else 1 if item.get_closest_marker("slow") else 2)
 
 
 def _worker_group(item) -> str | None:
