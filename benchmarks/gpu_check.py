@@ -38,7 +38,8 @@ def ppo_breakout(rounds: int, tiny: bool) -> float:
     sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
     from ppo_one_pass import env_steps_per_second
 
-    params = {"seed": 0, "num_envs": 2, "collect_steps_per_iteration": 32} if tiny else {"seed": 0}
+    params = ({"seed": 0, "num_envs": 2, "collect_steps_per_iteration": 32, "num_epochs": 1, "num_minibatches": 1,
+               "eval_episodes": 1} if tiny else {"seed": 0})
     return env_steps_per_second("ppo-breakout", params, rounds)
 
 
