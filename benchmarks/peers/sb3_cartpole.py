@@ -22,26 +22,17 @@ def main():
     parser.add_argument("--process-start", type=float, default=STARTED)
     args = parser.parse_args()
 
-    import os
 
-    import rl_zoo3
-    import yaml
+    from sb3_throughput import hyperparameters  # beside this file
     from stable_baselines3 import DQN, PPO
     from stable_baselines3.common.callbacks import EvalCallback, StopTrainingOnRewardThreshold
     from stable_baselines3.common.env_util import make_vec_env
 
     imported = time.time()
-    with open(os.path.join(os.path.dirname(rl_zoo3.__file__), "hyperparams", f"{args.algo}.yml")) as handle:
-        hyper = dict(yaml.safe_load(handle)["CartPole-v1"])
+    hyper = hyperparameters(args.algo, "CartPole-v1")
     n_envs = int(hyper.pop("n_envs", 1))
     n_timesteps = int(float(hyper.pop("n_timesteps")))
     hyper.pop("policy", None)
-    for key in ("learning_rate", "clip_range"):  # rl-zoo's "lin_X": linear decay from X to 0
-        if isinstance(hyper.get(key), str) and hyper[key].startswith("lin_"):
-            start = float(hyper[key][4:])
-            hyper[key] = lambda progress, start=start: progress * start
-    if isinstance(hyper.get("policy_kwargs"), str):
-        hyper["policy_kwargs"] = eval(hyper["policy_kwargs"], {"dict": dict})  # rl-zoo writes it as Python
     env = make_vec_env("CartPole-v1", n_envs=n_envs, seed=args.seed)
     eval_env = make_vec_env("CartPole-v1", n_envs=1, seed=args.seed + 1000)
     cls = DQN if args.algo == "dqn" else PPO

@@ -21,12 +21,13 @@ ENTRIES = {"ppo": ("atari", "ALE/Breakout-v5"), "dqn": ("atari", "ALE/Breakout-v
            "sac": ("Hopper-v4", "Hopper-v5"), "td3": ("Hopper-v4", "Hopper-v5")}
 
 
-def hyperparameters(algo: str) -> dict:
+def hyperparameters(algo: str, entry: str | None = None) -> dict:
+    """rl-zoo's settings for `algo` (its entry for the env: this script's by default), schedules as callables."""
     import rl_zoo3
     import yaml
 
     with open(os.path.join(os.path.dirname(rl_zoo3.__file__), "hyperparams", f"{algo}.yml")) as handle:
-        hyper = dict(yaml.safe_load(handle)[ENTRIES[algo][0]])
+        hyper = dict(yaml.safe_load(handle)[entry or ENTRIES[algo][0]])
     for key in ("learning_rate", "clip_range"):  # rl-zoo's "lin_X": linear decay from X to 0
         if isinstance(hyper.get(key), str) and hyper[key].startswith("lin_"):
             start = float(hyper[key][4:])
