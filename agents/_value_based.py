@@ -41,6 +41,7 @@ class ValueBasedConfig(ReplayChecks):
     fc_layers: tuple[int, ...] = (128, 128)  # hidden layers of the Q-network (an MLP)
     max_episode_steps: int = 0  # time limit of training and eval episodes (0: the env's own)
     learning_rate: float = 3e-3  # Adam
+    adam_epsilon: float = 1e-7  # Adam's epsilon (Keras' default; Dopamine's Atari agents use 1.5e-4 = 0.01 / 32)
     gamma: float = 0.99  # discount factor
     n_step_update: int = 3  # n of the n-step return in the TD target
     replay_capacity: int = 50_000  # transitions kept, split evenly over the envs
@@ -75,6 +76,8 @@ class ValueBasedConfig(ReplayChecks):
         for name in ("epsilon_start", "epsilon_end"):
             if not 0.0 <= getattr(self, name) <= 1.0:
                 raise ValueError(f"{name} must be in [0, 1], got {getattr(self, name)}")
+        if not self.adam_epsilon > 0:
+            raise ValueError(f"adam_epsilon must be positive, got {self.adam_epsilon}")
         if self.initial_collect_steps < 0 or self.grad_clip < 0 or self.frame_stack < 0:
             raise ValueError("initial_collect_steps, grad_clip and frame_stack cannot be negative")
         from agents.tf_env import check_agent_env
@@ -95,7 +98,7 @@ class ValueBasedWorkload(OffPolicyWorkload):
     def make_optimizer(self):
         import tensorflow as tf
 
-        return tf.keras.optimizers.Adam(learning_rate=self.config.learning_rate)
+        return tf.keras.optimizers.Adam(learning_rate=self.config.learning_rate, epsilon=self.config.adam_epsilon)
 
     def make_agent(self, time_step_spec, action_spec):
         """The subclass's TF-Agents agent over `q_network` and `optimizer`, exploring with `epsilon`."""

@@ -15,7 +15,9 @@ def cmd_submit(args: argparse.Namespace) -> int:
 def cmd_tensorboard(args: argparse.Namespace) -> int:
     import os
 
+    from lab.infra.signals import terminate_like_ctrl_c
     from lab.registry import Registry
+    from lab.results import board, board_mirror
 
     if not is_loopback(args.host):
         port = args.port or 6006
@@ -23,38 +25,16 @@ def cmd_tensorboard(args: argparse.Namespace) -> int:
                        f"reach it from elsewhere through an SSH tunnel: ssh -L {port}:127.0.0.1:{port} HOST)")
     registry = Registry()
     experiments = [registry.experiment(i) for i in args.ids] if args.ids else registry.experiments(limit=10)
-    folders = tensorboard_folders(experiments)
-    missing = [path for path in folders.values() if "://" not in path and not os.path.isdir(path)]
-    if not folders:
+    locations = board_mirror.locations(experiments)
+    if not locations:
         raise LabError("no experiments to show: run one first (`lab run quickstart`)")
+    missing = [where.path for where in locations.values() if where.is_local and not os.path.isdir(where.path)]
     if missing:
         raise LabError(f"experiment folder not found: {missing[0]}")
+    folders = board_mirror.Mirror(locations).folders  # remote storage: its event files copied down, kept fresh
     logdir_spec = ",".join(f"{name}:{path}" for name, path in folders.items())
-    from lab.infra.signals import terminate_like_ctrl_c
-    from lab.results import board
-
     terminate_like_ctrl_c()  # SIGTERM, SIGHUP: TensorBoard is stopped and its port freed, as on Ctrl-C
     return board.serve(logdir_spec, args.host, args.port, list(folders))
-
-
-def tensorboard_folders(experiments: list[dict]) -> dict[str, str]:
-    """{run label: folder} for TensorBoard's --logdir_spec from registry rows (a stranger's text): labels are
-    `ID-NAME` with a plain name (else `ID`), folders lie under the storage root and hold no `,` (which would
-    start another entry); LabError for a folder that does not."""
-    from lab.infra import storage
-    from lab.spec.safety import NAME, printable
-
-    folders = {}
-    for e in experiments:
-        if not e["storage_path"]:
-            continue
-        label = f"{int(e['id'])}-{e['name']}" if isinstance(e["name"], str) and NAME.fullmatch(e["name"]) else str(int(e["id"]))
-        where = storage.recorded(e["storage_path"], f"experiment {e['id']}'s storage folder")
-        if "," in where.uri:
-            raise LabError(f"experiment {e['id']}'s storage folder {printable(where.uri)} has a ',' "
-                           "(TensorBoard would read it as a list): refused")
-        folders[label] = where.uri
-    return folders
 
 
 def is_loopback(host: str) -> bool:

@@ -305,14 +305,14 @@ def test_history_never_opens_a_query_string_from_the_registry(lab_home, monkeypa
 # ------------------------------------------------------------------ lab tensorboard (deliver 2)
 def test_tensorboard_labels_and_folders_cannot_add_log_folders(tmp_path, lab_home):
     """Finding: names and paths were joined with `,` and `:` into --logdir_spec, so a row could add folders."""
-    from lab.cli.infra import tensorboard_folders
+    from lab.results.board_mirror import locations as tensorboard_folders
 
     root = lab_home / "experiments"
     root.mkdir(parents=True)
     good = root / "svc-1"
     good.mkdir()
     rows = [{"id": 1, "name": "x,secret:/root", "storage_path": str(good)}]
-    assert tensorboard_folders(rows) == {"1": str(good)}
+    assert {label: where.uri for label, where in tensorboard_folders(rows).items()} == {"1": str(good)}
     comma = root / "a,secret:"
     comma.mkdir()
     with pytest.raises(LabError, match="has a ','"):
