@@ -6,7 +6,8 @@ system folders, the code and the Python env read-only, and its private /tmp, HOM
 (/var/lab) and /dev/shm. The bridge lives in a namespace of its own, with no address and no link to the
 machine's network: packets go only between the harness's hosts. Hosts:
 
-    head    10.213.0.2   Ray head (no CPUs for trials), PostgreSQL (the registry) on port 5432
+    head    10.213.0.2   Ray head (no CPUs for trials) with its dashboard and job API on port 8265 (the
+                         token asked for), PostgreSQL (the registry) on port 5432
     w1, w2  .3, .4       Ray workers, 1 CPU each, each pinned to its own core where there are enough
     client  .5           where `lab` runs: a Ray node with no CPUs (the driver needs a local raylet)
     s3      .6           moto's S3 server on port 5000 (LAB_STORAGE=s3://lab/experiments)
@@ -41,11 +42,11 @@ VENV = Path(os.path.realpath(ROOT / ".venv")) if (ROOT / ".venv").exists() else 
 HOST_ROOT = ROOT / "cluster" / "host_root.sh"
 SUBNET = "10.213.0"
 PREFIX = "labmh"
-RAY_PORT, PG_PORT, S3_PORT = 6379, 5432, 5000
+RAY_PORT, PG_PORT, S3_PORT, DASHBOARD_PORT = 6379, 5432, 5000, 8265
 BUCKET = "lab"
 # Ray's Prometheus endpoints answer anyone (no token): the nodes' agents export none (metrics collection
-# off), the head has no dashboard (its 44227), and the autoscaler's (44217 on every interface of the head,
-# with no setting for its address in Ray 2.60) is dropped at the head's link
+# off), and the dashboard's (44227) and the autoscaler's (44217), on every interface of the head with no
+# setting for their address in Ray 2.60, are dropped at the head's link
 NODE_ENV = {"RAY_enable_metrics_collection": "0"}
 HEAD_METRICS_PORTS = [44217, 44227]  # the autoscaler's, the dashboard's
 # name: (last byte of the address, holds the cluster token)
@@ -356,16 +357,25 @@ class MultiHost:
         self.save()
 
     def start_ray(self, workers: tuple[str, ...] = ("w1", "w2"), client: bool = True) -> str:
-        """`ray start` on the head (0 CPUs), the workers (1 CPU each) and the client (0 CPUs); the head's address."""
+        """`ray start` on the head (0 CPUs, the dashboard and its job API on the head's address, token required),
+        the workers (1 CPU each) and the client (0 CPUs); the head's address."""
         head = f"{self.address('head')}:{RAY_PORT}"
         self.close_ports("head", HEAD_METRICS_PORTS)
+        self.write_pgpass("head")  # `lab submit`'s jobs get the registry's URL without its password
         self.run("head", ["ray", "start", "--head", f"--node-ip-address={self.address('head')}",
-                          f"--port={RAY_PORT}", "--num-cpus=0", "--include-dashboard=false",
+                          f"--port={RAY_PORT}", "--num-cpus=0", "--include-dashboard=true",
+                          f"--dashboard-host={self.address('head')}", f"--dashboard-port={DASHBOARD_PORT}",
                           "--disable-usage-stats"], env=NODE_ENV, timeout=120)
         for name in (*workers, *(("client",) if client else ())):
             self.start_node(name)
         self.wait_nodes(1 + len(workers) + int(client))
         return head
+
+    def write_pgpass(self, name: str) -> None:
+        """The registry's password in the host's ~/.pgpass (0600), where libpq finds it."""
+        path = self.file(name, "/home/lab/.pgpass")
+        path.write_text(f"{self.address('head')}:{PG_PORT}:lab:lab:{self.pg_password}\n")
+        path.chmod(0o600)
 
     def restart_head(self) -> str:
         """After the head was lost: boot it, PostgreSQL on its data (its disk survived), and a fresh Ray

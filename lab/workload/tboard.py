@@ -21,22 +21,28 @@ from tensorboard.compat.proto import (
     types_pb2,
 )
 from tensorboardX.event_file_writer import (
-    EventFileWriter,  # pure Python (TensorBoard's own calls tf.io.gfile)
+    EventsWriter,  # pure Python (TensorBoard's own calls tf.io.gfile)
 )
 from tensorboardX.proto import event_pb2 as tbx_event_pb2
 
 
 class SummaryWriter:
-    """Writes one TensorBoard run (one events file) under `logdir`."""
+    """Writes one TensorBoard run (one events file) under `logdir`, synchronously: once `flush()` returns,
+    every event written before it is in the file. (tensorboardX's EventFileWriter queues events for a thread,
+    and its flush() does not wait for that queue: Tune then synced the file to S3 at a checkpoint without the
+    iteration's scalars, and the last iteration's never reached S3.)"""
 
     def __init__(self, logdir: str):
         self.logdir = logdir
+        os.makedirs(logdir, exist_ok=True)
         # a unique suffix: the driver and the trial write into the same folder, often in the same second
-        self._writer = EventFileWriter(logdir, flush_secs=10, filename_suffix=f".{os.getpid()}.{uuid.uuid4().hex[:8]}")
+        self._writer = EventsWriter(os.path.join(logdir, "events"), f".{os.getpid()}.{uuid.uuid4().hex[:8]}")
+        self._closed = False
 
     def _add(self, event: event_pb2.Event) -> None:
         # the same wire format; tensorboardX's writer only accepts its own copy of the class
-        self._writer.add_event(tbx_event_pb2.Event.FromString(event.SerializeToString()))
+        if not self._closed:
+            self._writer.write_event(tbx_event_pb2.Event.FromString(event.SerializeToString()))
 
     def _write(self, summary: summary_pb2.Summary, step: int) -> None:
         self._add(event_pb2.Event(wall_time=time.time(), step=int(step), summary=summary))
@@ -102,12 +108,16 @@ class SummaryWriter:
 
         values = {k: _hparam_value(v) for k, v in config.items()}
         self._add(event_pb2.Event(wall_time=time.time(), summary=hparams_summary.hparams_pb(values, trial_id=trial_id)))
+        self.flush()
 
     def flush(self) -> None:
-        self._writer.flush()
+        if not self._closed:
+            self._writer.flush()
 
     def close(self) -> None:
-        self._writer.close()
+        if not self._closed:
+            self._writer.close()
+            self._closed = True
 
 
 class MediaLogger:

@@ -99,6 +99,26 @@ checkpoint_every: 1
 """
 
 
+CURVES = """
+import json, sys, time, urllib.request
+prefix, tag, base = sys.argv[1], sys.argv[2], "http://127.0.0.1:6006/data"
+def get(path):
+    with urllib.request.urlopen(base + path, timeout=10) as response:
+        return json.loads(response.read())
+deadline, steps = time.time() + 180, {}
+while time.time() < deadline:
+    try:
+        runs = [run for run in get("/runs") if run.startswith(prefix)]
+        steps = {run: [row[1] for row in get(f"/plugin/scalars/scalars?run={run}&tag={tag}")] for run in runs}
+        if len(steps) == 2 and all(len(s) == 3 for s in steps.values()):
+            break
+    except OSError:
+        pass
+    time.sleep(1)
+print(json.dumps(steps))
+"""
+
+
 def test_sweeps_from_the_client_checkpoint_to_s3_and_export_there(harness):
     lab_run(harness, write_spec(harness, "svc", SKLEARN))
     lab_run(harness, write_spec(harness, "dqn", DQN))
@@ -124,6 +144,32 @@ def test_sweeps_from_the_client_checkpoint_to_s3_and_export_there(harness):
     page = harness.file("client", "/tmp/report.html").read_text()
     assert "not read:" not in page and all(t["trial_id"] in page for t in dqn["trials"])
     assert "no metrics recorded yet" not in page  # the curves were drawn from the rows in S3
+    # TensorBoard on the client, from local copies of the event files in S3: every iteration of both trials
+    board = harness.popen("client", ["timeout", "-s", "INT", "240", "lab", "tensorboard", str(dqn["id"]),
+                                     "--port", "6006"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        curves = harness.run("client", ["python", "-c", CURVES, f"{dqn['id']}-mh-dqn/", "eval/average_return"],
+                             timeout=200, check=False)
+    finally:
+        harness.run("client", ["pkill", "-INT", "-f", "lab tensorboard"], check=False)
+        board.wait(60)
+    assert curves.returncode == 0, (curves.stdout + curves.stderr)[-3000:]
+    assert sorted(json.loads(curves.stdout).values()) == [[1, 2, 3], [1, 2, 3]], curves.stdout
+
+
+def test_lab_submit_from_the_client_runs_the_sweep_as_a_job_on_the_head(harness):
+    """`lab submit` through the head's job API (its dashboard, bound to the head's address, the token
+    required); the job's registry URL carries no password: the head reads it from its own ~/.pgpass."""
+    spec = write_spec(harness, "svc-job", SKLEARN.replace("mh-svc", "mh-svc-job"))
+    submitted = harness.run("client", ["lab", "submit", spec, "--address",
+                                       f"http://{harness.address('head')}:{multihost.DASHBOARD_PORT}", "--wait"],
+                            timeout=400, check=False)
+    assert submitted.returncode == 0, (submitted.stdout + submitted.stderr)[-3000:]
+    assert "SUCCEEDED" in submitted.stdout and harness.pg_password not in submitted.stdout + submitted.stderr
+    exp = experiment(harness, "mh-svc-job")
+    assert exp["status"] == "completed" and exp["storage_path"].startswith("s3://")
+    assert len(exp["trials"]) == 2 and all(t["status"] == "TERMINATED" for t in exp["trials"])
+    assert all(len(rows) == 1 for rows in results_in_s3(harness, exp).values())
 
 
 # ------------------------------------------------------------------ exposure
@@ -143,6 +189,19 @@ def test_a_host_without_the_token_gets_no_answer_from_any_listener(harness):
     assert open_ones == {}, open_ones
     assert found[f"{harness.address('head')}:{multihost.PG_PORT}"] == "denied"  # the registry wants its password
     assert sum(verdict == "denied" for verdict in found.values()) >= 10, found  # the token is asked for
+    # the job API (it runs any command on the head) refuses a request without the token
+    jobs = harness.run("probe", ["python", "-c", JOBS_WITHOUT_TOKEN,
+                                 f"http://{harness.address('head')}:{multihost.DASHBOARD_PORT}/api/jobs/"], timeout=60)
+    assert jobs.stdout.strip() == "401", jobs.stdout + jobs.stderr
+
+
+JOBS_WITHOUT_TOKEN = """
+import sys, urllib.error, urllib.request
+try:
+    print(urllib.request.urlopen(sys.argv[1], timeout=10).status)
+except urllib.error.HTTPError as exc:
+    print(exc.code)
+"""
 
 
 # ------------------------------------------------------------------ faults
