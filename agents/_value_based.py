@@ -128,6 +128,14 @@ class ValueBasedWorkload(OffPolicyWorkload):
         decayed = cfg.epsilon_start + fraction * (cfg.epsilon_end - cfg.epsilon_start)
         return tf.where(self.env_steps < self.learning_starts, 1.0, decayed)
 
+    def epsilon_at(self, env_steps: int) -> float:
+        """`epsilon()` at the env step count `env_steps`, in Python (agents/numpy_collect.py)."""
+        cfg = self.config
+        if env_steps < self.learning_starts:
+            return 1.0
+        fraction = min(env_steps / float(cfg.epsilon_decay_steps), 1.0)
+        return cfg.epsilon_start + fraction * (cfg.epsilon_end - cfg.epsilon_start)
+
     def make_replay(self):
         """Stacked frames (`frame_stack`) are stored once each: only the newest frame of each observation."""
         cfg = self.config

@@ -52,6 +52,12 @@ class DQN(ValueBasedWorkload):
                                                epsilon=1e-5, centered=True)
         return super().make_optimizer()
 
+    def fast_collector(self):
+        """A plain MLP Q-network over vector observations collects in NumPy (agents/numpy_collect.py)."""
+        from agents.numpy_collect import NumpyCollector
+
+        return NumpyCollector.make(self)
+
     def make_agent(self, time_step_spec, action_spec):
         from tf_agents.agents.dqn import dqn_agent
         from tf_agents.utils import common

@@ -79,6 +79,10 @@ class OffPolicyWorkload(AgentWorkload):
         """The collect policy before `learning_starts` env steps, then after (one policy: the same throughout)."""
         return [self.agent.collect_policy]
 
+    def fast_collector(self):
+        """An object whose `collect()` stands in for the collect driver (agents/numpy_collect.py), or None."""
+        return None
+
     def make_replay(self):
         """The replay buffer (sets `replay_buffer`); returns what the drivers add to and training samples from."""
         from tf_agents.replay_buffers import tf_uniform_replay_buffer
@@ -163,8 +167,12 @@ class OffPolicyWorkload(AgentWorkload):
 
         # Trace all now (takes no env step): concrete functions never retrace.
         started = time.perf_counter()
-        collects = [make_collect(policy).get_concrete_function() for policy in self.collect_policies()]
-        self._random_collect, self._collect = collects[0], collects[-1]
+        collector = self.fast_collector()
+        if collector is not None:
+            self._random_collect = self._collect = collector.collect
+        else:
+            collects = [make_collect(policy).get_concrete_function() for policy in self.collect_policies()]
+            self._random_collect, self._collect = collects[0], collects[-1]
         self._train = train.get_concrete_function()
         self._evaluate = evaluate.get_concrete_function()
         self.trace_seconds = time.perf_counter() - started
