@@ -3,10 +3,13 @@
 The preset's workload is set up here (not through Ray), its random-action warm-up (off-policy agents)
 shortened to `--learning-starts` env steps; rounds of its own traced collect and train functions run until
 `--warmup` env steps, then are timed until `--seconds` have passed. No evaluation: the figure is the rate
-training goes at, the one `benchmarks/rl_vs_sb3.py --heavy` compares with Stable-Baselines3's. Prints one
+training goes at, the one `benchmarks/rl_vs_sb3.py --heavy` compares with Stable-Baselines3's. With
+`--evaluate`, the greedy policy then plays one episode in each of the preset's evaluation envs (untimed;
+`--set eval_episodes=10`): the return reached in that training time, counted from the first env step, the
+random warm-up included (`rl_vs_sb3.py --wall-clock`). Prints one
 JSON line (with the load average before and after).
 
-    python benchmarks/rl_throughput.py ppo-breakout [--seconds 60] [--warmup 3000] [--set batch_size=32]
+    python benchmarks/rl_throughput.py ppo-breakout [--seconds 60] [--warmup 3000] [--set batch_size=32] [--evaluate]
 """
 from __future__ import annotations
 
@@ -20,7 +23,7 @@ from _learning import cpus, load, make_workload, parse_sets, peak_rss_mb, unknow
 from lab import settings
 
 
-def rate(preset: str, params: dict, seconds: float, warmup: int) -> dict:
+def rate(preset: str, params: dict, seconds: float, warmup: int, evaluate: bool = False) -> dict:
     workload = make_workload(preset, params)
     off_policy = hasattr(workload, "_random_collect")
 
@@ -35,15 +38,25 @@ def rate(preset: str, params: dict, seconds: float, warmup: int) -> dict:
         return int(workload.env_steps.numpy())
 
     try:
-        steps = 0
-        while steps < warmup or (off_policy and steps < workload.learning_starts):
+        steps, started = 0, time.perf_counter()  # with `evaluate`, the warm-up is timed too: training from scratch
+        while not evaluate and (steps < warmup or (off_policy and steps < workload.learning_starts)):
             steps = one_round()
-        one_round()  # a training round's first call, untimed
-        first, started = int(workload.env_steps.numpy()), time.perf_counter()
+        if not evaluate:
+            one_round()  # a training round's first call, untimed
+            started = time.perf_counter()
+        first = last = int(workload.env_steps.numpy())
         while time.perf_counter() - started < seconds:
             last = one_round()
         elapsed = time.perf_counter() - started
-        return {"env_steps_per_s": (last - first) / elapsed, "timed_env_steps": last - first, "seconds": elapsed}
+        figures = {"env_steps_per_s": (last - first) / elapsed, "timed_env_steps": last - first, "seconds": elapsed,
+                   "env_steps": last}
+        if evaluate:
+            import numpy as np
+
+            returns, lengths = (t.numpy() for t in workload._evaluate())
+            figures.update(eval_return_mean=float(np.mean(returns)), eval_return_std=float(np.std(returns)),
+                           eval_episodes=len(returns), eval_length_mean=float(np.mean(lengths)))
+        return figures
     finally:
         workload.close()
 
@@ -53,8 +66,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("preset")
     parser.add_argument("--seconds", type=float, default=60.0)
     parser.add_argument("--warmup", type=int, default=3000, help="env steps before the timed rounds")
-    parser.add_argument("--learning-starts", type=int, default=1000, help="random env steps of off-policy agents")
+    parser.add_argument("--learning-starts", type=int, default=1000,
+                        help="random env steps of off-policy agents (-1: the preset's own)")
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override a preset param")
+    parser.add_argument("--evaluate", action="store_true", help="then one greedy episode per eval env (untimed)")
     args = parser.parse_args(argv)
     if unknown_preset("rl_throughput", [args.preset]):
         return 2
@@ -65,10 +80,11 @@ def main(argv: list[str] | None = None) -> int:
     from lab import workload as workloads
 
     fields = {f.name for f in dataclasses.fields(workloads.get(specs.load(args.preset)[0].workload).Config)}
-    params = {"seed": 0, **({"initial_collect_steps": args.learning_starts} if "initial_collect_steps" in fields else {}),
-              **parse_sets(args.set)}
+    keep = args.learning_starts < 0  # the preset's own random warm-up
+    params = {"seed": 0, **({"initial_collect_steps": args.learning_starts}
+                            if "initial_collect_steps" in fields and not keep else {}), **parse_sets(args.set)}
     before = load()
-    figures = rate(args.preset, params, args.seconds, args.warmup)
+    figures = rate(args.preset, params, args.seconds, args.warmup, args.evaluate)
     print(json.dumps({"preset": args.preset, **figures, "overrides": parse_sets(args.set), "cpus": cpus(),
                       "peak_rss_mb": peak_rss_mb(), "load_before": before, "load_after": load()}), flush=True)
     return 0

@@ -30,6 +30,12 @@ book's preset takes 64). Targets (the issue): PPO and DQN Breakout at least 1.5x
 
     python benchmarks/rl_vs_sb3.py --heavy                       # all four, 60 s timed per side
     python benchmarks/rl_vs_sb3.py --heavy sac-hopper --seconds 20
+
+`--wall-clock MINUTES [PRESET ...]`: the return each side reaches in the same training time (ppo-breakout,
+sac-hopper): trained from the first env step (random warm-up included, the preset's and rl-zoo's own) for
+MINUTES, then `--episodes` greedy / deterministic episodes each (untimed) on the full game.
+
+    python benchmarks/rl_vs_sb3.py --wall-clock 10 ppo-breakout --episodes 5
 """
 from __future__ import annotations
 
@@ -70,6 +76,7 @@ HEAVY = {  # preset: (SB3's algorithm, the lab's overrides that match rl-zoo's s
     "td3-hopper": ("td3", {}),
 }
 HEAVY_TARGETS = {"ppo-breakout": 1.5, "dqn-breakout": 1.5}  # lab / SB3 training env steps/s
+WALL_CLOCK = ("ppo-breakout", "sac-hopper")  # the issue's presets for the return at equal wall-clock
 
 
 def warm_peer() -> None:
@@ -136,6 +143,33 @@ def heavy(presets: list[str], seconds: float) -> int:
     return 0 if ok else 1
 
 
+def wall_clock(presets: list[str], minutes: float, episodes: int) -> int:
+    """The return each side reaches after `minutes` of training, side by side."""
+    python = peer_python()
+    ensure_peer_envs(python)
+    rows = []
+    for preset in presets:
+        algo, _ = HEAVY[preset]
+        print(f"\n{preset}: lab, then SB3 {algo.upper()} (rl-zoo), {minutes:g} min of training each, then "
+              f"{episodes} episodes; load {load()}", flush=True)
+        lab = _json_line([sys.executable, str(ROOT / "benchmarks" / "rl_throughput.py"), preset, "--seconds",
+                          str(minutes * 60), "--learning-starts", "-1", "--evaluate", "--set", f"eval_episodes={episodes}"])
+        print(f"  lab: {lab['env_steps']} env steps in {lab['seconds']:.0f} s, return {lab['eval_return_mean']:.1f} "
+              f"+- {lab['eval_return_std']:.1f} (load {lab['load_before']:.2f} -> {lab['load_after']:.2f})", flush=True)
+        before = load()
+        peer = _json_line([python, str(ROOT / "benchmarks" / "peers" / "sb3_throughput.py"), algo, "--seconds",
+                           str(minutes * 60), "--evaluate", str(episodes)])
+        print(f"  SB3: {peer['env_steps']} env steps in {peer['seconds']:.0f} s, return {peer['eval_return_mean']:.1f} "
+              f"+- {peer['eval_return_std']:.1f} (load {before} -> {load()})", flush=True)
+        rows.append((preset, lab, peer))
+    print(f"\n{'preset':<14}{'minutes':>8}{'lab steps':>11}{'lab return':>12}{'SB3 steps':>11}{'SB3 return':>12}")
+    for preset, lab, peer in rows:
+        print(f"{preset:<14}{minutes:>8g}{lab['env_steps']:>11}{lab['eval_return_mean']:>12.1f}"
+              f"{peer['env_steps']:>11}{peer['eval_return_mean']:>12.1f}")
+    print(f"load average after: {load()}")
+    return 0
+
+
 def lab_args(algo: str, score: float, seed: int) -> list[str]:
     return [f"{algo}-cartpole", "--set", "num_samples=1", "--set", "search={}", "--set", f"seed={seed}",
             "--set", f"stop.eval/average_return={score:g}"]
@@ -150,7 +184,15 @@ def main() -> int:
     parser.add_argument("--no-server-rows", action="store_true", help="skip the runs through the lab server")
     parser.add_argument("--heavy", action="store_true", help="the heavy presets' training env steps/s instead")
     parser.add_argument("--seconds", type=float, default=60.0, help="--heavy: timed seconds per side")
+    parser.add_argument("--wall-clock", type=float, metavar="MINUTES", help="the return at equal training time")
+    parser.add_argument("--episodes", type=int, default=5, help="--wall-clock: evaluation episodes per side")
     args = parser.parse_args()
+    if args.wall_clock is not None:
+        if set(args.algos) - set(WALL_CLOCK) or not args.wall_clock > 0 or args.episodes < 1:
+            print(f"rl_vs_sb3.py: error: --wall-clock takes minutes > 0, --episodes >= 1 and presets among "
+                  f"{', '.join(WALL_CLOCK)}", file=sys.stderr)
+            return 2
+        return wall_clock(args.algos or list(WALL_CLOCK), args.wall_clock, args.episodes)
     if args.heavy:
         if set(args.algos) - set(HEAVY):
             print(f"rl_vs_sb3.py: error: unknown heavy preset(s): {', '.join(sorted(set(args.algos) - set(HEAVY)))} "

@@ -10,7 +10,12 @@ whole rounds (rollout and gradient steps) from the first round that starts after
 `--seconds` have passed. Runs in the benchmark's venv (benchmarks/.peer-venv), never in the lab's. Prints one
 JSON line.
 
+With `--evaluate N`: rl-zoo's settings unchanged (its `learning_starts`, its schedules over its `n_timesteps`),
+trained from the first env step for `--seconds`, then N deterministic episodes (untimed) on the full game
+(Atari: no episodic life, unclipped rewards, as the lab's evaluation): the return reached in that time.
+
     python sb3_throughput.py ppo|dqn|sac|td3 [--seconds 60] [--warmup 3000] [--learning-starts 1000] [--seed 0]
+                             [--evaluate 10]
 """
 import argparse
 import json
@@ -70,7 +75,10 @@ def main():
     parser.add_argument("--warmup", type=int, default=3000, help="env steps before the timed rounds")
     parser.add_argument("--learning-starts", type=int, default=1000)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--evaluate", type=int, default=0, metavar="N", help="train from scratch, then N episodes")
     args = parser.parse_args()
+    if args.evaluate:
+        return wall_clock(args)
 
     import torch
     from stable_baselines3 import DQN, PPO, SAC, TD3
@@ -112,6 +120,60 @@ def main():
                       "torch_threads": torch.get_num_threads(),
                       "hyperparameters": {k: (v if isinstance(v, (int, float, str, list, dict)) else repr(v))
                                           for k, v in hyper.items()}}), flush=True)
+
+
+def wall_clock(args) -> None:
+    """rl-zoo's settings as they are, `--seconds` of training from the first env step, then `--evaluate` episodes."""
+    import torch
+    from stable_baselines3 import DQN, PPO, SAC, TD3
+    from stable_baselines3.common.callbacks import BaseCallback
+    from stable_baselines3.common.evaluation import evaluate_policy
+
+    hyper = hyperparameters(args.algo)
+    env, n_envs = make_env(args.algo, hyper, args.seed)
+    total = int(float(hyper.pop("n_timesteps")))
+    hyper.pop("policy", None)
+    cls = {"ppo": PPO, "dqn": DQN, "sac": SAC, "td3": TD3}[args.algo]
+    atari = ENTRIES[args.algo][0] == "atari"
+    model = cls("CnnPolicy" if atari else "MlpPolicy", env, seed=args.seed, verbose=0, **hyper)
+
+    class Clock(BaseCallback):
+        def _on_training_start(self) -> None:
+            self.started = time.perf_counter()
+
+        def _on_step(self) -> bool:
+            return time.perf_counter() - self.started < args.seconds
+
+    clock = Clock()
+    model.learn(total_timesteps=total, callback=clock)
+    trained_s, steps = time.perf_counter() - clock.started, model.num_timesteps
+    env.close()
+    eval_env = full_game_env(args.algo, args.seed + 10_000)
+    returns, lengths = evaluate_policy(model, eval_env, n_eval_episodes=args.evaluate, deterministic=True,
+                                       return_episode_rewards=True)
+    import numpy as np
+
+    print(json.dumps({"algo": args.algo, "env_id": ENTRIES[args.algo][1], "n_envs": n_envs, "seconds": trained_s,
+                      "env_steps": steps, "env_steps_per_s": steps / trained_s, "eval_episodes": len(returns),
+                      "eval_return_mean": float(np.mean(returns)), "eval_return_std": float(np.std(returns)),
+                      "eval_length_mean": float(np.mean(lengths)), "torch_threads": torch.get_num_threads(),
+                      "n_timesteps": total}), flush=True)
+
+
+def full_game_env(algo: str, seed: int):
+    """One evaluation env: Atari's whole game (no life loss ends it, rewards unclipped), or the MuJoCo env."""
+    import gymnasium
+    from stable_baselines3.common.env_util import make_atari_env, make_vec_env
+    from stable_baselines3.common.vec_env import VecFrameStack
+
+    if ENTRIES[algo][0] == "atari":
+        import ale_py
+
+        gymnasium.register_envs(ale_py)
+        return VecFrameStack(make_atari_env(ENTRIES[algo][1], n_envs=1, seed=seed, env_kwargs={"frameskip": 1},
+                                            wrapper_kwargs={"terminal_on_life_loss": False, "clip_reward": False}),
+                             n_stack=4)
+    return make_vec_env(ENTRIES[algo][1], n_envs=1, seed=seed)
 
 
 if __name__ == "__main__":

@@ -30,7 +30,20 @@ def test_a_tiny_budget_prints_the_training_rate_of_whole_rounds(preset, sets, tm
     assert figures["peak_rss_mb"] > 0 and "load_before" in figures
 
 
+def test_evaluate_trains_from_the_first_env_step_then_plays_greedy_episodes(tmp_path):
+    """The lab's side of `rl_vs_sb3.py --wall-clock`: the preset's own warm-up inside the timed span."""
+    result = _run(str(ROOT / "benchmarks" / "rl_throughput.py"), "dqn-cartpole", "--seconds", "1", "--evaluate",
+                  "--learning-starts", "-1", "--set", "eval_episodes=3", "--set", "collect_steps_per_iteration=16",
+                  cwd=tmp_path)
+    assert result.returncode == 0, result.stderr[-3000:]
+    figures = json.loads(result.stdout.strip().splitlines()[-1])
+    assert figures["eval_episodes"] == 3 and 8 <= figures["eval_return_mean"] <= 500
+    assert figures["env_steps"] == figures["timed_env_steps"] > 0  # counted from the first env step
+
+
 @pytest.mark.parametrize("args, line", [
+    (["rl_vs_sb3.py", "--wall-clock", "10", "dqn-breakout"], "rl_vs_sb3.py: error: --wall-clock takes minutes"),
+    (["rl_vs_sb3.py", "--wall-clock", "0"], "rl_vs_sb3.py: error: --wall-clock takes minutes"),
     (["rl_throughput.py", "ppo-breakot"], "rl_throughput: error: unknown preset 'ppo-breakot'"),
     (["rl_vs_sb3.py", "--heavy", "ppo-breakot"], "rl_vs_sb3.py: error: unknown heavy preset(s): ppo-breakot"),
 ])
