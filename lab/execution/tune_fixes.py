@@ -184,7 +184,9 @@ def _ahead_of_results(named, trial) -> bool:
 
 def _last_recorded_iteration(filesystem, trial_path: str, trial) -> float:
     """The newest iteration the trial's results in storage hold (its `result.json`, written by a driver that
-    may have died before syncing its last rows), else the one of Tune's saved state, else 0."""
+    may have died before syncing its last rows); 0 when it holds none. Not Tune's saved state: a dead driver
+    may have synced that state but not the result file (the multihost head-loss test: one trial's rows then
+    began at 2), and a resume from a checkpoint past the stored rows loses the rows before it for good."""
     import json
 
     try:
@@ -199,8 +201,7 @@ def _last_recorded_iteration(filesystem, trial_path: str, trial) -> float:
             continue
         if isinstance(iteration, int) and not isinstance(iteration, bool) and iteration >= 0:
             return iteration
-    iteration = (trial.last_result or {}).get("training_iteration")
-    return iteration if isinstance(iteration, int) and iteration >= 0 else 0
+    return 0
 
 
 def _restore_point_from_storage(trial, why: str = "is gone from storage") -> None:

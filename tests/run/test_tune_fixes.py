@@ -171,3 +171,15 @@ def test_on_resume_a_named_checkpoint_ahead_of_the_stored_results_is_passed_over
     assert trial.latest_checkpoint_result.checkpoint.path == str(folder / "checkpoint_000002")
     trial, _ = _trial_with_checkpoints(tmp_path / "b", on_storage={2: 3, 3: 4}, named=[2, 3], rows=4)
     assert not tune_fixes._ahead_of_results(trial.latest_checkpoint_result, trial)
+
+
+def test_a_result_file_missing_from_storage_means_from_the_start(tmp_path):
+    """The dead driver synced Tune's state (4 iterations, checkpoint 3) but never the trial's result.json: a
+    resume from checkpoint 3 would leave rows 1-4 missing for good (the multihost head-loss test found a
+    trial whose rows began at 2), so the trial starts afresh and every row is written."""
+    trial, folder = _trial_with_checkpoints(tmp_path, on_storage={2: 3, 3: 4}, named=[2, 3], rows=4)
+    (folder / "result.json").unlink()
+    trial.run_metadata.last_result = {"training_iteration": 4}  # what Tune's saved state says
+    assert tune_fixes._ahead_of_results(trial.latest_checkpoint_result, trial)
+    tune_fixes._restore_point_from_storage(trial, "is ahead of its results in storage")
+    assert trial.latest_checkpoint_result is None
