@@ -86,7 +86,8 @@ class NumpyCollector:
 
     def collect(self) -> int:
         """As TF-Agents' DynamicStepDriver: batched steps until the round's env steps (resets not counted)
-        reach `collect_steps_per_iteration`."""
+        reach `collect_steps_per_iteration`, or the budget (`max_env_steps`): a run ends where it was asked
+        to, give or take one step of the vector env."""
         from tf_agents.trajectories import time_step as ts
 
         w = self.workload
@@ -98,7 +99,8 @@ class NumpyCollector:
         running = w.running_returns.numpy()
         finished_sum = finished_count = 0.0
         current = self.time_step
-        while steps - start < self.steps_per_round:
+        limit = min(start + self.steps_per_round, w.config.max_env_steps)
+        while steps < limit:
             explore = self.rng.random(n) < w.epsilon_at(steps)
             greedy = self.q_values(current.observation, weights).argmax(axis=1) + self.low
             action = np.where(explore, self.rng.integers(self.low, self.high + 1, n), greedy).astype(self.action_dtype)
@@ -113,6 +115,8 @@ class NumpyCollector:
             finished_count += float(ended.sum())
             current = following
         self.time_step = current
+        if not columns[0]:
+            return steps
         if len(columns[0]) > self.max_length:
             raise RuntimeError("a round's steps per env exceed the replay's length per env")
         self._write(self.trajectory(*(np.stack(column) for column in columns)))
