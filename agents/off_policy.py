@@ -137,9 +137,9 @@ class OffPolicyWorkload(AgentWorkload):
             cfg.num_envs, self.env_steps)
         observers = [replay.add_batch, count_env_steps, track_returns]
 
-        def make_collect(policy):
+        def make_collect(policy, num_steps=cfg.collect_steps_per_iteration):
             driver = dynamic_step_driver.DynamicStepDriver(self.train_env, policy, observers=observers,
-                                                           num_steps=cfg.collect_steps_per_iteration)
+                                                           num_steps=num_steps)
 
             @tf.function(autograph=False)
             def collect():
@@ -168,11 +168,14 @@ class OffPolicyWorkload(AgentWorkload):
         # Trace all now (takes no env step): concrete functions never retrace.
         started = time.perf_counter()
         collector = self.fast_collector()
-        if collector is not None:
+        self._tail_collects = None  # the TF path's last round: one step of the vector env per call, traced on use
+        if collector is not None:  # it stops at the budget itself
             self._random_collect = self._collect = collector.collect
         else:
-            collects = [make_collect(policy).get_concrete_function() for policy in self.collect_policies()]
+            policies = self.collect_policies()
+            collects = [make_collect(policy).get_concrete_function() for policy in policies]
             self._random_collect, self._collect = collects[0], collects[-1]
+            self._tail_collects = lambda: [make_collect(policy, num_steps=1) for policy in (policies[0], policies[-1])]
         self._train = train.get_concrete_function()
         self._evaluate = evaluate.get_concrete_function()
         self.trace_seconds = time.perf_counter() - started
@@ -185,7 +188,10 @@ class OffPolicyWorkload(AgentWorkload):
     def step(self) -> dict[str, float | bool]:
         """Collect/train rounds for `env_steps_per_step` env steps, then a greedy evaluation."""
         def one_round(steps):
-            steps = int(self._random_collect() if steps < self.learning_starts else self._collect())
+            if self._tail_collects is not None and self.config.max_env_steps - steps < self.config.collect_steps_per_iteration:
+                steps = self.collect_tail(steps)  # the budget ends inside this round: stop there
+            else:
+                steps = int(self._random_collect() if steps < self.learning_starts else self._collect())
             trained = steps >= self.learning_starts  # no training while the initial random steps are collected
             return steps, ([float(v) for v in self._train()] if trained else None)
 
@@ -193,3 +199,13 @@ class OffPolicyWorkload(AgentWorkload):
         if losses:
             metrics.update(zip(self.loss_names, np.mean(losses, axis=0).tolist()))
         return metrics
+
+    def collect_tail(self, steps: int) -> int:
+        """The last round's steps one step of the vector env at a time, until the budget (`max_env_steps`): a
+        run ends where it was asked to, give or take one step of the vector env."""
+        if callable(self._tail_collects):
+            self._tail_collects = self._tail_collects()
+        random_tail, tail = self._tail_collects
+        while steps < self.config.max_env_steps:
+            steps = int(random_tail() if steps < self.learning_starts else tail())
+        return steps

@@ -117,3 +117,27 @@ def test_ppo_ends_at_its_budget_give_or_take_one_step_of_the_vector_env(tmp_path
         workload.close()
     steps = results[-1]["charts/env_steps"]
     assert 192 <= steps <= 192 + params["num_envs"], [r["charts/env_steps"] for r in results]
+
+
+@pytest.mark.parametrize("name, params", [
+    ("c51", {"collect_steps_per_iteration": 64}),
+    ("dqn", {"dueling": True, "collect_steps_per_iteration": 64}),  # the TF-Agents driver (no NumPy collection)
+    ("sac", {"collect_steps_per_iteration": 64}),
+])
+def test_off_policy_agents_end_at_their_budget_give_or_take_one_step_of_the_vector_env(name, params, tmp_path):
+    """Rounds of 64 env steps against a budget of 250: the last round stops at the budget (it ran to 256)."""
+    from lab import workload as workloads
+    from lab.workload.testing import make
+
+    budget = 250
+    workload = make(name, {**workloads.get(name).test_params, **params, "env_steps_per_step": 100,
+                           "max_env_steps": budget, "seed": 0}, trial_dir=str(tmp_path))
+    try:
+        results = [workload.step()]
+        while not results[-1]["done"]:
+            results.append(workload.step())
+            assert len(results) < 10
+    finally:
+        workload.close()
+    steps = [r["charts/env_steps"] for r in results]
+    assert budget <= steps[-1] <= budget + workload.config.num_envs, steps
