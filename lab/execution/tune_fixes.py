@@ -179,10 +179,10 @@ def _ahead_of_results(named, trial) -> bool:
     if not isinstance(iteration, int):
         return False
     storage = trial.storage
-    return iteration > _last_recorded_iteration(storage.storage_filesystem, storage.trial_fs_path, trial)
+    return iteration > _last_recorded_iteration(storage.storage_filesystem, storage.trial_fs_path)
 
 
-def _last_recorded_iteration(filesystem, trial_path: str, trial) -> float:
+def _last_recorded_iteration(filesystem, trial_path: str) -> float:
     """The newest iteration the trial's results in storage hold (its `result.json`, written by a driver that
     may have died before syncing its last rows); 0 when it holds none. Not Tune's saved state: a dead driver
     may have synced that state but not the result file (the multihost head-loss test: one trial's rows then
@@ -226,7 +226,7 @@ def _restore_point_from_storage(trial, why: str = "is gone from storage") -> Non
         entries = []
     folders = sorted((e for e in entries if e.type == pyarrow.fs.FileType.Directory
                       and re.fullmatch(r"checkpoint_\d{6}", e.base_name)), key=lambda e: e.base_name, reverse=True)
-    recorded = _last_recorded_iteration(filesystem, storage.trial_fs_path, trial)
+    recorded = _last_recorded_iteration(filesystem, storage.trial_fs_path)
     for entry in folders:
         manifest = _manifest_of(filesystem, entry.path)
         counters = progress(manifest) if manifest is not None else {}
