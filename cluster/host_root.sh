@@ -4,7 +4,7 @@
 #   host_root.sh HOST_DIR RO_PATHS HOSTNAME -- COMMAND...
 # The command sees a root file system of its own: the system folders (/usr, /etc, ...) and RO_PATHS (the
 # code and the Python env, colon-separated) read-only, and the host's own writable folders from HOST_DIR
-# (tmp -> /tmp, home -> /home/lab, lab -> /var/lab) plus a private /dev/shm (Ray's object store). Nothing
+# (tmp -> /tmp, home -> /home/lab, lab -> /var/lab, pg -> /var/lib/postgresql/lab: the head's PostgreSQL) plus a private /dev/shm (Ray's object store). Nothing
 # else of the machine, and nothing of the other hosts, is visible.
 set -eu
 host_dir=$1 ro_paths=$2
@@ -32,7 +32,7 @@ for path in $ro_paths; do  # the code and the env, at the same paths as on the m
   mkdir -p "$root$path" && mount --bind "$path" "$root$path" && mount -o remount,bind,ro "$root$path"
 done
 IFS=$old_ifs
-for pair in tmp:/tmp home:/home/lab lab:/var/lab; do
+for pair in tmp:/tmp home:/home/lab lab:/var/lab pg:/var/lib/postgresql/lab; do
   mkdir -p "$host_dir/${pair%%:*}" "$root${pair#*:}"
   mount --bind "$host_dir/${pair%%:*}" "$root${pair#*:}"
 done

@@ -43,6 +43,9 @@ HOST_ROOT = ROOT / "cluster" / "host_root.sh"
 SUBNET = "10.213.0"
 PREFIX = "labmh"
 RAY_PORT, PG_PORT, S3_PORT, DASHBOARD_PORT = 6379, 5432, 5000, 8265
+# PostgreSQL's folder on the head, a disk of its own: not under LAB_HOME (/var/lab), which the lab keeps 0700
+# (a `lab submit` job on the head made it so, and PostgreSQL, another user, could not start again after a reboot)
+PG_DIR = "/var/lib/postgresql/lab"
 BUCKET = "lab"
 # Ray's Prometheus endpoints answer anyone (no token): the nodes' agents export none (metrics collection
 # off), and the dashboard's (44227) and the autoscaler's (44217), on every interface of the head with no
@@ -142,7 +145,7 @@ class MultiHost:
             _ip("-n", host.namespace, "addr", "add", f"{host.address}/24", "dev", "eth0")
             _ip("-n", host.namespace, "link", "set", "eth0", "up")
             _ip("-n", host.namespace, "link", "set", "lo", "up")
-            for sub in ("tmp", "home/.ray", "lab"):
+            for sub in ("tmp", "home/.ray", "lab", "pg"):
                 os.makedirs(Path(host.folder) / sub, exist_ok=True)
             if has_token:  # the cluster's token, on each host that belongs to the cluster
                 path = Path(host.folder) / "home" / ".ray" / "auth_token"
@@ -240,7 +243,7 @@ class MultiHost:
     def file(self, name: str, path: str) -> Path:
         """Where a host's private file lies on the machine (the operator's view): /tmp, /home/lab or /var/lab."""
         for prefix, sub in (("/tmp", "tmp"),  # noqa: S108 - a host's private /tmp
-                             ("/home/lab", "home"), ("/var/lab", "lab")):
+                             ("/home/lab", "home"), ("/var/lab", "lab"), (PG_DIR, "pg")):
             if path == prefix or path.startswith(prefix + "/"):
                 return Path(self.hosts[name].folder, sub, path[len(prefix):].lstrip("/"))
         raise ValueError(f"{path} is not a private folder of a host")
@@ -320,7 +323,7 @@ class MultiHost:
     def start_postgres(self) -> None:
         """PostgreSQL on the head (after a fresh boot of the head: a server running there is not detected)."""
         pg = _pg_bin()
-        data = self.file("head", "/var/lab/pg")
+        data = self.file("head", PG_DIR)
         fresh = not data.exists()
         if fresh:
             data.mkdir(parents=True)
@@ -330,19 +333,19 @@ class MultiHost:
         for stale in ("data/postmaster.pid", f".s.PGSQL.{PG_PORT}.lock"):  # left by a lost head: PIDs were its own
             (data / stale).unlink(missing_ok=True)
         if fresh:  # a password for connections over the network; trust only on the head's own socket
-            password = self.file("head", "/var/lab/pg/password")
+            password = self.file("head", f"{PG_DIR}/password")
             password.write_text(self.pg_password)
             shutil.chown(password, "postgres")
-            self.run("head", [*run_as, f"{pg}/initdb", "-D", "/var/lab/pg/data", "-U", "lab", "--auth-local=trust",
-                              "--auth-host=scram-sha-256", "--pwfile=/var/lab/pg/password", "-E", "UTF8"])
+            self.run("head", [*run_as, f"{pg}/initdb", "-D", f"{PG_DIR}/data", "-U", "lab", "--auth-local=trust",
+                              "--auth-host=scram-sha-256", f"--pwfile={PG_DIR}/password", "-E", "UTF8"])
             password.unlink()
-            with open(self.file("head", "/var/lab/pg/data/pg_hba.conf"), "a") as hba:
+            with open(self.file("head", f"{PG_DIR}/data/pg_hba.conf"), "a") as hba:
                 hba.write(f"host all all {SUBNET}.0/24 scram-sha-256\n")
-        self.run("head", [*run_as, f"{pg}/pg_ctl", "-D", "/var/lab/pg/data", "-l", "/var/lab/pg/log", "-w", "start",
-                          "-o", (f"-p {PG_PORT} -k /var/lab/pg -c listen_addresses={self.address('head')} "
+        self.run("head", [*run_as, f"{pg}/pg_ctl", "-D", f"{PG_DIR}/data", "-l", f"{PG_DIR}/log", "-w", "start",
+                          "-o", (f"-p {PG_PORT} -k {PG_DIR} -c listen_addresses={self.address('head')} "
                                  "-c max_connections=100 -c fsync=off")])
         if fresh:
-            self.run("head", ["psql", "-h", "/var/lab/pg", "-p", str(PG_PORT), "-U", "lab", "postgres",
+            self.run("head", ["psql", "-h", PG_DIR, "-p", str(PG_PORT), "-U", "lab", "postgres",
                               "-c", "CREATE DATABASE lab"])
 
     def start_s3(self) -> None:
