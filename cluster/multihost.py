@@ -324,9 +324,8 @@ class MultiHost:
         """PostgreSQL on the head (after a fresh boot of the head: a server running there is not detected)."""
         pg = _pg_bin()
         data = self.file("head", PG_DIR)
-        fresh = not data.exists()
-        if fresh:
-            data.mkdir(parents=True)
+        fresh = not (data / "data").exists()  # the folder itself is there from the first boot
+        data.mkdir(parents=True, exist_ok=True)
         shutil.chown(data, "postgres")
         data.chmod(0o700)
         run_as = ["runuser", "-u", "postgres", "--"]
