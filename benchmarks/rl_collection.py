@@ -172,7 +172,7 @@ def dqn_workload_rate(env_id: str, n: int, seconds: float, backend: str = "gymna
 
     preset = "dqn-breakout" if env_id.startswith("ALE/") else "dqn-cartpole"
     params = {**specs.load(preset)[0].trial_params, "env_id": env_id, "num_envs": n, "replay_capacity": 20_000,
-              "initial_collect_steps": 0, "eval_episodes": 1, "env_backend": backend,
+              "initial_collect_steps": 0, "eval_episodes": 1, "env_backend": backend, "max_env_steps": 10**12,
               "collect_steps_per_iteration": max(n, 256 // n * n)}
     cls = workloads.get("dqn")
     workload = cls(cls.make_config(params), workloads.TrialContext(trial_dir=tempfile.mkdtemp(prefix="bench-")))
