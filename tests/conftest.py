@@ -172,6 +172,18 @@ def postgres_url():
         shutil.rmtree(data_root, ignore_errors=True)
 
 
+def env_steps_to_the_end(workload, most: int = 10) -> list[int]:
+    """step() until the workload says done (at most `most` steps), then close it: each step's env step count."""
+    try:
+        results = [workload.step()]
+        while not results[-1]["done"]:
+            results.append(workload.step())
+            assert len(results) < most
+    finally:
+        workload.close()
+    return [r["charts/env_steps"] for r in results]
+
+
 def trained_workload(name: str, params: dict, steps: int = 2):
     """A module-scoped fixture: workload `name` made from `params` (seed 1) after `steps` steps, and each
     step's metrics: `trained = trained_workload("dqn", TINY)` in a test module."""

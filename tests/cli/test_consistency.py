@@ -9,6 +9,7 @@ import pytest
 
 import lab
 from lab.registry import Registry
+from tests.conftest import env_steps_to_the_end
 from tests.conftest import lab as lab_cli
 
 
@@ -107,19 +108,12 @@ def test_ppo_ends_at_its_budget_give_or_take_one_step_of_the_vector_env(tmp_path
     params = {"num_envs": 2, "collect_steps_per_iteration": 32, "num_epochs": 1, "num_minibatches": 1,
               "actor_fc_layers": [8], "value_fc_layers": [8], "env_steps_per_step": 64, "eval_episodes": 1,
               "max_env_steps": 192, "seed": 0}
-    workload = make("ppo", params, trial_dir=str(tmp_path))
-    try:
-        results = [workload.step()]
-        while not results[-1]["done"]:
-            results.append(workload.step())
-            assert len(results) < 10
-    finally:
-        workload.close()
-    steps = results[-1]["charts/env_steps"]
-    assert 192 <= steps <= 192 + params["num_envs"], [r["charts/env_steps"] for r in results]
+    steps = env_steps_to_the_end(make("ppo", params, trial_dir=str(tmp_path)))
+    assert 192 <= steps[-1] <= 192 + params["num_envs"], steps
 
 
 @pytest.mark.parametrize("name, params", [
+    ("dqn", {"collect_steps_per_iteration": 64}),  # NumPy collection (agents/numpy_collect.py)
     ("c51", {"collect_steps_per_iteration": 64}),
     ("dqn", {"dueling": True, "collect_steps_per_iteration": 64}),  # the TF-Agents driver (no NumPy collection)
     ("sac", {"collect_steps_per_iteration": 64}),
@@ -132,12 +126,5 @@ def test_off_policy_agents_end_at_their_budget_give_or_take_one_step_of_the_vect
     budget = 250
     workload = make(name, {**workloads.get(name).test_params, **params, "env_steps_per_step": 100,
                            "max_env_steps": budget, "seed": 0}, trial_dir=str(tmp_path))
-    try:
-        results = [workload.step()]
-        while not results[-1]["done"]:
-            results.append(workload.step())
-            assert len(results) < 10
-    finally:
-        workload.close()
-    steps = [r["charts/env_steps"] for r in results]
+    steps = env_steps_to_the_end(workload)
     assert budget <= steps[-1] <= budget + workload.config.num_envs, steps

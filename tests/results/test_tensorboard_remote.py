@@ -120,3 +120,15 @@ def test_lab_ui_boards_refuse_a_row_outside_the_storage_root(lab_home):
         checked_locations((outside,), registry)
     with pytest.raises(LabError, match="has no folder yet"):
         checked_locations((empty,), registry)
+
+
+def test_a_refresh_period_that_is_not_a_number_is_one_line(monkeypatch, lab_home):
+    import pytest
+
+    from lab.errors import LabError
+    from lab.results.board_mirror import refresh_seconds
+
+    for raw, says in (("soon", "must be a number of seconds"), ("0", "between 0.1 and 86400")):
+        monkeypatch.setenv("LAB_TENSORBOARD_REFRESH_S", raw)
+        with pytest.raises(LabError, match=says):
+            refresh_seconds()
