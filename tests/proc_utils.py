@@ -1,6 +1,7 @@
-"""Helpers of the fault tests: a process tree, its listening sockets, the machine's own address."""
+"""Helpers of the fault tests: a process tree, its listening sockets, the machine's own address, Ctrl-C."""
 from __future__ import annotations
 
+import signal
 import socket
 import time
 import urllib.error
@@ -66,3 +67,9 @@ def wait_gone(pids: list[int], timeout: float = 30) -> list[int]:
         alive = [pid for pid in alive if psutil.pid_exists(pid) and psutil.Process(pid).status() != psutil.STATUS_ZOMBIE]
         time.sleep(0.2)
     return alive
+
+
+def ctrl_c_as_at_a_terminal() -> None:
+    """A preexec_fn: SIGINT back to its default in the child. A suite started in the background (`pytest &` in
+    a script) ignores SIGINT, and a Python child then installs no Ctrl-C handler: a test's SIGINT did nothing."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)

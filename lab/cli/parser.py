@@ -72,7 +72,7 @@ def make_parser() -> argparse.ArgumentParser:
 
     up = commands.add_parser("up", help="start a warm local Ray (workers with TensorFlow imported) that runs then use")
     up.add_argument("--cpus", type=int, help="CPUs of the instance (default: all)")
-    up.add_argument("--workers", type=int, help="idle warm workers to keep (default: one per CPU)")
+    up.add_argument("--workers", type=int, help="idle warm workers to keep (default: LAB_WARM_WORKERS, else one per CPU)")
     up.add_argument("--dashboard", action="store_true", help="also start Ray's dashboard (on 127.0.0.1)")
     up.set_defaults(handler=infra.cmd_up)
 

@@ -37,6 +37,7 @@ PRELOAD = ("lab.infra.preload",)
 POOL_CHECK_S = 1.0
 MARKS_ENV = "LAB_WARM_MARKS"  # lab.infra.preload marks there each worker whose imports are done
 READY_TIMEOUT_S = 120.0
+WORKERS_ENV = "LAB_WARM_WORKERS"  # idle warm workers kept when `lab up --workers` does not say (default: one per CPU)
 
 
 @dataclass
@@ -211,13 +212,24 @@ def up(num_cpus: int | None = None, pool: int | None = None, dashboard: bool = F
     return instance
 
 
+def default_pool(num_cpus: int) -> int:
+    """Idle warm workers to keep: LAB_WARM_WORKERS, else one per CPU. Each holds TensorFlow (~0.5 GB) and is
+    refilled after every run, so 0 suits a machine short of memory or runs that need no TensorFlow."""
+    raw = os.environ.get(WORKERS_ENV, "").strip()
+    if not raw:
+        return num_cpus
+    if not raw.isdigit() or int(raw) > 1024:
+        raise LabError(f"{WORKERS_ENV} must be a whole number of workers from 0 to 1024, got {raw[:40]!r}")
+    return int(raw)
+
+
 def start(num_cpus: int | None = None, pool: int | None = None,
           dashboard: bool = False) -> tuple[Instance, subprocess.Popen]:
     """Start the warm instance's keeper and record it, without waiting (`up` waits; the lab server lets its
     first run wait in `usable`); LabError if one is up."""
     check_none_up()
     num_cpus = num_cpus or os.cpu_count() or 1
-    pool = num_cpus if pool is None else pool
+    pool = default_pool(num_cpus) if pool is None else pool
     folder = settings.private_dir(ray_dir())
     token_path = settings.private_file(folder / "auth_token", secrets.token_hex(32))
     # sockets live in the temp folder: its path must stay short (a Unix socket path has ~107 bytes)

@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import lab
+from tests.proc_utils import ctrl_c_as_at_a_terminal
 from tests.recorded import record_trial
 
 NOISE = ("oneDNN", "cuda", "absl", "Gym has been unmaintained", "Value in checkpoint", "WARNING")
@@ -77,7 +78,7 @@ def test_tensorboard_prints_its_two_lines(dqn):
     env, experiment = dqn
     process = subprocess.Popen([os.path.join(os.path.dirname(sys.executable), "lab"), "tensorboard", experiment,
                                 "--port", str(free_port())], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                               env={**os.environ, **env})
+                               env={**os.environ, **env}, preexec_fn=ctrl_c_as_at_a_terminal)
     try:
         first = process.stdout.readline()
         assert first.startswith("TensorBoard on http://127.0.0.1:"), first

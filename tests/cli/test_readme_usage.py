@@ -17,6 +17,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import ROOT, lab
+from tests.proc_utils import ctrl_c_as_at_a_terminal
 
 DQN_TINY = ["num_envs=2", "fc_layers=[16]", "replay_capacity=1000", "batch_size=16", "initial_collect_steps=40",
             "collect_steps_per_iteration=4", "train_steps_per_iteration=2", "target_update_period=2",
@@ -88,15 +89,20 @@ def write_houses(path: Path) -> None:
 def tensorboard(args: list[str], cwd: Path) -> tuple[int, str]:
     """Start it, wait for its URL line, fetch the URL, stop it with SIGINT: (exit code, output)."""
     command = [str(Path(sys.executable).parent / "lab"), *args]
-    process = subprocess.Popen(command, cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    line = process.stdout.readline()  # blocks until the URL is printed (once TensorBoard serves)
-    url = re.search(r"http://\S+/(\?token=\S+)?", line)
-    assert url, (line, process.stderr.read() if process.poll() is not None else "")
+    process = subprocess.Popen(command, cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                               preexec_fn=ctrl_c_as_at_a_terminal)
+    lines = ""
+    for _ in range(3):  # blocks until the URL is printed (once TensorBoard serves), after a "port taken" line
+        lines += process.stdout.readline()
+        url = re.search(r"http://\S+/(\?token=\S+)?", lines)
+        if url:
+            break
+    assert url, (lines, process.stderr.read() if process.poll() is not None else "")
     with urllib.request.urlopen(url.group(0), timeout=10) as response:
         assert response.status == 200
     process.send_signal(signal.SIGINT)
     out, err = process.communicate(timeout=30)
-    return process.returncode, line + out + err
+    return process.returncode, lines + out + err
 
 
 @pytest.mark.slow

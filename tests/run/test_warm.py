@@ -55,7 +55,19 @@ def test_down_and_status_without_an_instance(lab_home):
 
 def test_up_refuses_bad_sizes(lab_home):
     assert "--cpus must be at least 1" in one_error_line(lab("up", "--cpus", "0"))
+    for bad in ("-1", "two", "1e9"):
+        line = one_error_line(lab("up", env={"LAB_WARM_WORKERS": bad}))
+        assert "LAB_WARM_WORKERS must be a whole number" in line, line
     assert not warm.record_path().exists()
+
+
+def test_the_pool_size_comes_from_lab_warm_workers_else_one_per_cpu(monkeypatch):
+    monkeypatch.delenv("LAB_WARM_WORKERS")
+    assert warm.default_pool(4) == 4
+    monkeypatch.setenv("LAB_WARM_WORKERS", "0")
+    assert warm.default_pool(4) == 0
+    monkeypatch.setenv("LAB_WARM_WORKERS", " 3 ")
+    assert warm.default_pool(4) == 3
 
 
 def test_a_dead_instance_is_reported_and_forgotten(lab_home):
