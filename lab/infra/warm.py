@@ -213,7 +213,7 @@ def up(num_cpus: int | None = None, pool: int | None = None, dashboard: bool = F
 
 
 def default_pool(num_cpus: int) -> int:
-    """Idle warm workers to keep: LAB_WARM_WORKERS, else one per CPU. Each holds TensorFlow (~0.5 GB) and is
+    """Idle warm workers to keep: LAB_WARM_WORKERS, else one per CPU. Each holds ~0.9 GB (TensorFlow imported) and is
     refilled after every run, so 0 suits a machine short of memory or runs that need no TensorFlow."""
     raw = os.environ.get(WORKERS_ENV, "").strip()
     if not raw:
