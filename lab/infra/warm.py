@@ -218,7 +218,7 @@ def default_pool(num_cpus: int) -> int:
     raw = os.environ.get(WORKERS_ENV, "").strip()
     if not raw:
         return num_cpus
-    if not raw.isdigit() or int(raw) > 1024:
+    if not (raw.isascii() and raw.isdigit()) or int(raw) > 1024:
         raise LabError(f"{WORKERS_ENV} must be a whole number of workers from 0 to 1024, got {raw[:40]!r}")
     return int(raw)
 
