@@ -24,9 +24,6 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 # every `lab` a test starts runs in its own process: a lab server (and its warm Ray) per test's LAB_HOME would
 # outlive the test; tests/cli/test_server.py turns the server on for its own tests
 os.environ["LAB_NO_SERVER"] = "1"
-# a warm Ray a test starts (through a lab server) keeps no idle TensorFlow workers, which it would start again
-# after every run: tests/run/test_warm.py asks `lab up --workers 1` for the pool it tests
-os.environ["LAB_WARM_WORKERS"] = "0"
 
 
 def pytest_configure(config):
