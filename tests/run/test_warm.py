@@ -62,7 +62,7 @@ def test_up_refuses_bad_sizes(lab_home):
 
 
 def test_the_pool_size_comes_from_lab_warm_workers_else_one_per_cpu(monkeypatch):
-    monkeypatch.delenv("LAB_WARM_WORKERS")
+    monkeypatch.delenv("LAB_WARM_WORKERS", raising=False)
     assert warm.default_pool(4) == 4
     monkeypatch.setenv("LAB_WARM_WORKERS", "0")
     assert warm.default_pool(4) == 0
