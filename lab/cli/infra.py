@@ -49,13 +49,16 @@ def is_loopback(host: str) -> bool:
 
 
 def cmd_up(args: argparse.Namespace) -> int:
+    import os
+
     from lab.infra import warm
 
     if args.cpus is not None and args.cpus < 1 or args.workers is not None and args.workers < 0:
         raise LabError("--cpus must be at least 1 and --workers at least 0")
     warm.check_none_up()
+    pool = args.workers if args.workers is not None else warm.default_pool(args.cpus or os.cpu_count() or 1)
     print("starting a warm local Ray (its workers import TensorFlow and TF-Agents first) ...", flush=True)
-    warm.up(num_cpus=args.cpus, pool=args.workers, dashboard=args.dashboard)
+    warm.up(num_cpus=args.cpus, pool=pool, dashboard=args.dashboard)
     print(warm.describe())
     print("runs without --address now use it; `lab down` stops it")
     return 0

@@ -56,8 +56,10 @@ def test_down_and_status_without_an_instance(lab_home):
 def test_up_refuses_bad_sizes(lab_home):
     assert "--cpus must be at least 1" in one_error_line(lab("up", "--cpus", "0"))
     for bad in ("-1", "two", "1e9", "²"):
-        line = one_error_line(lab("up", env={"LAB_WARM_WORKERS": bad}))
+        result = lab("up", env={"LAB_WARM_WORKERS": bad})
+        line = one_error_line(result)
         assert "LAB_WARM_WORKERS must be a whole number" in line, line
+        assert result.stdout == ""  # refused before it says it starts
     assert not warm.record_path().exists()
 
 
