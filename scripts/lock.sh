@@ -6,6 +6,6 @@ cd "$(dirname "$0")/.."
 {
   echo "# The resolved set of 'scripts/setup.sh --test' (Python $(.venv/bin/python -c 'import platform; print(platform.python_version())')),"
   echo "# written by scripts/lock.sh; setup.sh installs with '-c requirements.lock'. Do not edit by hand."
-  .venv/bin/python -m pip freeze --exclude-editable --all | grep -v -E '^(pip|setuptools|wheel)=='
+  .venv/bin/python -m pip freeze --exclude-editable --all | grep -v -E '^(pip|setuptools|wheel|uv)=='
 } > requirements.lock
 echo "lock: $(grep -c '==' requirements.lock) packages in requirements.lock"
