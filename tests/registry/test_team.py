@@ -113,8 +113,10 @@ def test_two_users_share_a_registry_and_a_storage_root(postgres_url, s3_server):
         spec.write_text(SWEEP)
         os.chmod(spec, 0o644)
         common = {key: value for key, value in os.environ.items() if not key.startswith(("LAB_", "AWS_"))}
+        # LAB_WARM_WORKERS=0: their servers' warm Rays keep no idle TensorFlow workers (the pool, tested in
+        # tests/run/test_warm.py, would be started again after each of their runs, all of them scikit-learn sweeps)
         common.update(env, PYTHONPATH=str(ROOT), LAB_REGISTRY_URL=writer, LAB_STORAGE=str(shared),
-                      AWS_MAX_ATTEMPTS="1")
+                      AWS_MAX_ATTEMPTS="1", LAB_WARM_WORKERS="0")
         as_root = os.geteuid() == 0 and shutil.which("setpriv") is not None
         alice, bob = (User(base, name, uid if as_root else None, common) for name, uid in (("alice", 61001), ("bob", 61002)))
         users = (alice, bob)  # each runs through a lab server of their own (stopped at the end)
