@@ -156,19 +156,12 @@ def main() -> None:
     parser.add_argument("--trials", type=int, default=20, help="trials per experiment")
     parser.add_argument("--repeat", type=int, default=5)
     args = parser.parse_args()
-    from registry_writes import throwaway_postgres
+    from registry_writes import registry_databases
 
     print(f"load average before: {os.getloadavg()[0]:.2f} (figures taken above ~1.5 are not comparable)")
     with contextlib.ExitStack() as stack:
         folder = stack.enter_context(tempfile.TemporaryDirectory())
-        databases = {"sqlite": f"sqlite:///{folder}/registry.db"}
-        given = os.environ.get("LAB_REGISTRY_URL", "")
-        pg = given if given.startswith("postgres") else stack.enter_context(throwaway_postgres())
-        if pg:
-            databases["postgresql"] = pg
-        else:
-            print("postgresql: not installed and LAB_REGISTRY_URL names none: skipped")
-        for name, url in databases.items():
+        for name, url in registry_databases(stack, folder).items():
             began = time.perf_counter()
             generate(url, args.experiments, args.trials)
             print(f"\n{name}: generated {check(url, args.experiments, args.trials)} "

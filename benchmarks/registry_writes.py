@@ -85,6 +85,19 @@ def measure(url: str, writers: int, trials: int, results: int) -> tuple[float, s
                                                                        f"{len(rows)} trials, each once, all final")
 
 
+def registry_databases(stack: contextlib.ExitStack, folder: str) -> dict[str, str]:
+    """The registries a benchmark compares: SQLite in `folder`, and PostgreSQL (LAB_REGISTRY_URL if it names
+    one, else a throwaway server kept open by `stack`) where it is installed."""
+    databases = {"sqlite": f"sqlite:///{folder}/registry.db"}
+    given = os.environ.get("LAB_REGISTRY_URL", "")
+    pg = given if given.startswith("postgres") else stack.enter_context(throwaway_postgres())
+    if pg:
+        databases["postgresql"] = pg
+    else:
+        print("postgresql: not installed and LAB_REGISTRY_URL names none: skipped")
+    return databases
+
+
 @contextlib.contextmanager
 def throwaway_postgres():
     """A PostgreSQL server on a free port of 127.0.0.1, as tests/conftest.py starts it; None if not installed."""
@@ -127,14 +140,7 @@ def main() -> None:
     print(f"{args.writers} writers x {args.trials} trials x {args.results + 2} writes, against 1 writer doing "
           f"{args.trials} trials, side by side\n")
     with tempfile.TemporaryDirectory() as folder, contextlib.ExitStack() as stack:
-        databases = {"sqlite": f"sqlite:///{folder}/registry.db"}
-        given = os.environ.get("LAB_REGISTRY_URL", "")
-        pg = given if given.startswith("postgres") else stack.enter_context(throwaway_postgres())
-        if pg:
-            databases["postgresql"] = pg
-        else:
-            print("postgresql: not installed and LAB_REGISTRY_URL names none: skipped")
-        for name, url in databases.items():
+        for name, url in registry_databases(stack, folder).items():
             one, _ = measure(url, 1, args.trials, args.results)
             many, check = measure(url, args.writers, args.trials, args.results)
             print(f"{name:<10} {safe_url(url)}")
