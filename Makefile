@@ -9,12 +9,11 @@ test:
 	scripts/setup.sh --test
 	.venv/bin/ruff check .
 	@# 3 workers for all but tests/cluster (the suite waits on the processes it starts more than it computes),
-	@# then the multi-node cluster tests without the others (their nodes' health checks must not starve behind
-	@# other tests): the multi-host harness on one worker, the local clusters one at a time on the other
+	@# then the multi-node cluster tests alone: their nodes' health checks must not starve behind other tests
 	export LAB_REQUIRE_POSTGRES=$$(command -v apt-get >/dev/null && [ $$(id -u) = 0 ] && echo 1 || echo 0); \
 	export LAB_REQUIRE_CHROMIUM=$$LAB_REQUIRE_POSTGRES; \
 	.venv/bin/python -m pytest -n 3 --dist loadgroup --ignore=tests/cluster -ra --durations=20; first=$$?; \
-	.venv/bin/python -m pytest tests/cluster -n 2 --dist loadgroup -ra --durations=10; second=$$?; \
+	.venv/bin/python -m pytest tests/cluster -ra --durations=10; second=$$?; \
 	exit $$(( first | second ))
 
 fast-test:

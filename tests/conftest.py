@@ -320,12 +320,9 @@ def pytest_collection_modifyitems(items):
 
 
 def _worker_group(item) -> str | None:
-    """The pytest-xdist group of a test: the multi-host harness's (its hosts, one after another), the local
-    multi-node clusters' (one at a time: several at once on 2 cores starve each other's nodes), its module's
-    when it uses a module-scoped fixture of its module, else none. `make test` runs tests/cluster on 2
-    workers: the multi-host tests mostly wait (outages, reboots) beside the local clusters."""
-    if Path(str(item.path)).name == "test_multihost.py":
-        return "multihost"
+    """The pytest-xdist group of a test: tests/cluster/'s (one multi-node cluster at a time: several at once
+    on 2 cores starve each other's nodes), its module's when it uses a module-scoped fixture of its module,
+    else none."""
     if "shared_cluster" in item.fixturenames or Path(str(item.path)).parent.name == "cluster":
         return "clusters"
     info = getattr(item, "_fixtureinfo", None)
