@@ -321,7 +321,8 @@ def pytest_collection_modifyitems(items):
 
 def _worker_group(item) -> str | None:
     """The pytest-xdist group of a test: tests/cluster/'s (one multi-node cluster at a time: several at once
-    on 2 cores starve each other's nodes), its module's when it uses a module-scoped fixture of its module,
+    on 2 cores starve each other's nodes; even the multi-host harness beside one local cluster got a live
+    local worker node declared dead), its module's when it uses a module-scoped fixture of its module,
     else none."""
     if "shared_cluster" in item.fixturenames or Path(str(item.path)).parent.name == "cluster":
         return "clusters"
