@@ -250,9 +250,10 @@ CLUSTER_SCRIPT = ROOT / "cluster" / "local_cluster.sh"
 
 
 @contextlib.contextmanager
-def local_cluster_of(workers: int, cpus: int):
-    """cluster/local_cluster.sh on free ports: yields (ray address, dashboard URL, env for the script)."""
-    env = {**os.environ, "RAY": str(Path(sys.executable).parent / "ray"), "RAY_PORT": str(_free_port()),
+def local_cluster_of(workers: int, cpus: int, env: dict | None = None):
+    """cluster/local_cluster.sh on free ports, its nodes started with `env` added: yields (ray address,
+    dashboard URL, env for the script)."""
+    env = {**os.environ, **(env or {}), "RAY": str(Path(sys.executable).parent / "ray"), "RAY_PORT": str(_free_port()),
            "DASHBOARD_PORT": str(_free_port())}
     env["CLUSTER_DIR"] = f"/tmp/lab-test-cluster-{env['RAY_PORT']}"
     started = subprocess.run([str(CLUSTER_SCRIPT), "start", str(workers), str(cpus)], capture_output=True,

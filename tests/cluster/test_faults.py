@@ -8,6 +8,7 @@ import sqlalchemy as sa
 
 from lab import registry as reg
 from lab.registry import Registry, display_status, normalize_url
+from tests import plugins
 from tests.conftest import lab
 
 SPEC = {"name": "exp", "workload": "sklearn_cv", "metric": "cv/accuracy", "mode": "max"}
@@ -83,14 +84,27 @@ checkpoint_every: 1
 max_failures: 2
 """
 
+HELD_AT = 8  # every trial but the first waits at this step while the test's hold file exists
+HELD_SWEEP = f"""
+name: faults
+workload: sleepy
+params: {{seconds: 0.05, hold: HOLD}}
+search:
+  hold_at: {{grid: [{ITERATIONS}, {HELD_AT}, {HELD_AT + 1}, {HELD_AT + 2}]}}
+metric: score
+stop: {{training_iteration: {ITERATIONS}}}
+resources: {{cpu: 1}}
+checkpoint_every: 1
+"""
+
 
 @pytest.fixture(scope="module")
 def cluster():
     """A head and two worker nodes of one CPU each: three trials at once, one per node."""
     from tests.conftest import local_cluster_of
 
-    with local_cluster_of(2, 1) as (address, _dashboard, env):
-        yield address, env
+    with local_cluster_of(2, 1, env={"PYTHONPATH": plugins.pythonpath()}) as (address, _dashboard, env):
+        yield address, env  # its workers find the tests' `sleepy` workload
 
 
 @pytest.fixture
@@ -118,16 +132,17 @@ def _runs(registry: Registry, exp_id: int, storage: str) -> dict[str, list[dict]
 def _wait_for(registry: Registry, predicate, timeout: float = 240):
     import time
 
-    deadline = time.time() + timeout
+    deadline, trials = time.time() + timeout, []
     while time.time() < deadline:
         try:
             experiments = registry.experiments(limit=1)
-            if experiments and predicate(registry.trials(experiments[0]["id"])):
+            if experiments and predicate(trials := registry.trials(experiments[0]["id"])):
                 return experiments[0]["id"]
         except Exception:  # noqa: BLE001 - the registry is being created by the run
             pass
         time.sleep(0.2)
-    raise AssertionError("the sweep never reached the expected state")
+    states = [(t["status"], t["iterations"]) for t in trials]
+    raise AssertionError(f"the sweep never reached the expected state; its trials: {states}")
 
 
 @pytest.mark.slow
@@ -142,27 +157,37 @@ def test_sigkill_of_the_driver_then_resume(cluster, pg_registry, tmp_path):
     address, _ = cluster
     env = {"LAB_REGISTRY_URL": pg_registry}
     registry = Registry(pg_registry)
+    hold = tmp_path / "hold"
+    hold.touch()
     spec = tmp_path / "faults.yaml"
-    spec.write_text(SWEEP)
+    spec.write_text(HELD_SWEEP.replace("HOLD", str(hold)))
     # Tune saves its experiment state every TUNE_GLOBAL_CHECKPOINT_S (else up to ~10 s apart): a trial that
     # finished after the last save would run again after a SIGKILL, so save often and let one save pass
-    driver = subprocess.Popen([str(Path(sys.executable).parent / "lab"), "run", str(spec), "--address", address],
-                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                              env={**os.environ, **env, "TUNE_GLOBAL_CHECKPOINT_S": "0.5"})
-    # one trial has ended and another has at least 3/4 of its work ahead (else the sweep may end before the
-    # kill: with half, the registry's lagging iteration counts let a whole sweep end first, 1 run in ~3)
-    exp_id = _wait_for(registry, lambda ts: any(t["status"] == "TERMINATED" for t in ts)
-                       and any(t["status"] != "TERMINATED" and t["iterations"] < ITERATIONS // 4 for t in ts))
+    log = tmp_path / "driver.log"
+    with log.open("w") as out:
+        driver = subprocess.Popen([str(Path(sys.executable).parent / "lab"), "run", str(spec), "--address", address],
+                                  stdout=out, stderr=subprocess.STDOUT,
+                                  env={**os.environ, **env, "PYTHONPATH": plugins.pythonpath(),
+                                       "TUNE_GLOBAL_CHECKPOINT_S": "0.5"})
+    # the first trial has ended and the three others wait, checkpointed, at their hold step until the resume
+    try:
+        exp_id = _wait_for(registry, lambda ts: len(ts) == 4 and sum(t["status"] == "TERMINATED" for t in ts) == 1
+                           and all(t["status"] == "RUNNING" and t["iterations"] >= HELD_AT for t in ts
+                                   if t["status"] != "TERMINATED"))
+    except AssertionError as error:
+        driver.kill()
+        raise AssertionError(f"{error}\n{log.read_text()[-3000:]}") from None
     before = {t["trial_id"]: t for t in registry.trials(exp_id) if t["status"] == "TERMINATED"}
-    time.sleep(1.0)  # a few experiment-state saves after these trials ended (one that ends now may rerun)
+    time.sleep(1.0)  # a few experiment-state saves after that trial ended
     os.kill(driver.pid, signal.SIGKILL)  # no handler runs: the registry still says 'running'
     driver.wait(30)
+    hold.unlink()
     assert registry.experiment(exp_id)["status"] == "running"
     listed = lab("ls", env={**env, "LAB_STALE_AFTER_S": "0"})
     rows = {line.split()[0]: line.split()[3] for line in listed.stdout.splitlines()[1:]}
     assert rows[str(exp_id)] == "stale", listed.stdout
 
-    resumed = lab("resume", str(exp_id), "--address", address, env=env)
+    resumed = lab("resume", str(exp_id), "--address", address, env={**env, "PYTHONPATH": plugins.pythonpath()})
     assert resumed.returncode == 0, resumed.stdout[-2000:] + resumed.stderr[-2000:]
     after = {t["trial_id"]: t for t in registry.trials(exp_id)}
     assert registry.experiment(exp_id)["status"] == "completed"

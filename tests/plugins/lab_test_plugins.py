@@ -14,7 +14,8 @@ from lab.workload import Workload
 
 
 class Sleepy(Workload):
-    """Each step sleeps `seconds` and reports `x` as its score."""
+    """Each step sleeps `seconds` and reports `x` as its score; from step `hold_at` on, a step also waits while
+    the file `hold` exists (a test holds trials at a known point, and lets them go on)."""
 
     name = "sleepy"
 
@@ -23,6 +24,8 @@ class Sleepy(Workload):
         seed: int = 0
         seconds: float = 0.5
         x: float = 0.0
+        hold: str = ""
+        hold_at: int = 0
 
     test_params = {"seconds": 0.01}
 
@@ -34,6 +37,9 @@ class Sleepy(Workload):
         self.steps = 0
 
     def step(self) -> dict[str, float]:
+        if self.steps >= self.config.hold_at:
+            while self.config.hold and Path(self.config.hold).exists():
+                time.sleep(0.05)
         time.sleep(self.config.seconds)
         self.steps += 1
         return {"score": float(self.config.x)}
