@@ -44,8 +44,11 @@ def served_home(tmp_path_factory):
 def lab_home(served_home, monkeypatch, tmp_path):
     monkeypatch.setenv("LAB_HOME", str(served_home))
     monkeypatch.delenv("LAB_NO_SERVER", raising=False)
-    for name in ("LAB_REGISTRY_URL", "LAB_STORAGE", "LAB_RAY_ADDRESS", "LAB_WARM_WORKERS"):
+    for name in ("LAB_REGISTRY_URL", "LAB_STORAGE", "LAB_RAY_ADDRESS"):
         monkeypatch.delenv(name, raising=False)
+    # no idle workers that import TensorFlow for `sleepy` trials: the pool is tested where it is the subject
+    # (tests/run/test_warm.py, and the README test through the server)
+    monkeypatch.setenv("LAB_WARM_WORKERS", "0")
     monkeypatch.setenv("PYTHONPATH", plugins.pythonpath())  # the `sleepy` workload
     monkeypatch.chdir(tmp_path)
     return served_home
