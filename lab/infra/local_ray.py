@@ -28,6 +28,9 @@ LOOPBACK = "127.0.0.1"
 
 LOCAL_ENV = {
     "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0",  # node IP = loopback: every listener binds 127.0.0.1
+    # no idle worker per CPU for the first driver: trials start their own (the warm pool is `lab up`'s);
+    # a two-trial sweep on 2 cores then takes 9.5 CPU-s and 8.1 s instead of 10.4 and 9.3
+    "RAY_prestart_worker_first_driver": "0",
 }
 
 
