@@ -44,6 +44,9 @@ def now() -> dt.datetime:
     return dt.datetime.now(dt.timezone.utc)
 
 
+SCHEMA_LOCK = 0x6C61625F72656769  # PostgreSQL advisory lock held while the schema is created or migrated
+
+
 class Registry:
     """Read and write experiments and trials. Opens (and creates or migrates) the schema lazily."""
 
@@ -74,6 +77,8 @@ class Registry:
                 raise RegistryError(f"cannot use registry {safe_url(url)}: {one_line(exc)}") from None
         try:
             with engine.begin() as conn:
+                if conn.dialect.name == "postgresql":  # openers of one database create or migrate it in turn
+                    conn.execute(sa.select(sa.func.pg_advisory_xact_lock(SCHEMA_LOCK)))
                 if self._create:
                     metadata.create_all(conn)
                 self._check_version(conn)

@@ -69,33 +69,26 @@ def test_a_running_experiment_without_heartbeat_shows_as_stale(lab_home, monkeyp
 
 
 # ------------------------------------------------------------------ faults on the local multi-node cluster
-ITERATIONS = 16  # ~0.25 s each on these CPUs: a trial is long enough to act on while it runs
-SWEEP = f"""
-name: faults
-workload: keras_classifier
-params: {{dataset: fashion_mnist, subset: 4000, model: mlp, hidden_units: [128], validation_split: 0.0,
-         max_epochs: {ITERATIONS}, log_images: 0}}
+ITERATIONS = 16
+HELD_AT = 8  # where the driver-SIGKILL test holds every trial but the first
+HELD_SWEEP = f"""
+name: NAME
+workload: sleepy
+params: {{seconds: 0.05, hold: HOLD}}
 search:
-  learning_rate: {{grid: [0.001, 0.002, 0.003, 0.004]}}
-metric: test/accuracy
+  hold_at: {{grid: HOLD_AT}}
+metric: score
 stop: {{training_iteration: {ITERATIONS}}}
 resources: {{cpu: 1}}
 checkpoint_every: 1
 max_failures: 2
 """
 
-HELD_AT = 8  # every trial but the first waits at this step while the test's hold file exists
-HELD_SWEEP = f"""
-name: faults
-workload: sleepy
-params: {{seconds: 0.05, hold: HOLD}}
-search:
-  hold_at: {{grid: [{ITERATIONS}, {HELD_AT}, {HELD_AT + 1}, {HELD_AT + 2}]}}
-metric: score
-stop: {{training_iteration: {ITERATIONS}}}
-resources: {{cpu: 1}}
-checkpoint_every: 1
-"""
+
+def held_sweep(path, name: str, hold, hold_at: list[int]) -> None:
+    """A sweep of `sleepy` trials, one per `hold_at` value: each waits at that step while the file `hold`
+    exists, so that a test acts while trials are at a known point (the first three run at once, one per node)."""
+    path.write_text(HELD_SWEEP.replace("NAME", name).replace("HOLD_AT", str(hold_at)).replace("HOLD", str(hold)))
 
 
 @pytest.fixture(scope="module")
@@ -160,7 +153,7 @@ def test_sigkill_of_the_driver_then_resume(cluster, pg_registry, tmp_path):
     hold = tmp_path / "hold"
     hold.touch()
     spec = tmp_path / "faults.yaml"
-    spec.write_text(HELD_SWEEP.replace("HOLD", str(hold)))
+    held_sweep(spec, "faults", hold, [ITERATIONS, HELD_AT, HELD_AT + 1, HELD_AT + 2])  # the first is never held
     # Tune saves its experiment state every TUNE_GLOBAL_CHECKPOINT_S (else up to ~10 s apart): a trial that
     # finished after the last save would run again after a SIGKILL, so save often and let one save pass
     log = tmp_path / "driver.log"
@@ -210,16 +203,19 @@ def test_a_lost_worker_node_restarts_its_trial_from_the_checkpoint(cluster, pg_r
     address, cluster_env = cluster
     env = {"LAB_REGISTRY_URL": pg_registry}
     registry = Registry(pg_registry)
+    hold = tmp_path / "hold"
+    hold.touch()
     spec = tmp_path / "faults.yaml"
-    spec.write_text(SWEEP.replace("name: faults", "name: node-loss"))
+    held_sweep(spec, "node-loss", hold, [3, 4, 5, 6])
     driver = subprocess.Popen([str(Path(sys.executable).parent / "lab"), "run", str(spec), "--address", address],
                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                              env={**os.environ, **env})
-    # three trials run, one per node: once each has checkpointed twice, worker node 2 is lost
-    _wait_for(registry, lambda ts: sum(t["status"] == "RUNNING" and t["iterations"] >= 2 for t in ts) >= 3)
+                              env={**os.environ, **env, "PYTHONPATH": plugins.pythonpath()})
+    # three trials run, one per node, each held after checkpointing 3 times or more: worker node 2 is lost
+    _wait_for(registry, lambda ts: sum(t["status"] == "RUNNING" and t["iterations"] >= 3 for t in ts) >= 3)
     killed = subprocess.run([str(SCRIPT), "kill-node", "2"], capture_output=True, text=True, env=cluster_env)
     assert int(killed.stdout.strip() or 0) >= 3, killed.stdout + killed.stderr  # raylet, agents, the trial
     kill_time = time.time()
+    hold.unlink()
     output, _ = driver.communicate(timeout=400)
     assert driver.returncode == 0, output[-3000:]
     (experiment,) = registry.experiments(limit=1)

@@ -106,3 +106,46 @@ def test_newer_schema_is_refused(tmp_path):
         conn.execute(sa.update(meta_table).values(value="99"))
     with pytest.raises(RegistryError, match="schema version 99 is newer"):
         Registry(url).check()
+
+
+@pytest.mark.postgres
+def test_openers_of_a_fresh_postgresql_database_at_once_all_get_one_schema(postgres_url):
+    """Two runs (or a run and `lab ls`) starting at once on an empty PostgreSQL database: each creates the
+    schema if it is missing, and none fails on the other's half-made tables."""
+    import threading
+
+    import sqlalchemy as sa
+
+    from lab.registry import meta_table, normalize_url
+
+    admin = sa.create_engine(normalize_url(postgres_url.rsplit("/", 1)[0] + "/postgres"), isolation_level="AUTOCOMMIT")
+    fresh = postgres_url.rsplit("/", 1)[0] + "/schema_race"
+    openers, errors = 8, []
+    for _ in range(3):  # the race is lost within a few tries when nothing serializes it
+        with admin.connect() as conn:
+            conn.exec_driver_sql("DROP DATABASE IF EXISTS schema_race")
+            conn.exec_driver_sql("CREATE DATABASE schema_race")
+        at_once = threading.Barrier(openers)
+
+        def open_registry(at_once=at_once):
+            registry = Registry(fresh)
+            at_once.wait()
+            try:
+                registry.check()
+            except RegistryError as exc:
+                errors.append(str(exc))
+            finally:
+                if registry._engine is not None:
+                    registry._engine.dispose()
+
+        threads = [threading.Thread(target=open_registry) for _ in range(openers)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(60)
+        assert not errors, errors[:2]
+        check = sa.create_engine(normalize_url(fresh))
+        with check.connect() as conn:
+            assert conn.execute(sa.select(sa.func.count()).select_from(meta_table)).scalar() == 1
+        check.dispose()
+    admin.dispose()
