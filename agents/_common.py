@@ -16,15 +16,16 @@ EVAL_MAX_STEPS = 100_000  # safety cap on one evaluation, for environments witho
 
 
 def make_greedy_evaluation(policy, eval_env, episodes: int):
-    """A tf.function playing one greedy episode in each of the `episodes` batched eval envs, all at once.
+    """A tf.function playing one greedy episode in each of the `episodes` batched eval envs, all at once, for
+    at most `max_steps` env steps (an int32 scalar: a warm-up runs the same graph for one step).
 
     Returns (returns, lengths) of those first episodes. Built with autograph=False (explicit while_loop):
     AutoGraph-converting TF-Agents' Python code is what makes tracing slow.
     """
     import tensorflow as tf
 
-    @tf.function(autograph=False)
-    def evaluate():
+    @tf.function(autograph=False, input_signature=[tf.TensorSpec([], tf.int32)])
+    def evaluate(max_steps):
         def env_step(time_step, returns, lengths, running):
             time_step = eval_env.step(policy.action(time_step).action)
             returns += tf.where(running, time_step.reward, 0.0)
@@ -34,11 +35,20 @@ def make_greedy_evaluation(policy, eval_env, episodes: int):
         n = episodes
         start = (eval_env.reset(), tf.zeros([n]), tf.zeros([n], tf.int64), tf.ones([n], tf.bool))
         _, returns, lengths, _ = tf.while_loop(
-            lambda *loop_vars: tf.reduce_any(loop_vars[-1]), env_step, start, maximum_iterations=EVAL_MAX_STEPS
+            lambda *loop_vars: tf.reduce_any(loop_vars[-1]), env_step, start, maximum_iterations=max_steps
         )
         return returns, lengths
 
     return evaluate
+
+
+def traced_evaluation(evaluate):
+    """`evaluate` traced now, as a call whose step cap is optional: `_evaluate()` plays whole episodes (up to
+    EVAL_MAX_STEPS), `_evaluate(1)` runs the same graph for one step."""
+    import tensorflow as tf
+
+    concrete = evaluate.get_concrete_function()
+    return lambda max_steps=EVAL_MAX_STEPS: concrete(tf.constant(max_steps, tf.int32))
 
 
 def episode_observers(num_envs: int, env_steps):

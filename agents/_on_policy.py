@@ -17,7 +17,7 @@ from typing import Literal
 
 import numpy as np
 
-from agents._common import ROUND_METRICS, AgentWorkload, make_greedy_evaluation
+from agents._common import ROUND_METRICS, AgentWorkload, make_greedy_evaluation, traced_evaluation
 
 
 @dataclass
@@ -165,7 +165,7 @@ class OnPolicyWorkload(AgentWorkload):
         started = time.perf_counter()
         self._collect = collect.get_concrete_function()
         self._train = train.get_concrete_function(self.train_input_spec(self._collect.structured_outputs))
-        self._evaluate = evaluate.get_concrete_function()
+        self._evaluate = traced_evaluation(evaluate)
         self.trace_seconds = time.perf_counter() - started
         self.warm_up()
         self.checkpoint = tf.train.Checkpoint(**self.checkpointed())

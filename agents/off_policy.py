@@ -27,7 +27,7 @@ import time
 
 import numpy as np
 
-from agents._common import ROUND_METRICS, AgentWorkload, episode_observers, make_greedy_evaluation
+from agents._common import ROUND_METRICS, AgentWorkload, episode_observers, make_greedy_evaluation, traced_evaluation
 
 
 class ReplayChecks:
@@ -177,7 +177,7 @@ class OffPolicyWorkload(AgentWorkload):
             self._random_collect, self._collect = collects[0], collects[-1]
             self._tail_collects = lambda: [make_collect(policy, num_steps=1) for policy in (policies[0], policies[-1])]
         self._train = train.get_concrete_function()
-        self._evaluate = evaluate.get_concrete_function()
+        self._evaluate = traced_evaluation(evaluate)
         self.trace_seconds = time.perf_counter() - started
 
         if cfg.save_replay_buffer:
