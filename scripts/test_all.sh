@@ -20,7 +20,7 @@ if [ "${LAB_TESTS_SEQUENTIAL:-0}" != 1 ] && mkdir -p "$groups/lab-tests-cluster"
   cat "$log" && rm -f "$log"
   rmdir "$groups/lab-tests-cluster" "$groups/lab-tests-rest" 2>/dev/null  # kept while a leftover process is in one
 else
-  echo "tests/cluster runs after the other tests (no writable cgroup v1 cpu controller here to give it priority)"
+  echo "tests/cluster runs after the other tests (LAB_TESTS_SEQUENTIAL=1, or no writable cgroup v1 cpu controller to give it priority)"
   "$py" "${rest[@]}"; first=$?
   "$py" "${cluster[@]}"; second=$?
 fi
