@@ -309,8 +309,11 @@ def wait_warm(timeout: float = 120.0) -> bool:
 def head_command(instance: Instance) -> list[str]:
     """`ray start` of the warm head: loopback, token auth (from the environment), no dashboard unless asked."""
     # the first run's driver would make the raylet start num_cpus more workers (importing TensorFlow, beside
-    # the trials): the pool is already there
-    system_config = {"preload_python_modules": list(PRELOAD), "prestart_worker_first_driver": False}
+    # the trials): the pool is already there. Without a pool (--workers 0) no worker waits idle, so preloading
+    # would only make each trial's fresh worker import TensorFlow, a scikit-learn trial's too (~2.5 CPU-s)
+    system_config = {"prestart_worker_first_driver": False}
+    if instance.pool:
+        system_config["preload_python_modules"] = list(PRELOAD)
     command = [
         # this interpreter, not the `ray` script (its shebang may name another environment's Python)
         sys.executable, "-m", "ray.scripts.scripts", "start", "--head", "--block",

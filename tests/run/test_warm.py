@@ -72,6 +72,20 @@ def test_the_pool_size_comes_from_lab_warm_workers_else_one_per_cpu(monkeypatch)
     assert warm.default_pool(4) == 3
 
 
+def test_workers_preload_tensorflow_only_where_a_pool_keeps_them_idle(lab_home):
+    """A pool's idle workers import TensorFlow ahead of the trials; without a pool (--workers 0) each fresh
+    worker imports only what its trial needs (a scikit-learn trial: no TensorFlow)."""
+    def system_config(pool: int) -> dict:
+        instance = warm.Instance(address="127.0.0.1:6379", pid=0, pid_started=0, uid=os.getuid(), user="me",
+                                 temp_dir="/tmp/lab-ray-x", token_path="t", num_cpus=2, pool=pool)
+        flag = next(arg for arg in warm.head_command(instance) if arg.startswith("--system-config="))
+        return json.loads(flag.split("=", 1)[1])
+
+    assert system_config(2)["preload_python_modules"] == ["lab.infra.preload"]
+    assert "preload_python_modules" not in system_config(0)
+    assert system_config(0)["prestart_worker_first_driver"] is False
+
+
 def test_a_dead_instance_is_reported_and_forgotten(lab_home):
     write_record()
     assert "is not running (stale record" in lab("status").stdout
