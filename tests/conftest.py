@@ -320,6 +320,25 @@ def pytest_collection_modifyitems(items):
             item.add_marker(pytest.mark.xdist_group(groups[item.nodeid]))
 
 
+@pytest.hookimpl(trylast=True)  # after pytest-xdist's worker has put each group into its tests' node ids
+def pytest_collection_finish(session):
+    """Fail the grouped tests where `--dist loadgroup` cannot group (a pytest whose node ids pytest-xdist no
+    longer rewrites, pytest-xdist#1386): the groups would be silently ignored, and each worker would build
+    the same module-scoped fixtures (trained agents, servers) again."""
+    if session.config.getoption("loadgroup", default=False):
+        _ungrouped.update(item.nodeid for item in session.items if item.get_closest_marker("xdist_group")
+                          and "@" not in item.nodeid.rsplit("]", 1)[-1])
+
+
+_ungrouped: set[str] = set()
+
+
+def pytest_runtest_setup(item):
+    if item.nodeid in _ungrouped:
+        pytest.fail(f"--dist loadgroup did not group this test under pytest {pytest.__version__} and this "
+                    "pytest-xdist (pytest-xdist#1386): install the versions of requirements.lock", pytrace=False)
+
+
 def _worker_group(item) -> str | None:
     """The pytest-xdist group of a test: tests/cluster/'s (one multi-node cluster at a time: several at once
     on 2 cores starve each other's nodes; even the multi-host harness beside one local cluster got a live
