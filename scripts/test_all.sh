@@ -1,12 +1,12 @@
 #!/usr/bin/env bash
 # Every test, as `make test` runs them after set-up: the multi-node cluster tests (tests/cluster, one at a
-# time: they mostly wait on faults they inject) beside the rest (3 workers). Their Ray nodes' health checks
-# must not starve behind the other tests, so where a cgroup v1 `cpu` controller is writable (root, as in CI)
-# they run in a group of 8x the CPU weight; elsewhere they run after the rest, alone.
+# time: they mostly wait on faults they inject) beside the rest (3 workers, or LAB_TEST_WORKERS). Their Ray
+# nodes' health checks must not starve behind the other tests, so where a cgroup v1 `cpu` controller is
+# writable (root, as in CI) they run in a group of 8x the CPU weight; elsewhere they run after the rest, alone.
 set -u
 cd "$(dirname "$0")/.."
 py=.venv/bin/python
-rest=(-m pytest -n 3 --dist loadgroup --ignore=tests/cluster -ra --durations=20)
+rest=(-m pytest -n "${LAB_TEST_WORKERS:-3}" --dist loadgroup --ignore=tests/cluster -ra --durations=20)
 cluster=(-m pytest tests/cluster -ra --durations=10)
 groups=/sys/fs/cgroup/cpu
 if [ "${LAB_TESTS_SEQUENTIAL:-0}" != 1 ] && mkdir -p "$groups/lab-tests-cluster" "$groups/lab-tests-rest" 2>/dev/null \
