@@ -6,7 +6,12 @@
 set -u
 cd "$(dirname "$0")/.."
 py=.venv/bin/python
-rest=(-m pytest -n "${LAB_TEST_WORKERS:-3}" --dist loadgroup --ignore=tests/cluster -ra --durations=20)
+workers=${LAB_TEST_WORKERS:-3}
+if ! [[ $workers =~ ^[1-9][0-9]?$ ]]; then  # refused before any test starts (the cluster part included)
+  echo "test_all.sh: LAB_TEST_WORKERS must be a whole number from 1 to 99, got '${workers:0:40}'" >&2
+  exit 2
+fi
+rest=(-m pytest -n "$workers" --dist loadgroup --ignore=tests/cluster -ra --durations=20)
 cluster=(-m pytest tests/cluster -ra --durations=10)
 groups=/sys/fs/cgroup/cpu
 if [ "${LAB_TESTS_SEQUENTIAL:-0}" != 1 ] && mkdir -p "$groups/lab-tests-cluster" "$groups/lab-tests-rest" 2>/dev/null \
